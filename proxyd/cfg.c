@@ -1,0 +1,2077 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+/*
+ * cfg.c - the proxyd.conf parser.
+ *
+ * Three layers, in this order in the file:
+ *   1. a lexer that turns a file into words, ";", "{" and "}";
+ *   2. a statement loop that gathers "name args... ;" or "name args... {" and hands it
+ *      to the directive found in the tables (cfg_tables[]);
+ *   3. setters, generic (flag, number, size, duration, string: they write at an offsetof
+ *      into the block's struct) or custom (blocks, addresses, include).
+ * Setters return 0, or -1 with *err set to a malloc'd reason; the statement loop adds
+ * "file:line: ". Every field starts UNSET and cfg_*_merge() fills the defaults at the end
+ * of its block, as nginx does.
+ *
+ * Nothing here writes to stdout or stderr and nothing touches libevent.
+ */
+
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "http.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CFG_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CFG_PRINTF(f, a)
+#endif
+
+#define CFG_INCLUDE_MAX 16 /* levels of nested include below the main file */
+
+/* Markers for "not set in this block"; the merge step replaces them with defaults. */
+#define CFG_UNSET        (-1)
+#define CFG_UNSET_MS     UINT32_MAX
+#define CFG_UNSET_SIZE   SIZE_MAX
+#define CFG_UNSET_SIZE64 UINT64_MAX
+#define CFG_UNSET_FD     (-2) /* cfg_log.fd: -1 is "off" */
+
+/* Defaults (documented in cfg.h and proxyd.conf(5)). */
+#define CFG_DEF_WORKER_CONNECTIONS     10000
+#define CFG_DEF_ERROR_LOG_LEVEL        LOG_NOTICE
+#define CFG_DEF_SHUTDOWN_TIMEOUT       10000
+#define CFG_DEF_PEER_WEIGHT            1
+#define CFG_DEF_PEER_MAX_FAILS         1
+#define CFG_DEF_PEER_FAIL_TIMEOUT      10000
+#define CFG_DEF_UP_KEEPALIVE           0
+#define CFG_DEF_UP_KEEPALIVE_TIMEOUT   60000
+#define CFG_DEF_UP_KEEPALIVE_REQUESTS  1000
+#define CFG_DEF_LISTEN_BACKLOG         511
+#define CFG_DEF_PROXY_TIMEOUT          60000
+#define CFG_DEF_KEEPALIVE_TIMEOUT      75000
+#define CFG_DEF_KEEPALIVE_REQUESTS     1000
+#define CFG_DEF_CLIENT_TIMEOUT         60000
+#define CFG_DEF_SEND_TIMEOUT           60000
+#define CFG_DEF_CLIENT_MAX_HEADER_SIZE (32 * 1024)
+#define CFG_DEF_CLIENT_MAX_TARGET      (8 * 1024)
+#define CFG_DEF_CLIENT_MAX_HEADERS     100
+#define CFG_DEF_CLIENT_MAX_BODY_SIZE   (1024 * 1024)
+#define CFG_MAX_WORKERS                256
+#define CFG_MAX_WEIGHT                 1000
+
+/* Where a directive is allowed (struct cfg_directive.flags). */
+#define CFG_CTX_MAIN     0x01
+#define CFG_CTX_UPSTREAM 0x02
+#define CFG_CTX_SERVER   0x04
+#define CFG_CTX_ANY      (CFG_CTX_MAIN | CFG_CTX_UPSTREAM | CFG_CTX_SERVER)
+#define CFG_BLOCK        0x10 /* "name args { ... }" rather than "name args;" */
+
+/* Argument count rules: they expand to the argmin, argmax pair of a table entry. */
+#define CFG_TAKE(n)          (n), (n)
+#define CFG_TAKE_MIN(n)      (n), SIZE_MAX
+#define CFG_TAKE_RANGE(a, b) (a), (b)
+#define CFG_FLAG             1, 1 /* exactly one argument, "on" or "off" */
+
+struct cfg_parser;
+
+struct cfg_directive {
+	const char *name;
+	unsigned int flags; /* CFG_CTX_* where it is allowed, CFG_BLOCK */
+	size_t argmin;
+	size_t argmax;
+	/* args are the arguments after the name; conf is the struct of the enclosing block */
+	int (*set)(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+	           void *conf, char **err);
+	size_t off;       /* offsetof() the field, for generic setters */
+	const void *post; /* setter-specific: a struct cfg_range for numeric setters */
+};
+
+/* Inclusive bounds for numeric setters (in ms for durations, bytes for sizes). */
+struct cfg_range {
+	uint64_t min;
+	uint64_t max;
+};
+
+/* proxy_pass of one server, resolved once every upstream is known. */
+struct cfg_pass {
+	char *arg;        /* as written, e.g. "http://echo"; NULL if unset */
+	const char *name; /* points into arg, after "http://" */
+	const char *file;
+	int line;
+};
+
+struct cfg_lexer {
+	const char *file;
+	const char *buf;
+	size_t len;
+	size_t pos;
+	int line;
+	int tline; /* line where the last token starts */
+	char *word;
+	size_t wlen;
+	size_t wcap;
+};
+
+enum cfg_tok {
+	CFG_TOK_WORD,
+	CFG_TOK_SEMI,
+	CFG_TOK_LBRACE,
+	CFG_TOK_RBRACE,
+	CFG_TOK_EOF,
+	CFG_TOK_ERROR,
+};
+
+/* The words of one statement, the name first. */
+struct cfg_args {
+	char **v;
+	size_t n;
+	size_t cap;
+	int line;      /* line of the name */
+	int last_line; /* line of the last word */
+};
+
+struct cfg_fileid {
+	dev_t dev;
+	ino_t ino;
+};
+
+struct cfg_parser {
+	struct cfg *cfg;
+	struct cfg_lexer *lx; /* file being read */
+	const char *file;     /* its name, owned by cfg->files */
+	int line;             /* line of the directive being handled */
+	unsigned int ctx;     /* CFG_CTX_* of the block being read */
+	size_t depth;         /* files on the stack */
+	struct cfg_fileid stack[CFG_INCLUDE_MAX + 1];
+	struct cfg_pass *pass; /* one per cfg->servers */
+	int main_lines;        /* lines in the main file */
+	char *err;             /* first error, "file:line: reason" */
+};
+
+static _Atomic uint64_t cfg_generation;
+
+/* ---- helpers ---- */
+
+static char *cfg_vsprintf(const char *fmt, va_list ap) CFG_PRINTF(1, 0);
+static char *cfg_sprintf(const char *fmt, ...) CFG_PRINTF(1, 2);
+static void cfg_error(struct cfg_parser *p, const char *file, int line, const char *fmt, ...)
+        CFG_PRINTF(4, 5);
+static int cfg_invalid(char **err, const struct cfg_directive *d, const char *value,
+                       const char *fmt, ...) CFG_PRINTF(4, 5);
+
+static char *
+cfg_vsprintf(const char *fmt, va_list ap)
+{
+	va_list ap2;
+	char *s;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return NULL;
+	if ((s = malloc((size_t)n + 1)) == NULL)
+		return NULL;
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	return s;
+}
+
+/* A malloc'd formatted string, or NULL when out of memory. */
+static char *
+cfg_sprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = cfg_vsprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+/* Record "file:line: reason" unless an error is already recorded (the first one wins). */
+static void
+cfg_error(struct cfg_parser *p, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	char *why;
+
+	if (p->err != NULL)
+		return;
+	va_start(ap, fmt);
+	why = cfg_vsprintf(fmt, ap);
+	va_end(ap);
+	if (why == NULL)
+		return;
+	p->err = cfg_sprintf("%s:%d: %s", file, line, why);
+	free(why);
+}
+
+/* Set *err to `invalid value "v" in "name" directive: reason` and return -1. */
+static int
+cfg_invalid(char **err, const struct cfg_directive *d, const char *value, const char *fmt, ...)
+{
+	va_list ap;
+	char *why;
+
+	va_start(ap, fmt);
+	why = cfg_vsprintf(fmt, ap);
+	va_end(ap);
+	*err = cfg_sprintf("invalid value \"%s\" in \"%s\" directive: %s", value, d->name,
+	                   why != NULL ? why : "out of memory");
+	free(why);
+	return -1;
+}
+
+static int
+cfg_duplicate(char **err, const struct cfg_directive *d)
+{
+	*err = cfg_sprintf("\"%s\" directive is duplicate", d->name);
+	return -1;
+}
+
+static int
+cfg_nomem(char **err)
+{
+	*err = cfg_sprintf("out of memory");
+	return -1;
+}
+
+/* Resize arr (n elements of size bytes) to n + 1, zeroing the new one; NULL if no memory. */
+static void *
+cfg_array_grow(void *arr, size_t n, size_t size)
+{
+	char *q;
+
+	if (n >= SIZE_MAX / size - 1)
+		return NULL;
+	if ((q = realloc(arr, (n + 1) * size)) == NULL)
+		return NULL;
+	memset(q + n * size, 0, size);
+	return q;
+}
+
+/* A decimal number made of digits only, at most max. Returns 0, or -1 if not one. */
+static int
+cfg_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		unsigned int digit;
+
+		if (*s < '0' || *s > '9')
+			return -1;
+		digit = (unsigned int)(*s - '0');
+		if (v > (max - digit) / 10)
+			return -1;
+		v = v * 10 + digit;
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+cfg_is_number(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* ---- value parsers (public) ---- */
+
+int
+cfg_parse_size(const char *s, uint64_t *out, char **err)
+{
+	uint64_t v = 0, mult = 1;
+	const char *q = s;
+
+	if (*q < '0' || *q > '9')
+		goto invalid;
+	for (; *q >= '0' && *q <= '9'; q++) {
+		unsigned int digit = (unsigned int)(*q - '0');
+
+		if (v > (UINT64_MAX - digit) / 10)
+			goto toolarge;
+		v = v * 10 + digit;
+	}
+	switch (*q) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mult = 1024;
+		q++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1024 * 1024;
+		q++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1024 * 1024 * 1024;
+		q++;
+		break;
+	default:
+		goto invalid;
+	}
+	if (*q != '\0')
+		goto invalid;
+	if (v > UINT64_MAX / mult)
+		goto toolarge;
+	*out = v * mult;
+	return 0;
+
+invalid:
+	if (err != NULL)
+		*err = cfg_sprintf("not a size (expected N, Nk, Nm or Ng)");
+	return -1;
+toolarge:
+	if (err != NULL)
+		*err = cfg_sprintf("size is too large");
+	return -1;
+}
+
+int
+cfg_parse_duration(const char *s, uint32_t *ms_out, char **err)
+{
+	uint64_t total = 0;
+	unsigned int last_rank = 6;
+	const char *q = s;
+
+	if (cfg_is_number(s)) {
+		/* a bare number is seconds */
+		uint64_t v;
+
+		if (cfg_parse_uint(s, UINT32_MAX / 1000, &v) == -1)
+			goto toolarge;
+		*ms_out = (uint32_t)(v * 1000);
+		return 0;
+	}
+	if (*q == '\0')
+		goto invalid;
+	while (*q != '\0') {
+		uint64_t v = 0, mult;
+		unsigned int rank;
+
+		if (*q < '0' || *q > '9')
+			goto invalid;
+		for (; *q >= '0' && *q <= '9'; q++) {
+			v = v * 10 + (unsigned int)(*q - '0');
+			if (v > UINT32_MAX)
+				goto toolarge;
+		}
+		if (q[0] == 'm' && q[1] == 's') {
+			mult = 1, rank = 1;
+			q += 2;
+		} else if (*q == 's') {
+			mult = 1000, rank = 2;
+			q++;
+		} else if (*q == 'm') {
+			mult = 60 * 1000, rank = 3;
+			q++;
+		} else if (*q == 'h') {
+			mult = 60 * 60 * 1000, rank = 4;
+			q++;
+		} else if (*q == 'd') {
+			mult = 24 * 60 * 60 * 1000, rank = 5;
+			q++;
+		} else {
+			goto invalid; /* no unit after a number, or an unknown one */
+		}
+		if (rank >= last_rank) {
+			if (err != NULL)
+				*err = cfg_sprintf("units must be in decreasing order (d, h, m, s, "
+				                   "ms), each at most once");
+			return -1;
+		}
+		last_rank = rank;
+		if (v > UINT32_MAX / mult)
+			goto toolarge;
+		total += v * mult;
+		if (total > UINT32_MAX)
+			goto toolarge;
+	}
+	*ms_out = (uint32_t)total;
+	return 0;
+
+invalid:
+	if (err != NULL)
+		*err = cfg_sprintf("not a duration (expected e.g. 30, 500ms, 30s, 5m, 1h, 1d or "
+		                   "1m30s)");
+	return -1;
+toolarge:
+	if (err != NULL)
+		*err = cfg_sprintf("duration is too large (at most %lums)",
+		                   (unsigned long)UINT32_MAX);
+	return -1;
+}
+
+/* ---- lexer ---- */
+
+static int
+cfg_lex_putc(struct cfg_lexer *lx, char c)
+{
+	if (lx->wlen + 1 >= lx->wcap) {
+		size_t cap = lx->wcap != 0 ? lx->wcap * 2 : 64;
+		char *w = realloc(lx->word, cap);
+
+		if (w == NULL)
+			return -1;
+		lx->word = w;
+		lx->wcap = cap;
+	}
+	lx->word[lx->wlen++] = c;
+	lx->word[lx->wlen] = '\0';
+	return 0;
+}
+
+static int
+cfg_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Characters that end an unquoted word (and must follow a quoted one). */
+static int
+cfg_is_delim(char c)
+{
+	return cfg_is_space(c) || c == ';' || c == '{' || c == '}' || c == '#';
+}
+
+/*
+ * The next token. A word is in lx->word (quoted words may be empty and may contain
+ * ";", "{", "}", "#" and spaces). "#" outside quotes starts a comment. Inside quotes,
+ * \" \' \\ \n \t \r are escapes and any other backslash is kept as is (so regular
+ * expressions survive); outside quotes a backslash is an ordinary character.
+ */
+static enum cfg_tok
+cfg_lex(struct cfg_parser *p, struct cfg_lexer *lx)
+{
+	char c;
+
+	for (;;) {
+		if (lx->pos >= lx->len) {
+			lx->tline = lx->line;
+			return CFG_TOK_EOF;
+		}
+		c = lx->buf[lx->pos];
+		if (c == '\n') {
+			lx->line++;
+			lx->pos++;
+		} else if (cfg_is_space(c)) {
+			lx->pos++;
+		} else if (c == '#') {
+			while (lx->pos < lx->len && lx->buf[lx->pos] != '\n')
+				lx->pos++;
+		} else {
+			break;
+		}
+	}
+
+	lx->tline = lx->line;
+	lx->wlen = 0;
+	if (cfg_lex_putc(lx, '\0') == -1)
+		goto nomem;
+	lx->wlen = 0;
+
+	switch (c) {
+	case ';':
+		lx->pos++;
+		return CFG_TOK_SEMI;
+	case '{':
+		lx->pos++;
+		return CFG_TOK_LBRACE;
+	case '}':
+		lx->pos++;
+		return CFG_TOK_RBRACE;
+	case '"':
+	case '\'':
+		lx->pos++;
+		for (;;) {
+			char ch;
+
+			if (lx->pos >= lx->len)
+				goto unterminated;
+			ch = lx->buf[lx->pos++];
+			if (ch == c)
+				break;
+			if (ch == '\\') {
+				if (lx->pos >= lx->len)
+					goto unterminated;
+				ch = lx->buf[lx->pos++];
+				switch (ch) {
+				case '"':
+				case '\'':
+				case '\\':
+					break;
+				case 'n':
+					ch = '\n';
+					break;
+				case 't':
+					ch = '\t';
+					break;
+				case 'r':
+					ch = '\r';
+					break;
+				default:
+					if (cfg_lex_putc(lx, '\\') == -1)
+						goto nomem;
+					break;
+				}
+			}
+			if (ch == '\n')
+				lx->line++;
+			if (cfg_lex_putc(lx, ch) == -1)
+				goto nomem;
+		}
+		if (lx->pos < lx->len && !cfg_is_delim(lx->buf[lx->pos])) {
+			cfg_error(p, lx->file, lx->line, "unexpected \"%c\" after a quoted string",
+			          lx->buf[lx->pos]);
+			return CFG_TOK_ERROR;
+		}
+		return CFG_TOK_WORD;
+	default:
+		while (lx->pos < lx->len && !cfg_is_delim(lx->buf[lx->pos]))
+			if (cfg_lex_putc(lx, lx->buf[lx->pos++]) == -1)
+				goto nomem;
+		return CFG_TOK_WORD;
+	}
+
+unterminated:
+	cfg_error(p, lx->file, lx->tline, "unterminated string");
+	return CFG_TOK_ERROR;
+nomem:
+	cfg_error(p, lx->file, lx->line, "out of memory");
+	return CFG_TOK_ERROR;
+}
+
+/* ---- statements and directive tables ---- */
+
+static int cfg_set_flag(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                        char **);
+static int cfg_set_number(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                          void *, char **);
+static int cfg_set_count(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                         char **);
+static int cfg_set_size(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                        char **);
+static int cfg_set_size64(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                          void *, char **);
+static int cfg_set_duration(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                            void *, char **);
+static int cfg_set_string(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                          void *, char **);
+static int cfg_set_include(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                           void *, char **);
+static int cfg_set_workers(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                           void *, char **);
+static int cfg_set_error_log(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                             void *, char **);
+static int cfg_block_upstream(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                              void *, char **);
+static int cfg_block_server(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                            void *, char **);
+static int cfg_set_peer(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                        char **);
+static int cfg_set_listen(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                          void *, char **);
+static int cfg_set_proxy_pass(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                              void *, char **);
+static int cfg_set_access_log(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                              void *, char **);
+
+static const struct cfg_range cfg_range_workers = {1, CFG_MAX_WORKERS};
+static const struct cfg_range cfg_range_positive = {1, UINT64_MAX};
+static const struct cfg_range cfg_range_headers = {1, HTTP_MAX_HEADERS};
+
+static const struct cfg_directive cfg_core_directives[] = {
+        {"include", CFG_CTX_ANY, CFG_TAKE(1), cfg_set_include, 0, NULL},
+        {NULL, 0, 0, 0, NULL, 0, NULL},
+};
+
+static const struct cfg_directive cfg_main_directives[] = {
+        {"user", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_string, offsetof(struct cfg, user), NULL},
+        {"workers", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_workers, offsetof(struct cfg, workers),
+         &cfg_range_workers},
+        {"worker_connections", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_number,
+         offsetof(struct cfg, worker_connections), &cfg_range_positive},
+        {"pid_file", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_string, offsetof(struct cfg, pid_file),
+         NULL},
+        {"error_log", CFG_CTX_MAIN, CFG_TAKE_RANGE(1, 2), cfg_set_error_log, 0, NULL},
+        {"shutdown_timeout", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg, shutdown_timeout_ms), NULL},
+        {"upstream", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(1), cfg_block_upstream, 0, NULL},
+        {"server", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(0), cfg_block_server, 0, NULL},
+        {NULL, 0, 0, 0, NULL, 0, NULL},
+};
+
+static const struct cfg_directive cfg_upstream_directives[] = {
+        {"server", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 4), cfg_set_peer, 0, NULL},
+        {"keepalive", CFG_CTX_UPSTREAM, CFG_TAKE(1), cfg_set_number,
+         offsetof(struct cfg_upstream, keepalive), NULL},
+        {"keepalive_timeout", CFG_CTX_UPSTREAM, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_upstream, keepalive_timeout_ms), NULL},
+        {"keepalive_requests", CFG_CTX_UPSTREAM, CFG_TAKE(1), cfg_set_number,
+         offsetof(struct cfg_upstream, keepalive_requests), &cfg_range_positive},
+        {NULL, 0, 0, 0, NULL, 0, NULL},
+};
+
+static const struct cfg_directive cfg_server_directives[] = {
+        {"listen", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_listen, 0, NULL},
+        {"proxy_pass", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_proxy_pass, 0, NULL},
+        {"proxy_connect_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, proxy_connect_timeout_ms), &cfg_range_positive},
+        {"proxy_read_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, proxy_read_timeout_ms), &cfg_range_positive},
+        {"proxy_send_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, proxy_send_timeout_ms), &cfg_range_positive},
+        {"keepalive_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, keepalive_timeout_ms), NULL},
+        {"keepalive_requests", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_number,
+         offsetof(struct cfg_server, keepalive_requests), &cfg_range_positive},
+        {"client_header_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, client_header_timeout_ms), &cfg_range_positive},
+        {"client_body_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, client_body_timeout_ms), &cfg_range_positive},
+        {"send_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, send_timeout_ms), &cfg_range_positive},
+        {"client_max_header_size", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_size,
+         offsetof(struct cfg_server, client_max_header_size), &cfg_range_positive},
+        {"client_max_target", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_size,
+         offsetof(struct cfg_server, client_max_target), &cfg_range_positive},
+        {"client_max_headers", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_count,
+         offsetof(struct cfg_server, client_max_headers), &cfg_range_headers},
+        {"client_max_body_size", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_size64,
+         offsetof(struct cfg_server, client_max_body_size), NULL},
+        {"x_forwarded_for", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
+         offsetof(struct cfg_server, x_forwarded_for), NULL},
+        {"x_forwarded_proto", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
+         offsetof(struct cfg_server, x_forwarded_proto), NULL},
+        {"x_forwarded_host", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
+         offsetof(struct cfg_server, x_forwarded_host), NULL},
+        {"via", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag, offsetof(struct cfg_server, via), NULL},
+        {"access_log", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_access_log, 0, NULL},
+        {NULL, 0, 0, 0, NULL, 0, NULL},
+};
+
+/* Every directive, in one place. A name may appear once per context. */
+static const struct cfg_directive *const cfg_tables[] = {
+        cfg_core_directives,
+        cfg_main_directives,
+        cfg_upstream_directives,
+        cfg_server_directives,
+        NULL,
+};
+
+/* The directive called name in context ctx; *elsewhere tells whether it exists at all. */
+static const struct cfg_directive *
+cfg_lookup(const char *name, unsigned int ctx, int *elsewhere)
+{
+	const struct cfg_directive *const *t;
+	const struct cfg_directive *d;
+
+	*elsewhere = 0;
+	for (t = cfg_tables; *t != NULL; t++) {
+		for (d = *t; d->name != NULL; d++) {
+			if (strcmp(d->name, name) != 0)
+				continue;
+			if (d->flags & ctx)
+				return d;
+			*elsewhere = 1;
+		}
+	}
+	return NULL;
+}
+
+static int
+cfg_args_push(struct cfg_args *a, const char *word, int line)
+{
+	char *w;
+
+	if (a->n == a->cap) {
+		size_t cap = a->cap != 0 ? a->cap * 2 : 8;
+		char **v = realloc(a->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		a->v = v;
+		a->cap = cap;
+	}
+	if ((w = strdup(word)) == NULL)
+		return -1;
+	if (a->n == 0)
+		a->line = line;
+	a->last_line = line;
+	a->v[a->n++] = w;
+	return 0;
+}
+
+static void
+cfg_args_clear(struct cfg_args *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		free(a->v[i]);
+	a->n = 0;
+}
+
+/* Find and run the directive of one statement; a->v[0] is its name. */
+static int
+cfg_dispatch(struct cfg_parser *p, unsigned int ctx, void *conf, struct cfg_args *a, int block)
+{
+	const struct cfg_directive *d;
+	const char *file = p->file;
+	const char *name = a->v[0];
+	int line = a->line, elsewhere;
+	size_t nargs = a->n - 1;
+	char *reason = NULL;
+
+	if ((d = cfg_lookup(name, ctx, &elsewhere)) == NULL) {
+		if (elsewhere)
+			cfg_error(p, file, line, "\"%s\" directive is not allowed here", name);
+		else
+			cfg_error(p, file, line, "unknown directive \"%s\"", name);
+		return -1;
+	}
+	if ((d->flags & CFG_BLOCK) && !block) {
+		cfg_error(p, file, line, "\"%s\" directive has no opening \"{\"", name);
+		return -1;
+	}
+	if (!(d->flags & CFG_BLOCK) && block) {
+		cfg_error(p, file, line, "\"%s\" directive is not terminated by \";\"", name);
+		return -1;
+	}
+	if (nargs < d->argmin || nargs > d->argmax) {
+		cfg_error(p, file, line, "invalid number of arguments in \"%s\" directive", name);
+		return -1;
+	}
+	p->line = line;
+	p->ctx = ctx;
+	if (d->set(p, d, a->v + 1, nargs, conf, &reason) == 0)
+		return 0;
+	/* no reason: a nested block or file has recorded its own error */
+	if (reason != NULL)
+		cfg_error(p, file, line, "%s", reason);
+	else if (p->err == NULL)
+		cfg_error(p, file, line, "out of memory");
+	free(reason);
+	return -1;
+}
+
+/*
+ * Read statements until the end of the block (block != NULL, opened at bline) or of the
+ * file (block == NULL). Each file must balance its own braces.
+ */
+static int
+cfg_parse_block(struct cfg_parser *p, unsigned int ctx, void *conf, const char *block, int bline)
+{
+	struct cfg_lexer *lx = p->lx;
+	struct cfg_args a;
+	int rc = -1;
+
+	memset(&a, 0, sizeof(a));
+	for (;;) {
+		enum cfg_tok t = cfg_lex(p, lx);
+
+		if (t == CFG_TOK_ERROR)
+			break;
+		if (t == CFG_TOK_WORD) {
+			if (cfg_args_push(&a, lx->word, lx->tline) == -1) {
+				cfg_error(p, lx->file, lx->tline, "out of memory");
+				break;
+			}
+			continue;
+		}
+		if (t == CFG_TOK_SEMI || t == CFG_TOK_LBRACE) {
+			if (a.n == 0) {
+				cfg_error(p, lx->file, lx->tline, "unexpected \"%c\"",
+				          t == CFG_TOK_SEMI ? ';' : '{');
+				break;
+			}
+			if (cfg_dispatch(p, ctx, conf, &a, t == CFG_TOK_LBRACE) == -1)
+				break;
+			cfg_args_clear(&a);
+			continue;
+		}
+		if (a.n > 0) {
+			cfg_error(p, lx->file, a.last_line,
+			          "%s, missing \";\" after \"%s\" directive",
+			          t == CFG_TOK_EOF ? "unexpected end of file" : "unexpected \"}\"",
+			          a.v[0]);
+			break;
+		}
+		if (t == CFG_TOK_RBRACE) {
+			if (block == NULL) {
+				cfg_error(p, lx->file, lx->tline, "unexpected \"}\"");
+				break;
+			}
+			rc = 0;
+			break;
+		}
+		/* CFG_TOK_EOF */
+		if (block != NULL) {
+			cfg_error(p, lx->file, bline,
+			          "unexpected end of file, \"%s\" block is not closed by \"}\"",
+			          block);
+			break;
+		}
+		rc = 0;
+		break;
+	}
+	cfg_args_clear(&a);
+	free(a.v);
+	return rc;
+}
+
+/* ---- files and include ---- */
+
+/* The name kept in cfg->files for path (added once), or NULL if out of memory. */
+static const char *
+cfg_file_register(struct cfg *cfg, const char *path)
+{
+	char **files;
+	size_t i;
+
+	for (i = 0; i < cfg->nfiles; i++)
+		if (strcmp(cfg->files[i], path) == 0)
+			return cfg->files[i];
+	if ((files = cfg_array_grow(cfg->files, cfg->nfiles, sizeof(*files))) == NULL)
+		return NULL;
+	cfg->files = files;
+	if ((files[cfg->nfiles] = strdup(path)) == NULL)
+		return NULL;
+	return files[cfg->nfiles++];
+}
+
+/* Read the whole of fd into a malloc'd buffer. */
+static int
+cfg_read_all(int fd, char **bufp, size_t *lenp)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	for (;;) {
+		ssize_t r;
+
+		if (len == cap) {
+			char *nb;
+
+			cap = cap != 0 ? cap * 2 : 8192;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				free(buf);
+				errno = ENOMEM;
+				return -1;
+			}
+			buf = nb;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			free(buf);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
+/*
+ * Parse one file in context ctx into conf. Problems with the file itself (open, read,
+ * cycle, depth) go to *err for the caller's directive; errors inside it go to p->err.
+ */
+static int
+cfg_parse_file(struct cfg_parser *p, const char *path, unsigned int ctx, void *conf, char **err)
+{
+	struct cfg_lexer lx, *saved_lx = p->lx;
+	const char *saved_file = p->file, *name;
+	struct stat st;
+	char *buf = NULL, *nul;
+	size_t len, i;
+	int fd, rc = -1;
+
+	if (p->depth > CFG_INCLUDE_MAX) {
+		*err = cfg_sprintf("cannot include \"%s\": includes nested deeper than %d levels",
+		                   path, CFG_INCLUDE_MAX);
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		*err = cfg_sprintf("cannot open \"%s\": %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		*err = cfg_sprintf("cannot stat \"%s\": %s", path, strerror(errno));
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*err = cfg_sprintf("cannot read \"%s\": not a regular file", path);
+		goto done;
+	}
+	for (i = 0; i < p->depth; i++) {
+		if (p->stack[i].dev == st.st_dev && p->stack[i].ino == st.st_ino) {
+			*err = cfg_sprintf("include cycle: \"%s\" is already being read", path);
+			goto done;
+		}
+	}
+	if (cfg_read_all(fd, &buf, &len) == -1) {
+		*err = cfg_sprintf("cannot read \"%s\": %s", path, strerror(errno));
+		goto done;
+	}
+	if ((name = cfg_file_register(p->cfg, path)) == NULL) {
+		cfg_nomem(err);
+		goto done;
+	}
+
+	memset(&lx, 0, sizeof(lx));
+	lx.file = name;
+	lx.buf = buf;
+	lx.len = len;
+	lx.line = 1;
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		for (i = 0; i < (size_t)(nul - buf); i++)
+			if (buf[i] == '\n')
+				lx.line++;
+		cfg_error(p, name, lx.line, "unexpected NUL byte");
+		goto done;
+	}
+
+	p->stack[p->depth].dev = st.st_dev;
+	p->stack[p->depth].ino = st.st_ino;
+	p->depth++;
+	p->lx = &lx;
+	p->file = name;
+	rc = cfg_parse_block(p, ctx, conf, NULL, 0);
+	p->lx = saved_lx;
+	p->file = saved_file;
+	p->depth--;
+	if (p->depth == 0)
+		p->main_lines = len > 0 && buf[len - 1] == '\n' ? lx.line - 1 : lx.line;
+	free(lx.word);
+
+done:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static int
+cfg_has_wildcard(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+/* dir + "/" + pattern, with the glob characters of dir escaped when escape is set. */
+static char *
+cfg_path_join(const char *dir, size_t dirlen, const char *pattern, int escape)
+{
+	size_t i, n = 0;
+	char *s;
+
+	if ((s = malloc(dirlen * 2 + strlen(pattern) + 2)) == NULL)
+		return NULL;
+	for (i = 0; i < dirlen; i++) {
+		if (escape && strchr("*?[]\\", dir[i]) != NULL)
+			s[n++] = '\\';
+		s[n++] = dir[i];
+	}
+	s[n++] = '/';
+	strcpy(s + n, pattern);
+	return s;
+}
+
+static int
+cfg_strcmp_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * include GLOB: relative to the directory of the including file; matches are read in
+ * strcmp order and directories are skipped. A pattern without wildcard must exist.
+ */
+static int
+cfg_set_include(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                void *conf, char **err)
+{
+	const char *pattern = args[0], *slash;
+	unsigned int ctx = p->ctx;
+	char *full = NULL;
+	glob_t g;
+	size_t i, dirlen;
+	int rc;
+
+	(void)nargs;
+	if (*pattern == '\0')
+		return cfg_invalid(err, d, pattern, "empty path");
+	slash = strrchr(p->file, '/');
+	dirlen = slash != NULL ? (size_t)(slash - p->file) : 0;
+
+	if (!cfg_has_wildcard(pattern)) {
+		if (pattern[0] == '/' || slash == NULL)
+			full = strdup(pattern);
+		else
+			full = cfg_path_join(p->file, dirlen, pattern, 0);
+		if (full == NULL)
+			return cfg_nomem(err);
+		rc = cfg_parse_file(p, full, ctx, conf, err);
+		free(full);
+		return rc;
+	}
+
+	if (pattern[0] == '/' || slash == NULL)
+		full = strdup(pattern);
+	else
+		full = cfg_path_join(p->file, dirlen, pattern, 1);
+	if (full == NULL)
+		return cfg_nomem(err);
+	memset(&g, 0, sizeof(g));
+	rc = glob(full, GLOB_MARK | GLOB_NOSORT, NULL, &g);
+	free(full);
+	if (rc == GLOB_NOMATCH) {
+		globfree(&g);
+		return 0;
+	}
+	if (rc != 0) {
+		globfree(&g);
+		if (rc == GLOB_NOSPACE)
+			return cfg_nomem(err);
+		return cfg_invalid(err, d, pattern, "cannot read the directory");
+	}
+	qsort(g.gl_pathv, g.gl_pathc, sizeof(*g.gl_pathv), cfg_strcmp_ptr);
+	rc = 0;
+	for (i = 0; i < g.gl_pathc && rc == 0; i++) {
+		const char *path = g.gl_pathv[i];
+		size_t len = strlen(path);
+
+		if (len > 0 && path[len - 1] == '/')
+			continue; /* a directory (GLOB_MARK) */
+		rc = cfg_parse_file(p, path, ctx, conf, err);
+	}
+	globfree(&g);
+	return rc;
+}
+
+/* ---- generic setters ---- */
+
+static void *
+cfg_field(void *conf, const struct cfg_directive *d)
+{
+	return (char *)conf + d->off;
+}
+
+/* Bounds from d->post, clipped to [0, typemax - 1] (typemax is the UNSET marker). */
+static void
+cfg_bounds(const struct cfg_directive *d, uint64_t typemax, uint64_t *min, uint64_t *max)
+{
+	const struct cfg_range *r = d->post;
+
+	*min = r != NULL ? r->min : 0;
+	*max = r != NULL && r->max < typemax - 1 ? r->max : typemax - 1;
+}
+
+/* small: the value is below min; otherwise it is above max (or not representable). */
+static int
+cfg_range_error(char **err, const struct cfg_directive *d, const char *v, uint64_t min,
+                uint64_t max, uint64_t typemax, const char *unit, int small)
+{
+	if (max != typemax - 1)
+		return cfg_invalid(err, d, v, "must be between %llu%s and %llu%s",
+		                   (unsigned long long)min, unit, (unsigned long long)max, unit);
+	if (small)
+		return cfg_invalid(err, d, v, "must be at least %llu%s", (unsigned long long)min,
+		                   unit);
+	return cfg_invalid(err, d, v, "too large (at most %llu%s)", (unsigned long long)max, unit);
+}
+
+static int
+cfg_set_flag(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+             void *conf, char **err)
+{
+	int *fp = cfg_field(conf, d);
+
+	(void)p, (void)nargs;
+	if (*fp != CFG_UNSET)
+		return cfg_duplicate(err, d);
+	if (strcmp(args[0], "on") == 0)
+		*fp = 1;
+	else if (strcmp(args[0], "off") == 0)
+		*fp = 0;
+	else
+		return cfg_invalid(err, d, args[0], "it must be \"on\" or \"off\"");
+	return 0;
+}
+
+/* A non-negative integer into an int. */
+static int
+cfg_set_number(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+               void *conf, char **err)
+{
+	int *ip = cfg_field(conf, d);
+	uint64_t v, min, max;
+
+	(void)p, (void)nargs;
+	if (*ip != CFG_UNSET)
+		return cfg_duplicate(err, d);
+	cfg_bounds(d, (uint64_t)INT_MAX + 1, &min, &max);
+	if (!cfg_is_number(args[0]))
+		return cfg_invalid(err, d, args[0], "not a number");
+	if (cfg_parse_uint(args[0], max, &v) == -1 || v < min)
+		return cfg_range_error(err, d, args[0], min, max, (uint64_t)INT_MAX + 1, "",
+		                       cfg_parse_uint(args[0], max, &v) == 0);
+	*ip = (int)v;
+	return 0;
+}
+
+/* A non-negative integer into a size_t. */
+static int
+cfg_set_count(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+              void *conf, char **err)
+{
+	size_t *sp = cfg_field(conf, d);
+	uint64_t v, min, max;
+
+	(void)p, (void)nargs;
+	if (*sp != CFG_UNSET_SIZE)
+		return cfg_duplicate(err, d);
+	cfg_bounds(d, SIZE_MAX, &min, &max);
+	if (!cfg_is_number(args[0]))
+		return cfg_invalid(err, d, args[0], "not a number");
+	if (cfg_parse_uint(args[0], max, &v) == -1 || v < min)
+		return cfg_range_error(err, d, args[0], min, max, SIZE_MAX, "",
+		                       cfg_parse_uint(args[0], max, &v) == 0);
+	*sp = (size_t)v;
+	return 0;
+}
+
+static int
+cfg_size_value(const struct cfg_directive *d, const char *s, uint64_t typemax, uint64_t *out,
+               char **err)
+{
+	uint64_t v, min, max;
+	char *why = NULL;
+
+	cfg_bounds(d, typemax, &min, &max);
+	if (cfg_parse_size(s, &v, &why) == -1) {
+		cfg_invalid(err, d, s, "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	if (v < min || v > max)
+		return cfg_range_error(err, d, s, min, max, typemax, "", v < min);
+	*out = v;
+	return 0;
+}
+
+/* A size (cfg_parse_size) into a size_t. */
+static int
+cfg_set_size(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+             void *conf, char **err)
+{
+	size_t *sp = cfg_field(conf, d);
+	uint64_t v;
+
+	(void)p, (void)nargs;
+	if (*sp != CFG_UNSET_SIZE)
+		return cfg_duplicate(err, d);
+	if (cfg_size_value(d, args[0], SIZE_MAX, &v, err) == -1)
+		return -1;
+	*sp = (size_t)v;
+	return 0;
+}
+
+/* A size (cfg_parse_size) into a uint64_t. */
+static int
+cfg_set_size64(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+               void *conf, char **err)
+{
+	uint64_t *sp = cfg_field(conf, d);
+
+	(void)p, (void)nargs;
+	if (*sp != CFG_UNSET_SIZE64)
+		return cfg_duplicate(err, d);
+	return cfg_size_value(d, args[0], UINT64_MAX, sp, err);
+}
+
+/* A duration (cfg_parse_duration) into a uint32_t of milliseconds. */
+static int
+cfg_set_duration(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                 void *conf, char **err)
+{
+	uint32_t *mp = cfg_field(conf, d);
+	uint64_t min, max;
+	uint32_t v;
+	char *why = NULL;
+
+	(void)p, (void)nargs;
+	if (*mp != CFG_UNSET_MS)
+		return cfg_duplicate(err, d);
+	cfg_bounds(d, UINT32_MAX, &min, &max);
+	if (cfg_parse_duration(args[0], &v, &why) == -1) {
+		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	if (v < min || v > max)
+		return cfg_range_error(err, d, args[0], min, max, UINT32_MAX, "ms", v < min);
+	*mp = v;
+	return 0;
+}
+
+/* A non-empty string into a char *. */
+static int
+cfg_set_string(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+               void *conf, char **err)
+{
+	char **sp = cfg_field(conf, d);
+
+	(void)p, (void)nargs;
+	if (*sp != NULL)
+		return cfg_duplicate(err, d);
+	if (*args[0] == '\0')
+		return cfg_invalid(err, d, args[0], "must not be empty");
+	if ((*sp = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	return 0;
+}
+
+/* ---- main context ---- */
+
+static int
+cfg_set_workers(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                void *conf, char **err)
+{
+	struct cfg *cfg = conf;
+	long n;
+
+	if (strcmp(args[0], "auto") != 0)
+		return cfg_set_number(p, d, args, nargs, conf, err);
+	if (cfg->workers != CFG_UNSET)
+		return cfg_duplicate(err, d);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > CFG_MAX_WORKERS)
+		n = CFG_MAX_WORKERS;
+	cfg->workers = (int)n;
+	return 0;
+}
+
+static int
+cfg_set_error_log(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                  void *conf, char **err)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = {
+	        {"debug", LOG_DEBUG},  {"info", LOG_INFO}, {"notice", LOG_NOTICE},
+	        {"warn", LOG_WARNING}, {"error", LOG_ERR}, {"crit", LOG_CRIT},
+	};
+	struct cfg *cfg = conf;
+	int level = CFG_UNSET;
+	size_t i;
+
+	(void)p;
+	if (cfg->error_log != NULL)
+		return cfg_duplicate(err, d);
+	if (*args[0] == '\0')
+		return cfg_invalid(err, d, args[0], "must not be empty");
+	if (nargs == 2) {
+		for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+			if (strcmp(args[1], levels[i].name) == 0)
+				level = levels[i].level;
+		if (level == CFG_UNSET)
+			return cfg_invalid(err, d, args[1],
+			                   "the level must be debug, info, notice, warn, error or "
+			                   "crit");
+	}
+	if ((cfg->error_log = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	cfg->error_log_level = level;
+	return 0;
+}
+
+static void
+cfg_main_init(struct cfg *cfg)
+{
+	cfg->workers = CFG_UNSET;
+	cfg->worker_connections = CFG_UNSET;
+	cfg->error_log_level = CFG_UNSET;
+	cfg->shutdown_timeout_ms = CFG_UNSET_MS;
+}
+
+static void
+cfg_main_merge(struct cfg *cfg)
+{
+	if (cfg->workers == CFG_UNSET) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		if (n < 1)
+			n = 1;
+		if (n > CFG_MAX_WORKERS)
+			n = CFG_MAX_WORKERS;
+		cfg->workers = (int)n;
+	}
+	if (cfg->worker_connections == CFG_UNSET)
+		cfg->worker_connections = CFG_DEF_WORKER_CONNECTIONS;
+	if (cfg->error_log_level == CFG_UNSET)
+		cfg->error_log_level = CFG_DEF_ERROR_LOG_LEVEL;
+	if (cfg->shutdown_timeout_ms == CFG_UNSET_MS)
+		cfg->shutdown_timeout_ms = CFG_DEF_SHUTDOWN_TIMEOUT;
+}
+
+/* ---- addresses ---- */
+
+static int
+cfg_addr_text(struct cfg_addr *a, char **why)
+{
+	char host[INET6_ADDRSTRLEN + 32]; /* room for a "%scope" */
+	unsigned int port;
+	int n;
+
+	if (getnameinfo((struct sockaddr *)&a->ss, a->len, host, sizeof(host), NULL, 0,
+	                NI_NUMERICHOST) != 0) {
+		*why = cfg_sprintf("cannot format the address");
+		return -1;
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		port = ntohs(((struct sockaddr_in6 *)&a->ss)->sin6_port);
+		n = snprintf(a->text, sizeof(a->text), "[%s]:%u", host, port);
+	} else {
+		port = ntohs(((struct sockaddr_in *)&a->ss)->sin_port);
+		n = snprintf(a->text, sizeof(a->text), "%s:%u", host, port);
+	}
+	if (n < 0 || (size_t)n >= sizeof(a->text)) {
+		*why = cfg_sprintf("the address is too long");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cfg_addr_push(struct cfg_addr **out, size_t *nout, const struct sockaddr *sa, socklen_t len,
+              uint16_t port, char **why)
+{
+	struct cfg_addr a, *arr;
+	size_t i;
+
+	memset(&a, 0, sizeof(a));
+	if (len > sizeof(a.ss)) {
+		*why = cfg_sprintf("the address is too long");
+		return -1;
+	}
+	memcpy(&a.ss, sa, len);
+	a.len = len;
+	if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)&a.ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)&a.ss)->sin_port = htons(port);
+	if (cfg_addr_text(&a, why) == -1)
+		return -1;
+	for (i = 0; i < *nout; i++)
+		if (strcmp((*out)[i].text, a.text) == 0)
+			return 0; /* a name listed twice in /etc/hosts */
+	if ((arr = cfg_array_grow(*out, *nout, sizeof(**out))) == NULL) {
+		*why = cfg_sprintf("out of memory");
+		return -1;
+	}
+	arr[(*nout)++] = a;
+	*out = arr;
+	return 0;
+}
+
+static int
+cfg_is_ipv4ish(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((*s < '0' || *s > '9') && *s != '.')
+			return 0;
+	return 1;
+}
+
+/*
+ * "HOST:PORT", "[IPv6]:PORT" and, when listen is set, "PORT" and "*:PORT" (0.0.0.0).
+ * HOST is an IPv4 literal or a name resolved now; every address is returned, in the
+ * resolver's order. Returns 0 with a malloc'd array, or -1 with *why set.
+ */
+static int
+cfg_addr_parse(const char *s, int listen, struct cfg_addr **out, size_t *nout, char **why)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	struct sockaddr_in sin;
+	const char *portstr;
+	char *host = NULL;
+	uint64_t port;
+	int rc = -1, gai, bracket = 0, wildcard = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (listen && cfg_is_number(s)) {
+		wildcard = 1;
+		portstr = s;
+	} else if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (end == NULL) {
+			*why = cfg_sprintf("missing \"]\"");
+			return -1;
+		}
+		if (end[1] != ':') {
+			if (end[1] == '\0')
+				*why = cfg_sprintf("missing port");
+			else
+				*why = cfg_sprintf("\":\" expected after \"]\"");
+			return -1;
+		}
+		if ((host = strndup(s + 1, (size_t)(end - s - 1))) == NULL)
+			goto nomem;
+		bracket = 1;
+		portstr = end + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+
+		if (colon == NULL) {
+			if (cfg_is_number(s))
+				*why = cfg_sprintf("missing host");
+			else
+				*why = cfg_sprintf("missing port");
+			return -1;
+		}
+		if ((host = strndup(s, (size_t)(colon - s))) == NULL)
+			goto nomem;
+		portstr = colon + 1;
+		if (strchr(host, ':') != NULL) {
+			*why = cfg_sprintf("an IPv6 address must be enclosed in \"[]\"");
+			goto done;
+		}
+		if (*host == '\0') {
+			*why = cfg_sprintf("missing host");
+			goto done;
+		}
+		if (strcmp(host, "*") == 0) {
+			if (!listen) {
+				*why = cfg_sprintf("\"*\" is only allowed in \"listen\"");
+				goto done;
+			}
+			wildcard = 1;
+		}
+	}
+	if (cfg_parse_uint(portstr, 65535, &port) == -1 || port == 0) {
+		*why = cfg_sprintf("invalid port \"%s\" (1..65535)", portstr);
+		goto done;
+	}
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (wildcard) {
+		sin.sin_addr.s_addr = htonl(INADDR_ANY);
+		rc = cfg_addr_push(out, nout, (struct sockaddr *)&sin, sizeof(sin), (uint16_t)port,
+		                   why);
+		goto done;
+	}
+	if (!bracket && cfg_is_ipv4ish(host)) {
+		if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+			*why = cfg_sprintf("invalid IPv4 address \"%s\"", host);
+			goto done;
+		}
+		rc = cfg_addr_push(out, nout, (struct sockaddr *)&sin, sizeof(sin), (uint16_t)port,
+		                   why);
+		goto done;
+	}
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (bracket) {
+		hints.ai_family = AF_INET6;
+		hints.ai_flags = AI_NUMERICHOST;
+		if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+			*why = cfg_sprintf("invalid IPv6 address \"%s\"", host);
+			goto done;
+		}
+	} else {
+		/* as nginx: skip families the host has no address of, unless none is left */
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_flags = AI_ADDRCONFIG;
+		if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+			hints.ai_flags = 0;
+			if ((gai = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+				*why = cfg_sprintf("host \"%s\" not found: %s", host,
+				                   gai == EAI_SYSTEM ? strerror(errno)
+				                                     : gai_strerror(gai));
+				res = NULL;
+				goto done;
+			}
+		}
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		if (cfg_addr_push(out, nout, ai->ai_addr, ai->ai_addrlen, (uint16_t)port, why) ==
+		    -1)
+			goto done;
+	}
+	if (*nout == 0) {
+		*why = cfg_sprintf("host \"%s\" has no IPv4 or IPv6 address", host);
+		goto done;
+	}
+	rc = 0;
+	goto done;
+
+nomem:
+	*why = cfg_sprintf("out of memory");
+done:
+	if (res != NULL)
+		freeaddrinfo(res);
+	free(host);
+	if (rc == -1) {
+		free(*out);
+		*out = NULL;
+		*nout = 0;
+	}
+	return rc;
+}
+
+/* ---- upstream context ---- */
+
+/* server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION]; */
+static int
+cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+             void *conf, char **err)
+{
+	struct cfg_upstream *up = conf;
+	struct cfg_addr *addrs = NULL;
+	struct cfg_peer *peers;
+	int weight = CFG_UNSET, max_fails = CFG_UNSET;
+	uint32_t fail_timeout = CFG_UNSET_MS;
+	size_t i, naddrs;
+	uint64_t v;
+	char *why = NULL;
+
+	(void)p;
+	for (i = 1; i < nargs; i++) {
+		const char *a = args[i];
+
+		if (strncmp(a, "weight=", 7) == 0) {
+			if (weight != CFG_UNSET)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (cfg_parse_uint(a + 7, CFG_MAX_WEIGHT, &v) == -1 || v < 1)
+				return cfg_invalid(err, d, a, "weight must be between 1 and %d",
+				                   CFG_MAX_WEIGHT);
+			weight = (int)v;
+		} else if (strncmp(a, "max_fails=", 10) == 0) {
+			if (max_fails != CFG_UNSET)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (cfg_parse_uint(a + 10, INT_MAX, &v) == -1)
+				return cfg_invalid(err, d, a,
+				                   "max_fails must be a non-negative number");
+			max_fails = (int)v;
+		} else if (strncmp(a, "fail_timeout=", 13) == 0) {
+			if (fail_timeout != CFG_UNSET_MS)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (cfg_parse_duration(a + 13, &fail_timeout, &why) == -1 ||
+			    fail_timeout == CFG_UNSET_MS) {
+				cfg_invalid(err, d, a, "%s",
+				            why != NULL ? why : "duration is too large");
+				free(why);
+				return -1;
+			}
+		} else {
+			return cfg_invalid(err, d, a, "unknown parameter");
+		}
+	}
+
+	if (cfg_addr_parse(args[0], 0, &addrs, &naddrs, &why) == -1) {
+		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	for (i = 0; i < naddrs; i++) {
+		struct cfg_peer *peer;
+
+		if ((peers = cfg_array_grow(up->peers, up->npeers, sizeof(*peers))) == NULL)
+			goto nomem;
+		up->peers = peers;
+		peer = &peers[up->npeers];
+		if ((peer->name = strdup(args[0])) == NULL)
+			goto nomem;
+		up->npeers++;
+		peer->addr = addrs[i];
+		peer->weight = weight != CFG_UNSET ? weight : CFG_DEF_PEER_WEIGHT;
+		peer->max_fails = max_fails != CFG_UNSET ? max_fails : CFG_DEF_PEER_MAX_FAILS;
+		peer->fail_timeout_ms =
+		        fail_timeout != CFG_UNSET_MS ? fail_timeout : CFG_DEF_PEER_FAIL_TIMEOUT;
+	}
+	free(addrs);
+	return 0;
+
+nomem:
+	free(addrs);
+	return cfg_nomem(err);
+}
+
+static void
+cfg_upstream_merge(struct cfg_upstream *up)
+{
+	if (up->keepalive == CFG_UNSET)
+		up->keepalive = CFG_DEF_UP_KEEPALIVE;
+	if (up->keepalive_timeout_ms == CFG_UNSET_MS)
+		up->keepalive_timeout_ms = CFG_DEF_UP_KEEPALIVE_TIMEOUT;
+	if (up->keepalive_requests == CFG_UNSET)
+		up->keepalive_requests = CFG_DEF_UP_KEEPALIVE_REQUESTS;
+}
+
+/* upstream NAME { ... } */
+static int
+cfg_block_upstream(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                   void *conf, char **err)
+{
+	struct cfg *cfg = conf;
+	struct cfg_upstream *up;
+	const char *name = args[0];
+	size_t i, idx;
+	int line = p->line;
+
+	(void)nargs;
+	if (*name == '\0')
+		return cfg_invalid(err, d, name, "the name must not be empty");
+	for (i = 0; i < cfg->nupstreams; i++) {
+		up = &cfg->upstreams[i];
+		if (strcmp(up->name, name) == 0) {
+			*err = cfg_sprintf("duplicate upstream \"%s\", first defined at %s:%d",
+			                   name, up->file, up->line);
+			return -1;
+		}
+	}
+	if ((up = cfg_array_grow(cfg->upstreams, cfg->nupstreams, sizeof(*up))) == NULL)
+		return cfg_nomem(err);
+	cfg->upstreams = up;
+	idx = cfg->nupstreams++;
+	up = &cfg->upstreams[idx];
+	up->file = p->file;
+	up->line = line;
+	up->keepalive = CFG_UNSET;
+	up->keepalive_timeout_ms = CFG_UNSET_MS;
+	up->keepalive_requests = CFG_UNSET;
+	if ((up->name = strdup(name)) == NULL)
+		return cfg_nomem(err);
+
+	if (cfg_parse_block(p, CFG_CTX_UPSTREAM, up, "upstream", line) == -1)
+		return -1;
+	up = &cfg->upstreams[idx];
+	if (up->npeers == 0) {
+		*err = cfg_sprintf("upstream \"%s\" has no \"server\"", name);
+		return -1;
+	}
+	cfg_upstream_merge(up);
+	return 0;
+}
+
+/* ---- server context ---- */
+
+/* listen ADDR:PORT|PORT|*:PORT|[IPv6]:PORT [backlog=N]; */
+static int
+cfg_set_listen(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+               void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	struct cfg_listen *l;
+	struct cfg_addr *addrs = NULL;
+	struct cfg *cfg = p->cfg;
+	size_t i, j, naddrs;
+	uint64_t backlog = CFG_DEF_LISTEN_BACKLOG;
+	char *why = NULL;
+
+	if (nargs == 2) {
+		if (strncmp(args[1], "backlog=", 8) != 0)
+			return cfg_invalid(err, d, args[1], "unknown parameter");
+		if (cfg_parse_uint(args[1] + 8, 65535, &backlog) == -1 || backlog < 1)
+			return cfg_invalid(err, d, args[1], "backlog must be between 1 and 65535");
+	}
+	if (cfg_addr_parse(args[0], 1, &addrs, &naddrs, &why) == -1) {
+		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	/* a name listens on its first address only */
+	for (i = 0; i < cfg->nservers; i++) {
+		for (j = 0; j < cfg->servers[i].nlistens; j++) {
+			l = &cfg->servers[i].listens[j];
+			if (strcmp(l->addr.text, addrs[0].text) == 0) {
+				*err = cfg_sprintf("duplicate listen address \"%s\", already used "
+				                   "at %s:%d",
+				                   addrs[0].text, l->file, l->line);
+				free(addrs);
+				return -1;
+			}
+		}
+	}
+	if ((l = cfg_array_grow(srv->listens, srv->nlistens, sizeof(*l))) == NULL) {
+		free(addrs);
+		return cfg_nomem(err);
+	}
+	srv->listens = l;
+	l = &srv->listens[srv->nlistens++];
+	l->addr = addrs[0];
+	l->backlog = (int)backlog;
+	l->file = p->file;
+	l->line = p->line;
+	free(addrs);
+	return 0;
+}
+
+/* proxy_pass NAME | http://NAME; checked against the upstreams once all are read. */
+static int
+cfg_set_proxy_pass(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                   void *conf, char **err)
+{
+	struct cfg_pass *pass = &p->pass[(struct cfg_server *)conf - p->cfg->servers];
+	const char *name = args[0];
+
+	(void)nargs;
+	if (pass->arg != NULL)
+		return cfg_duplicate(err, d);
+	if (strncmp(name, "http://", 7) == 0)
+		name += 7;
+	else if (strstr(name, "://") != NULL)
+		return cfg_invalid(err, d, args[0], "only \"http://\" is supported");
+	if (*name == '\0')
+		return cfg_invalid(err, d, args[0], "missing upstream name");
+	if (strchr(name, '/') != NULL)
+		return cfg_invalid(err, d, args[0], "a URI path is not supported");
+	if ((pass->arg = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	pass->name = pass->arg + (name - args[0]);
+	pass->file = p->file;
+	pass->line = p->line;
+	return 0;
+}
+
+/* access_log PATH [combined] | off; opened now, so that errors show at load. */
+static int
+cfg_set_access_log(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                   void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	struct cfg_log *log = &srv->access_log;
+	int fd;
+
+	(void)p;
+	if (log->fd != CFG_UNSET_FD)
+		return cfg_duplicate(err, d);
+	if (strcmp(args[0], "off") == 0) {
+		if (nargs != 1) {
+			*err = cfg_sprintf("invalid number of arguments in \"%s\" directive",
+			                   d->name);
+			return -1;
+		}
+		log->fd = -1;
+		return 0;
+	}
+	if (*args[0] == '\0')
+		return cfg_invalid(err, d, args[0], "must not be empty");
+	if (nargs == 2 && strcmp(args[1], "combined") != 0)
+		return cfg_invalid(err, d, args[1], "the only format is \"combined\"");
+	if ((log->path = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	fd = open(args[0], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd == -1) {
+		*err = cfg_sprintf("cannot open access log \"%s\": %s", args[0], strerror(errno));
+		return -1;
+	}
+	log->fd = fd;
+	return 0;
+}
+
+static void
+cfg_server_init(struct cfg_server *srv)
+{
+	srv->proxy_connect_timeout_ms = CFG_UNSET_MS;
+	srv->proxy_read_timeout_ms = CFG_UNSET_MS;
+	srv->proxy_send_timeout_ms = CFG_UNSET_MS;
+	srv->keepalive_timeout_ms = CFG_UNSET_MS;
+	srv->keepalive_requests = CFG_UNSET;
+	srv->client_header_timeout_ms = CFG_UNSET_MS;
+	srv->client_body_timeout_ms = CFG_UNSET_MS;
+	srv->send_timeout_ms = CFG_UNSET_MS;
+	srv->client_max_header_size = CFG_UNSET_SIZE;
+	srv->client_max_target = CFG_UNSET_SIZE;
+	srv->client_max_headers = CFG_UNSET_SIZE;
+	srv->client_max_body_size = CFG_UNSET_SIZE64;
+	srv->x_forwarded_for = CFG_UNSET;
+	srv->x_forwarded_proto = CFG_UNSET;
+	srv->x_forwarded_host = CFG_UNSET;
+	srv->via = CFG_UNSET;
+	srv->access_log.fd = CFG_UNSET_FD;
+}
+
+#define CFG_MERGE(field, unset, def)                                                               \
+	do {                                                                                       \
+		if ((field) == (unset))                                                            \
+			(field) = (def);                                                           \
+	} while (0)
+
+static void
+cfg_server_merge(struct cfg_server *srv)
+{
+	CFG_MERGE(srv->proxy_connect_timeout_ms, CFG_UNSET_MS, CFG_DEF_PROXY_TIMEOUT);
+	CFG_MERGE(srv->proxy_read_timeout_ms, CFG_UNSET_MS, CFG_DEF_PROXY_TIMEOUT);
+	CFG_MERGE(srv->proxy_send_timeout_ms, CFG_UNSET_MS, CFG_DEF_PROXY_TIMEOUT);
+	CFG_MERGE(srv->keepalive_timeout_ms, CFG_UNSET_MS, CFG_DEF_KEEPALIVE_TIMEOUT);
+	CFG_MERGE(srv->keepalive_requests, CFG_UNSET, CFG_DEF_KEEPALIVE_REQUESTS);
+	CFG_MERGE(srv->client_header_timeout_ms, CFG_UNSET_MS, CFG_DEF_CLIENT_TIMEOUT);
+	CFG_MERGE(srv->client_body_timeout_ms, CFG_UNSET_MS, CFG_DEF_CLIENT_TIMEOUT);
+	CFG_MERGE(srv->send_timeout_ms, CFG_UNSET_MS, CFG_DEF_SEND_TIMEOUT);
+	CFG_MERGE(srv->client_max_header_size, CFG_UNSET_SIZE, CFG_DEF_CLIENT_MAX_HEADER_SIZE);
+	CFG_MERGE(srv->client_max_target, CFG_UNSET_SIZE, CFG_DEF_CLIENT_MAX_TARGET);
+	CFG_MERGE(srv->client_max_headers, CFG_UNSET_SIZE, CFG_DEF_CLIENT_MAX_HEADERS);
+	CFG_MERGE(srv->client_max_body_size, CFG_UNSET_SIZE64, CFG_DEF_CLIENT_MAX_BODY_SIZE);
+	CFG_MERGE(srv->x_forwarded_for, CFG_UNSET, 1);
+	CFG_MERGE(srv->x_forwarded_proto, CFG_UNSET, 1);
+	CFG_MERGE(srv->x_forwarded_host, CFG_UNSET, 1);
+	CFG_MERGE(srv->via, CFG_UNSET, 1);
+	CFG_MERGE(srv->access_log.fd, CFG_UNSET_FD, -1);
+}
+
+/* server { ... } */
+static int
+cfg_block_server(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                 void *conf, char **err)
+{
+	struct cfg *cfg = conf;
+	struct cfg_server *srv;
+	struct cfg_pass *pass;
+	size_t idx;
+	int line = p->line;
+
+	(void)d, (void)args, (void)nargs;
+	if ((pass = cfg_array_grow(p->pass, cfg->nservers, sizeof(*pass))) == NULL)
+		return cfg_nomem(err);
+	p->pass = pass;
+	if ((srv = cfg_array_grow(cfg->servers, cfg->nservers, sizeof(*srv))) == NULL)
+		return cfg_nomem(err);
+	cfg->servers = srv;
+	idx = cfg->nservers++;
+	srv = &cfg->servers[idx];
+	cfg_server_init(srv);
+	srv->file = p->file;
+	srv->line = line;
+
+	if (cfg_parse_block(p, CFG_CTX_SERVER, srv, "server", line) == -1)
+		return -1;
+	srv = &cfg->servers[idx];
+	if (srv->nlistens == 0) {
+		*err = cfg_sprintf("server has no \"listen\"");
+		return -1;
+	}
+	if (p->pass[idx].arg == NULL) {
+		*err = cfg_sprintf("server has no \"proxy_pass\"");
+		return -1;
+	}
+	cfg_server_merge(srv);
+	return 0;
+}
+
+/* ---- load, validate, free ---- */
+
+static void
+cfg_free(struct cfg *cfg, int locks)
+{
+	size_t i, j;
+
+	for (i = 0; i < cfg->nupstreams; i++) {
+		struct cfg_upstream *up = &cfg->upstreams[i];
+
+		for (j = 0; j < up->npeers; j++)
+			free(up->peers[j].name);
+		free(up->peers);
+		free(up->name);
+		if (locks)
+			pthread_mutex_destroy(&up->lock);
+	}
+	free(cfg->upstreams);
+	for (i = 0; i < cfg->nservers; i++) {
+		struct cfg_server *srv = &cfg->servers[i];
+
+		free(srv->listens);
+		free(srv->access_log.path);
+		if (srv->access_log.fd >= 0)
+			close(srv->access_log.fd);
+	}
+	free(cfg->servers);
+	for (i = 0; i < cfg->nfiles; i++)
+		free(cfg->files[i]);
+	free(cfg->files);
+	free(cfg->path);
+	free(cfg->user);
+	free(cfg->pid_file);
+	free(cfg->error_log);
+	free(cfg);
+}
+
+/* Checks that need the whole file: a server exists, proxy_pass names an upstream. */
+static int
+cfg_validate(struct cfg_parser *p)
+{
+	struct cfg *cfg = p->cfg;
+	size_t i, j;
+
+	if (cfg->nservers == 0) {
+		cfg_error(p, cfg->path, p->main_lines > 0 ? p->main_lines : 1,
+		          "no \"server\" block");
+		return -1;
+	}
+	for (i = 0; i < cfg->nservers; i++) {
+		struct cfg_pass *pass = &p->pass[i];
+
+		for (j = 0; j < cfg->nupstreams; j++) {
+			if (strcmp(cfg->upstreams[j].name, pass->name) == 0) {
+				cfg->servers[i].upstream = &cfg->upstreams[j];
+				break;
+			}
+		}
+		if (cfg->servers[i].upstream == NULL) {
+			cfg_error(p, pass->file, pass->line,
+			          "invalid value \"%s\" in \"proxy_pass\" directive: no upstream "
+			          "named \"%s\"",
+			          pass->arg, pass->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Runtime state: initialised last, once the arrays no longer move. */
+static int
+cfg_runtime_init(struct cfg_parser *p)
+{
+	struct cfg *cfg = p->cfg;
+	size_t i, j;
+	int e;
+
+	for (i = 0; i < cfg->nupstreams; i++) {
+		struct cfg_upstream *up = &cfg->upstreams[i];
+
+		if ((e = pthread_mutex_init(&up->lock, NULL)) != 0) {
+			while (i-- > 0)
+				pthread_mutex_destroy(&cfg->upstreams[i].lock);
+			cfg_error(p, up->file, up->line, "cannot initialise a mutex: %s",
+			          strerror(e));
+			return -1;
+		}
+		for (j = 0; j < up->npeers; j++) {
+			struct cfg_peer *peer = &up->peers[j];
+
+			peer->cur_weight = 0;
+			atomic_init(&peer->fails, 0);
+			atomic_init(&peer->fail_window_ms, 0);
+			atomic_init(&peer->down_until_ms, 0);
+			atomic_init(&peer->active, 0);
+		}
+	}
+	atomic_init(&cfg->refs, 1);
+	return 0;
+}
+
+struct cfg *
+cfg_load(const char *path, char **err)
+{
+	struct cfg_parser p;
+	struct cfg *cfg;
+	char *reason = NULL;
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	if (err != NULL)
+		*err = NULL;
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
+		goto fail;
+	p.cfg = cfg;
+	if ((cfg->path = strdup(path)) == NULL)
+		goto fail;
+	cfg_main_init(cfg);
+
+	p.ctx = CFG_CTX_MAIN;
+	if (cfg_parse_file(&p, path, CFG_CTX_MAIN, cfg, &reason) == -1) {
+		/* the main file itself: no line to point at, and reason names the file */
+		if (p.err == NULL)
+			p.err = reason;
+		else
+			free(reason);
+		goto fail;
+	}
+	if (cfg_validate(&p) == -1)
+		goto fail;
+	cfg_main_merge(cfg);
+	if (cfg_runtime_init(&p) == -1)
+		goto fail;
+	cfg->generation = atomic_fetch_add(&cfg_generation, 1) + 1;
+
+	for (i = 0; i < cfg->nservers; i++)
+		free(p.pass[i].arg);
+	free(p.pass);
+	return cfg;
+
+fail:
+	if (p.err == NULL)
+		p.err = cfg_sprintf("%s: out of memory", path);
+	if (err != NULL)
+		*err = p.err;
+	else
+		free(p.err);
+	if (cfg != NULL) {
+		for (i = 0; i < cfg->nservers; i++)
+			free(p.pass[i].arg);
+		cfg_free(cfg, 0);
+	}
+	free(p.pass);
+	return NULL;
+}
+
+void
+cfg_ref(struct cfg *cfg)
+{
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+}
+
+void
+cfg_unref(struct cfg *cfg)
+{
+	if (cfg == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+		cfg_free(cfg, 1);
+}

@@ -1,0 +1,131 @@
+/*
+ * cfg.h - configuration: parsing proxyd.conf into an immutable, reference-counted tree.
+ *
+ * Contract: cfg_load() reads a file (following `include` globs) and returns a complete,
+ * validated generation or NULL with *err set to a malloc'd "file:line: reason" message.
+ * A generation never changes after cfg_load() returns, except the fields marked
+ * "runtime", which are balancer state owned by upstream.c and updated with atomics or
+ * under cfg_upstream.lock. Whoever holds a pointer holds a reference (cfg_ref/cfg_unref);
+ * the last unref frees the tree and closes its log files. Runs before or beside the event
+ * loop; never touches libevent.
+ */
+#ifndef PROXYD_CFG_H
+#define PROXYD_CFG_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* An address as configured ("127.0.0.1:3001"), resolved once at load. */
+struct cfg_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64]; /* numeric "ip:port" or "[ip6]:port", for logs and keys */
+};
+
+struct cfg_peer {
+	struct cfg_addr addr;
+	char *name; /* as written in the config, e.g. "localhost:3001" */
+	int weight; /* weight=, default 1 */
+	int max_fails;		 /* max_fails=, default 1; 0 disables */
+	uint32_t fail_timeout_ms; /* fail_timeout=, default 10s */
+
+	/* runtime (upstream.c) */
+	int cur_weight;			  /* smooth WRR state, under the upstream lock */
+	atomic_int fails;		  /* failures in the current window */
+	_Atomic int64_t fail_window_ms;	  /* start of the failure window (monotonic ms) */
+	_Atomic int64_t down_until_ms;	  /* peer is skipped until then (monotonic ms) */
+	atomic_int active;		  /* requests in flight on this peer, all workers */
+};
+
+struct cfg_upstream {
+	char *name;
+	struct cfg_peer *peers;
+	size_t npeers;
+	int keepalive;		       /* idle connections kept per worker; 0 = no pooling */
+	uint32_t keepalive_timeout_ms; /* idle pooled connection lifetime, default 60s */
+	int keepalive_requests;	       /* requests per upstream connection, default 1000 */
+	const char *file;
+	int line;
+
+	/* runtime (upstream.c) */
+	pthread_mutex_t lock;
+};
+
+struct cfg_listen {
+	struct cfg_addr addr;
+	int backlog; /* backlog=, default 511 */
+	const char *file;
+	int line;
+};
+
+struct cfg_log {
+	char *path;
+	int fd; /* opened O_APPEND at load; -1 for "off" */
+};
+
+struct cfg_server {
+	struct cfg_listen *listens;
+	size_t nlistens;
+	struct cfg_upstream *upstream; /* proxy_pass */
+
+	uint32_t proxy_connect_timeout_ms; /* default 60s */
+	uint32_t proxy_read_timeout_ms;	   /* default 60s */
+	uint32_t proxy_send_timeout_ms;	   /* default 60s */
+	uint32_t keepalive_timeout_ms;	   /* default 75s; 0 disables client keep-alive */
+	int keepalive_requests;		   /* default 1000 */
+	uint32_t client_header_timeout_ms; /* default 60s */
+	uint32_t client_body_timeout_ms;   /* default 60s */
+	uint32_t send_timeout_ms;	   /* default 60s */
+
+	size_t client_max_header_size; /* default 32k */
+	size_t client_max_target;      /* default 8k */
+	size_t client_max_headers;     /* default 100, at most HTTP_MAX_HEADERS */
+	uint64_t client_max_body_size; /* default 1m; 0 = unlimited */
+
+	int x_forwarded_for;   /* on|off, default on */
+	int x_forwarded_proto; /* default on */
+	int x_forwarded_host;  /* default on */
+	int via;	       /* default on */
+
+	struct cfg_log access_log; /* default off */
+	const char *file;
+	int line;
+};
+
+struct cfg {
+	atomic_int refs;
+	uint64_t generation; /* 1, 2, ... assigned by cfg_load */
+	char *path;
+
+	int workers;		     /* workers N|auto (auto = online CPUs) */
+	int worker_connections;	     /* per worker, default 10000 */
+	char *user;		     /* NULL: do not switch user */
+	char *pid_file;		     /* NULL: none */
+	char *error_log;	     /* NULL or "stderr": stderr; else a file path */
+	int error_log_level;	     /* syslog level, default LOG_NOTICE */
+	uint32_t shutdown_timeout_ms; /* grace period on SIGTERM, default 10s */
+
+	struct cfg_upstream *upstreams;
+	size_t nupstreams;
+	struct cfg_server *servers;
+	size_t nservers;
+
+	/* the files read, for "file:line" in messages; owned by the tree */
+	char **files;
+	size_t nfiles;
+};
+
+/* Load and validate a configuration. Returns a generation with one reference, or NULL. */
+struct cfg *cfg_load(const char *path, char **err);
+void cfg_ref(struct cfg *cfg);
+void cfg_unref(struct cfg *cfg);
+
+/* Value parsers shared with tests: return 0, or -1 with *err set (malloc'd). */
+int cfg_parse_size(const char *s, uint64_t *out, char **err);
+int cfg_parse_duration(const char *s, uint32_t *ms_out, char **err);
+
+#endif /* PROXYD_CFG_H */

@@ -1,0 +1,246 @@
+/*
+ * main.c - command line, start-up, signals, reload and shutdown.
+ *
+ * The main thread owns the configuration generations and the signal events; worker
+ * threads (worker.c) own connections. SIGHUP loads the file into a new generation and
+ * hands it to the workers only if it is valid; SIGTERM/SIGINT stop gracefully; SIGUSR1
+ * reopens the log file.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "worker.h"
+
+#ifndef PROXYD_CONF
+#define PROXYD_CONF "/etc/proxyd/proxyd.conf"
+#endif
+
+static struct cfg *current;
+static const char *conf_path = PROXYD_CONF;
+static struct event_base *main_base;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: proxyd [-dfhtv] [-c file]\n"
+		   "  -c file  configuration file (default " PROXYD_CONF ")\n"
+		   "  -t       test the configuration and exit\n"
+		   "  -f       stay in the foreground\n"
+		   "  -d       debug: foreground, log to stderr at debug level\n"
+		   "  -v       print the version and exit\n"
+		   "  -h       print this help and exit\n");
+}
+
+static int
+online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+static void
+reload(void)
+{
+	char *err = NULL;
+	struct cfg *cfg = cfg_load(conf_path, &err);
+
+	if (cfg == NULL) {
+		log_warnx("reload failed, keeping the running configuration: %s",
+			  err ? err : "out of memory");
+		free(err);
+		return;
+	}
+	if (workers_reload(cfg, &err) == -1) {
+		log_warnx("reload failed, keeping the running configuration: %s",
+			  err ? err : "out of memory");
+		free(err);
+		cfg_unref(cfg);
+		return;
+	}
+	if (cfg->workers != current->workers)
+		log_notice("reload: \"workers\" changes take effect at restart");
+	cfg_unref(current);
+	current = cfg;
+	log_notice("configuration generation %llu loaded from %s",
+		   (unsigned long long)cfg->generation, conf_path);
+}
+
+static void
+signalcb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	switch (sig) {
+	case SIGHUP:
+		log_notice("SIGHUP: reloading %s", conf_path);
+		reload();
+		break;
+	case SIGUSR1:
+		log_reopen();
+		log_notice("SIGUSR1: log file reopened");
+		break;
+	default:
+		log_notice("signal %d: shutting down", (int)sig);
+		event_base_loopbreak(main_base);
+		break;
+	}
+}
+
+static void
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user == NULL || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("unknown user \"%s\"", user);
+	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1)
+		fatal("cannot switch to user %s", user);
+}
+
+static void
+write_pid_file(const char *path)
+{
+	FILE *f;
+
+	if (path == NULL)
+		return;
+	if ((f = fopen(path, "w")) == NULL)
+		fatal("cannot write pid file %s", path);
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid == -1)
+		fatal("fork");
+	if (pid > 0)
+		_exit(0);
+	if (setsid() == -1)
+		fatal("setsid");
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	int test = 0, foreground = 0, debug = 0, ch, nworkers;
+	char *err = NULL;
+	struct event *sigs[4];
+	const int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+
+	while ((ch = getopt(argc, argv, "c:dfhtv")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'd':
+			debug = foreground = 1;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'v':
+			printf("proxyd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	if ((current = cfg_load(conf_path, &err)) == NULL) {
+		fprintf(stderr, "proxyd: %s\n", err ? err : "out of memory");
+		free(err);
+		return 1;
+	}
+	if (test) {
+		printf("proxyd: configuration file %s: configuration OK\n", conf_path);
+		cfg_unref(current);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!foreground)
+		daemonize();
+	if (log_open(debug ? NULL : current->error_log,
+		     debug ? LOG_DEBUG : current->error_log_level) == -1)
+		fatal("cannot open error log %s", current->error_log);
+	if (!foreground) {
+		/* stderr follows the log from here on */
+		int fd = open("/dev/null", O_RDWR);
+		if (fd != -1 && current->error_log && strcmp(current->error_log, "stderr") != 0)
+			dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+
+	nworkers = current->workers > 0 ? current->workers : online_cpus();
+	if (workers_start(current, nworkers, &err) == -1) {
+		log_crit("%s", err ? err : "cannot start workers");
+		free(err);
+		return 1;
+	}
+	write_pid_file(current->pid_file);
+	drop_privileges(current->user);
+
+	if ((main_base = event_base_new()) == NULL)
+		fatalx("cannot create the main event base");
+	for (int i = 0; i < 4; i++) {
+		sigs[i] = evsignal_new(main_base, signums[i], signalcb, NULL);
+		event_add(sigs[i], NULL);
+	}
+	log_notice("proxyd %s started: %d worker(s), configuration %s", PACKAGE_VERSION, nworkers,
+		   conf_path);
+
+	event_base_dispatch(main_base);
+
+	workers_stop(current->shutdown_timeout_ms);
+	for (int i = 0; i < 4; i++)
+		event_free(sigs[i]);
+	event_base_free(main_base);
+	if (current->pid_file)
+		unlink(current->pid_file);
+	cfg_unref(current);
+	log_notice("proxyd stopped");
+	return 0;
+}

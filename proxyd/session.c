@@ -1,0 +1,1254 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "session.h"
+
+#define SESSION_MAGIC 0x5e5510e5u
+/* Bytes queued towards one side before the other side is no longer read (back-pressure). */
+#define RELAY_HIGH (256 * 1024)
+/* Largest response head accepted from an upstream. */
+#define RESP_HEAD_MAX (64 * 1024)
+#define RESP_MAX_HEADERS HTTP_MAX_HEADERS
+/* Longest chunk-size or trailer line looked at in one go. */
+#define CHUNK_LOOK (16 * 1024)
+/* How long a closing connection keeps reading (and discarding) a client's unread body. */
+#define LINGER_MS 2000
+
+enum session_state {
+	S_HEAD,	    /* waiting for a request head */
+	S_UPSTREAM, /* a transaction is with an upstream */
+	S_CLOSING,  /* flushing the last response, then closing */
+	S_LINGER,   /* output sent and write side shut; discarding input until EOF */
+};
+
+/* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
+struct pump {
+	enum http_body kind;
+	uint64_t remaining; /* HTTP_BODY_LENGTH */
+	struct http_chunked ch;
+	int out_chunked; /* re-encode as chunked towards dst */
+	int done;
+	uint64_t moved; /* body bytes moved */
+};
+
+struct session {
+	unsigned magic;
+	uint64_t id;
+	TAILQ_ENTRY(session) link;
+	struct session_env *env;
+	struct cfg *cfg;
+	const struct cfg_server *srv;
+	struct bufferevent *cbev; /* client */
+	struct bufferevent *ubev; /* upstream of the current transaction */
+	struct event *timer;	  /* head deadline, keep-alive idle, lingering close */
+	char client[INET6_ADDRSTRLEN];
+	enum session_state state;
+	unsigned nreq;	     /* transactions completed */
+	size_t head_scanned; /* bytes of input already searched for the end of the head */
+	size_t head_parse_at; /* re-parse an incomplete head once input reaches this */
+
+	/* the current transaction */
+	struct evbuffer *req_head; /* upstream request head, kept for a retry */
+	struct cfg_peer *peer;
+	struct cfg_peer *tried[UP_MAX_TRIES];
+	int ntried;
+	int up_connecting;
+	int up_reused;
+	int up_requests; /* requests served before on the upstream connection */
+	int up_eof;
+	int up_keepalive;
+	int last_timeout; /* the last upstream failure was a timeout */
+	struct pump req, resp;
+	enum http_method method;
+	int minor;
+	int keepalive; /* client connection stays open after this response */
+	int expect100;
+	int resp_started; /* response head queued to the client */
+	int resp_got;	  /* some response byte came from the upstream */
+	int status;
+	char *logreq; /* "request-line\0referer\0user-agent\0", for the access log */
+};
+
+static uint64_t session_ids;
+
+static void session_close(struct session *s, const char *why);
+static void session_read_head(struct session *s);
+static void session_connect(struct session *s);
+static void session_error(struct session *s, int status, const char *why);
+static void session_pump_request(struct session *s);
+static void session_pump_response(struct session *s);
+static void session_response_done(struct session *s);
+static void session_finish(struct session *s);
+
+static struct timeval
+ms_tv(uint32_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	return tv;
+}
+
+static void
+session_timer_set(struct session *s, uint32_t ms)
+{
+	struct timeval tv = ms_tv(ms);
+
+	evtimer_add(s->timer, &tv);
+}
+
+/* Two-state header-name tests, case-insensitive. */
+static int
+hdr_is(const struct http_header *h, const char *name, size_t len)
+{
+	return h->name.len == len && http_slice_eq(h->name, name);
+}
+#define HDR_IS(h, lit) hdr_is((h), (lit), sizeof(lit) - 1)
+
+/*
+ * Headers that never cross the proxy as received: hop-by-hop fields (RFC 9110 7.6.1) and
+ * the framing fields, which the proxy writes itself for the body it actually sends.
+ */
+static int
+hdr_hop(const struct http_header *h)
+{
+	switch (h->name.len) {
+	case 2:
+		return HDR_IS(h, "te");
+	case 6:
+		return HDR_IS(h, "expect");
+	case 7:
+		return HDR_IS(h, "trailer") || HDR_IS(h, "upgrade");
+	case 10:
+		return HDR_IS(h, "connection") || HDR_IS(h, "keep-alive");
+	case 14:
+		return HDR_IS(h, "content-length");
+	case 16:
+		return HDR_IS(h, "proxy-connection");
+	case 17:
+		return HDR_IS(h, "transfer-encoding");
+	case 19:
+		return HDR_IS(h, "proxy-authorization");
+	default:
+		return 0;
+	}
+}
+
+static void
+buf_add_header(struct evbuffer *b, const struct http_header *h)
+{
+	evbuffer_add(b, h->name.p, h->name.len);
+	evbuffer_add(b, ": ", 2);
+	evbuffer_add(b, h->value.p, h->value.len);
+	evbuffer_add(b, "\r\n", 2);
+}
+
+/* ---------------------------------------------------------------- body pump */
+
+static void
+pump_init(struct pump *p, enum http_body kind, int64_t length, int out_chunked)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	p->remaining = length > 0 ? (uint64_t)length : 0;
+	p->out_chunked = out_chunked;
+	http_chunked_init(&p->ch);
+	if (kind == HTTP_BODY_NONE || (kind == HTTP_BODY_LENGTH && length <= 0))
+		p->done = 1;
+}
+
+static void
+pump_emit_chunk_head(struct evbuffer *dst, size_t n)
+{
+	char line[24];
+	int len = snprintf(line, sizeof(line), "%zx\r\n", n);
+
+	evbuffer_add(dst, line, (size_t)len);
+}
+
+/*
+ * Move as much body as is available from src to dst while dst holds less than RELAY_HIGH.
+ * Returns 1 when the body is complete, 0 when more input or output room is needed, -1 on
+ * a framing error (p->ch.error says which).
+ */
+static int
+pump_run(struct pump *p, struct evbuffer *src, struct evbuffer *dst)
+{
+	while (!p->done) {
+		size_t avail = evbuffer_get_length(src), n;
+
+		if (evbuffer_get_length(dst) >= RELAY_HIGH)
+			return 0;
+		switch (p->kind) {
+		case HTTP_BODY_NONE:
+			p->done = 1;
+			break;
+		case HTTP_BODY_LENGTH:
+			if (avail == 0)
+				return 0;
+			n = avail < p->remaining ? avail : (size_t)p->remaining;
+			evbuffer_remove_buffer(src, dst, n);
+			p->remaining -= n;
+			p->moved += n;
+			if (p->remaining == 0)
+				p->done = 1;
+			break;
+		case HTTP_BODY_EOF:
+			if (avail == 0)
+				return 0;
+			if (p->out_chunked)
+				pump_emit_chunk_head(dst, avail);
+			evbuffer_remove_buffer(src, dst, avail);
+			if (p->out_chunked)
+				evbuffer_add(dst, "\r\n", 2);
+			p->moved += avail;
+			break;
+		case HTTP_BODY_CHUNKED:
+			if (p->ch.state == HTTP_CHUNK_DATA) {
+				if (avail == 0)
+					return 0;
+				n = avail < p->ch.remaining ? avail : (size_t)p->ch.remaining;
+				if (p->out_chunked)
+					pump_emit_chunk_head(dst, n);
+				evbuffer_remove_buffer(src, dst, n);
+				if (p->out_chunked)
+					evbuffer_add(dst, "\r\n", 2);
+				http_chunked_consume(&p->ch, n);
+				p->moved += n;
+			} else if (p->ch.state == HTTP_CHUNK_DONE) {
+				/* Trailer fields are dropped: none of ours needs them. */
+				if (p->out_chunked)
+					evbuffer_add(dst, "0\r\n\r\n", 5);
+				p->done = 1;
+			} else {
+				if (avail == 0)
+					return 0;
+				size_t look = avail < CHUNK_LOOK ? avail : CHUNK_LOOK;
+				const char *ptr = (const char *)evbuffer_pullup(src, (ssize_t)look);
+				int r = http_chunked_step(&p->ch, ptr, look);
+
+				if (r == HTTP_ERROR)
+					return -1;
+				if (r == HTTP_AGAIN) {
+					if (look == CHUNK_LOOK) {
+						p->ch.error = "chunk framing line too long";
+						return -1;
+					}
+					return 0;
+				}
+				evbuffer_drain(src, (size_t)r);
+			}
+			break;
+		}
+	}
+	return 1;
+}
+
+/* End of an EOF-delimited body: close the chunked re-encoding. */
+static void
+pump_finish_eof(struct pump *p, struct evbuffer *dst)
+{
+	if (p->out_chunked)
+		evbuffer_add(dst, "0\r\n\r\n", 5);
+	p->done = 1;
+}
+
+/* ---------------------------------------------------------------- logging */
+
+static const char *
+session_logtime(struct session_env *env)
+{
+	time_t now = time(NULL);
+
+	if (now != env->logtime_sec) {
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		strftime(env->logtime, sizeof(env->logtime), "%d/%b/%Y:%H:%M:%S %z", &tm);
+		env->logtime_sec = now;
+	}
+	return env->logtime;
+}
+
+/* Append s to b, escaping '"', '\\' and bytes outside printable ASCII as \xHH (nginx). */
+static size_t
+log_escape(char *b, size_t room, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (; *s && n + 4 < room; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\' || c < 0x20 || c > 0x7e) {
+			b[n++] = '\\';
+			b[n++] = 'x';
+			b[n++] = hex[c >> 4];
+			b[n++] = hex[c & 15];
+		} else {
+			b[n++] = (char)c;
+		}
+	}
+	return n;
+}
+
+static void
+session_log_access(struct session *s)
+{
+	int fd = s->srv->access_log.fd;
+	char line[4096];
+	size_t n = 0;
+	int r;
+
+	if (fd < 0 || s->logreq == NULL)
+		return;
+	const char *reqline = s->logreq;
+	const char *referer = reqline + strlen(reqline) + 1;
+	const char *ua = referer + strlen(referer) + 1;
+
+	r = snprintf(line, sizeof(line), "%s - - [%s] \"", s->client, session_logtime(s->env));
+	n = (size_t)r;
+	n += log_escape(line + n, sizeof(line) - n - 256, reqline);
+	r = snprintf(line + n, sizeof(line) - n, "\" %d %" PRIu64 " \"", s->status,
+		     s->resp.moved);
+	n += (size_t)r;
+	n += log_escape(line + n, (sizeof(line) - n) / 2, *referer ? referer : "-");
+	memcpy(line + n, "\" \"", 3);
+	n += 3;
+	n += log_escape(line + n, sizeof(line) - n - 3, *ua ? ua : "-");
+	line[n++] = '"';
+	line[n++] = '\n';
+	log_access_write(fd, line, n);
+}
+
+static void
+session_keep_log_fields(struct session *s, const struct http_msg *msg, const char *head)
+{
+	const struct http_header *ref, *ua;
+	size_t linelen = 0, rl, ul;
+
+	free(s->logreq);
+	s->logreq = NULL;
+	if (s->srv->access_log.fd < 0)
+		return;
+	/* the request line, without leading empty lines */
+	const char *line = msg->method_name.p;
+	while (line + linelen < head + msg->head_len && line[linelen] != '\r')
+		linelen++;
+	ref = http_header_find(msg, "referer");
+	ua = http_header_find(msg, "user-agent");
+	rl = ref ? ref->value.len : 0;
+	ul = ua ? ua->value.len : 0;
+	if ((s->logreq = malloc(linelen + rl + ul + 3)) == NULL)
+		return;
+	char *p = s->logreq;
+	memcpy(p, line, linelen);
+	p[linelen] = '\0';
+	p += linelen + 1;
+	if (rl)
+		memcpy(p, ref->value.p, rl);
+	p[rl] = '\0';
+	p += rl + 1;
+	if (ul)
+		memcpy(p, ua->value.p, ul);
+	p[ul] = '\0';
+}
+
+/* ---------------------------------------------------------------- teardown */
+
+static void
+session_release_upstream(struct session *s, int reusable)
+{
+	if (s->ubev == NULL)
+		return;
+	if (reusable && !s->up_connecting &&
+	    evbuffer_get_length(bufferevent_get_input(s->ubev)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(s->ubev)) == 0)
+		up_pool_put(&s->env->pool, s->ubev, s->srv->upstream, &s->peer->addr,
+			    s->up_requests + 1);
+	else
+		bufferevent_free(s->ubev);
+	s->ubev = NULL;
+	s->up_connecting = 0;
+	if (s->peer != NULL) {
+		atomic_fetch_sub(&s->peer->active, 1);
+		s->peer = NULL;
+	}
+}
+
+/* The only place that frees a session. */
+static void
+session_close(struct session *s, const char *why)
+{
+	struct session_env *env = s->env;
+
+	log_debug("*%" PRIu64 " client %s: closing: %s", s->id, s->client, why);
+	session_release_upstream(s, 0);
+	bufferevent_free(s->cbev);
+	event_free(s->timer);
+	if (s->req_head)
+		evbuffer_free(s->req_head);
+	free(s->logreq);
+	cfg_unref(s->cfg);
+	TAILQ_REMOVE(&env->sessions, s, link);
+	env->nsessions--;
+	s->magic = 0;
+	free(s);
+	if (env->on_close)
+		env->on_close(env);
+}
+
+/* ---------------------------------------------------------------- client side */
+
+static void
+session_enter_head(struct session *s)
+{
+	struct timeval wtv = ms_tv(s->srv->send_timeout_ms);
+
+	s->state = S_HEAD;
+	s->head_scanned = 0;
+	s->head_parse_at = 0;
+	s->ntried = 0;
+	s->up_reused = s->up_eof = s->up_keepalive = s->last_timeout = 0;
+	s->resp_started = s->resp_got = 0;
+	s->status = 0;
+	memset(&s->req, 0, sizeof(s->req));
+	memset(&s->resp, 0, sizeof(s->resp));
+	bufferevent_set_timeouts(s->cbev, NULL, &wtv);
+	bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
+	bufferevent_enable(s->cbev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(s->cbev)) > 0) {
+		/* a pipelined request is already here */
+		session_timer_set(s, s->srv->client_header_timeout_ms);
+		bufferevent_trigger(s->cbev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	} else {
+		session_timer_set(s, s->nreq == 0 ? s->srv->client_header_timeout_ms
+						  : s->srv->keepalive_timeout_ms);
+	}
+}
+
+/* Write a proxyd-generated response; the connection closes after it. */
+static void
+session_error(struct session *s, int status, const char *why)
+{
+	char body[512], head[256];
+	int blen, hlen;
+
+	if (s->resp_started) {
+		session_close(s, why);
+		return;
+	}
+	if (status >= 500)
+		log_warnx("*%" PRIu64 " client %s: %d: %s", s->id, s->client, status, why);
+	else
+		log_info("*%" PRIu64 " client %s: %d: %s", s->id, s->client, status, why);
+	session_release_upstream(s, 0);
+	s->status = status;
+	s->keepalive = 0;
+	blen = snprintf(body, sizeof(body),
+			"<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+			"<center><h1>%d %s</h1></center>\r\n<hr><center>proxyd</center>\r\n"
+			"</body>\r\n</html>\r\n",
+			status, http_reason(status), status, http_reason(status));
+	hlen = snprintf(head, sizeof(head),
+			"HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+			"Connection: close\r\n\r\n",
+			status, http_reason(status), blen);
+	struct evbuffer *out = bufferevent_get_output(s->cbev);
+	evbuffer_add(out, head, (size_t)hlen);
+	if (s->method != HTTP_M_HEAD)
+		evbuffer_add(out, body, (size_t)blen);
+	s->resp_started = 1;
+	s->resp.moved = s->method != HTTP_M_HEAD ? (uint64_t)blen : 0;
+	session_log_access(s);
+	session_finish(s);
+}
+
+/* No more requests on this connection: flush the output, then close (lingering). */
+static void
+session_finish(struct session *s)
+{
+	s->state = S_CLOSING;
+	evtimer_del(s->timer);
+	bufferevent_disable(s->cbev, EV_READ);
+	bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
+	if (evbuffer_get_length(bufferevent_get_output(s->cbev)) == 0)
+		bufferevent_trigger(s->cbev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * Output is flushed. If the client may still be sending (an unread body), closing now would
+ * make the kernel answer with a reset that can destroy the response before the client reads
+ * it; so shut the write side and discard input for a while (nginx's lingering close).
+ */
+static void
+session_linger(struct session *s)
+{
+	int unread = evbuffer_get_length(bufferevent_get_input(s->cbev)) > 0 ||
+		     (s->req.kind != HTTP_BODY_NONE && !s->req.done);
+
+	if (!unread) {
+		session_close(s, "done");
+		return;
+	}
+	s->state = S_LINGER;
+	shutdown(bufferevent_getfd(s->cbev), SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(s->cbev),
+		       evbuffer_get_length(bufferevent_get_input(s->cbev)));
+	bufferevent_setwatermark(s->cbev, EV_READ, 0, 0);
+	bufferevent_set_timeouts(s->cbev, NULL, NULL);
+	bufferevent_enable(s->cbev, EV_READ);
+	session_timer_set(s, LINGER_MS);
+}
+
+static void
+session_build_request(struct session *s, const struct http_msg *msg)
+{
+	const struct cfg_server *srv = s->srv;
+	struct evbuffer *b = s->req_head;
+	const struct http_header *h;
+	struct http_slice host = msg->host_header, xff = {NULL, 0}, via = {NULL, 0};
+	int conn_tokens = http_header_find(msg, "connection") != NULL;
+	int nxff = 0, nvia = 0;
+	char num[32];
+
+	evbuffer_drain(b, evbuffer_get_length(b));
+	evbuffer_add(b, msg->method_name.p, msg->method_name.len);
+	evbuffer_add(b, " ", 1);
+	if (msg->form == HTTP_TARGET_ABSOLUTE)
+		evbuffer_add(b, msg->path.p, msg->path.len);
+	else
+		evbuffer_add(b, msg->target.p, msg->target.len);
+	evbuffer_add(b, " HTTP/1.1\r\n", 11);
+
+	if (msg->form == HTTP_TARGET_ABSOLUTE) {
+		/* The URI's authority wins over Host (RFC 9112 3.2.2). */
+		const char *a = msg->target.p, *end = a + msg->target.len;
+
+		a = memchr(a, ':', msg->target.len);
+		a = a ? a + 3 : msg->target.p;
+		const char *e = a;
+		while (e < end && *e != '/' && *e != '?')
+			e++;
+		host.p = a;
+		host.len = (size_t)(e - a);
+	}
+
+	for (size_t i = 0; i < msg->nheaders; i++) {
+		h = &msg->headers[i];
+		if (hdr_hop(h))
+			continue;
+		if (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len))
+			continue;
+		if (h->name.len == 4 && HDR_IS(h, "host")) {
+			evbuffer_add(b, "Host: ", 6);
+			evbuffer_add(b, host.p, host.len);
+			evbuffer_add(b, "\r\n", 2);
+			continue;
+		}
+		if (srv->x_forwarded_for && HDR_IS(h, "x-forwarded-for")) {
+			/* several fields combine into one list, in order */
+			if (nxff++ == 0)
+				xff = h->value;
+			else
+				xff.len = (size_t)(h->value.p + h->value.len - xff.p);
+			continue;
+		}
+		if ((srv->x_forwarded_proto && HDR_IS(h, "x-forwarded-proto")) ||
+		    (srv->x_forwarded_host && HDR_IS(h, "x-forwarded-host")))
+			continue; /* replaced below: a client must not choose them */
+		if (srv->via && HDR_IS(h, "via")) {
+			if (nvia++ == 0)
+				via = h->value;
+			else
+				via.len = (size_t)(h->value.p + h->value.len - via.p);
+			continue;
+		}
+		buf_add_header(b, h);
+	}
+	if (msg->host_header.p == NULL && host.p != NULL && host.len > 0) {
+		evbuffer_add(b, "Host: ", 6);
+		evbuffer_add(b, host.p, host.len);
+		evbuffer_add(b, "\r\n", 2);
+	}
+	if (s->req.kind == HTTP_BODY_LENGTH) {
+		int n = snprintf(num, sizeof(num), "%" PRId64, msg->content_length);
+		evbuffer_add(b, "Content-Length: ", 16);
+		evbuffer_add(b, num, (size_t)n);
+		evbuffer_add(b, "\r\n", 2);
+	} else if (s->req.kind == HTTP_BODY_CHUNKED) {
+		evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+	}
+	if (srv->x_forwarded_for) {
+		/*
+		 * Combined fields were separated by CRLF + name in the buffer; rebuild
+		 * them as one comma-separated list.
+		 */
+		evbuffer_add(b, "X-Forwarded-For: ", 17);
+		if (nxff > 0) {
+			for (size_t i = 0; i < msg->nheaders; i++) {
+				h = &msg->headers[i];
+				if (HDR_IS(h, "x-forwarded-for")) {
+					evbuffer_add(b, h->value.p, h->value.len);
+					evbuffer_add(b, ", ", 2);
+				}
+			}
+		}
+		evbuffer_add(b, s->client, strlen(s->client));
+		evbuffer_add(b, "\r\n", 2);
+	}
+	if (srv->x_forwarded_proto)
+		evbuffer_add(b, "X-Forwarded-Proto: http\r\n", 25);
+	if (srv->x_forwarded_host && host.len > 0) {
+		evbuffer_add(b, "X-Forwarded-Host: ", 18);
+		evbuffer_add(b, host.p, host.len);
+		evbuffer_add(b, "\r\n", 2);
+	}
+	if (srv->via) {
+		evbuffer_add(b, "Via: ", 5);
+		if (nvia > 0) {
+			for (size_t i = 0; i < msg->nheaders; i++) {
+				h = &msg->headers[i];
+				if (HDR_IS(h, "via")) {
+					evbuffer_add(b, h->value.p, h->value.len);
+					evbuffer_add(b, ", ", 2);
+				}
+			}
+		}
+		evbuffer_add(b, msg->version_minor ? "1.1 proxyd\r\n" : "1.0 proxyd\r\n", 12);
+	}
+	(void)xff;
+	(void)via;
+	if (srv->upstream->keepalive == 0)
+		evbuffer_add(b, "Connection: close\r\n", 19);
+	evbuffer_add(b, "\r\n", 2);
+}
+
+static void
+session_start_request(struct session *s, const struct http_msg *msg, const char *head)
+{
+	const struct cfg_server *srv = s->srv;
+	enum http_body kind = http_request_body(msg);
+
+	s->method = msg->method;
+	s->minor = msg->version_minor;
+	s->expect100 = (msg->flags & HTTP_F_EXPECT_100) != 0;
+	s->keepalive = http_keepalive(msg) && srv->keepalive_timeout_ms > 0 &&
+		       (int)s->nreq + 1 < srv->keepalive_requests && !s->env->stopping;
+	session_keep_log_fields(s, msg, head);
+	pump_init(&s->req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
+
+	if (msg->form == HTTP_TARGET_AUTHORITY || msg->method == HTTP_M_CONNECT) {
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		session_error(s, 405, "CONNECT is not allowed on a reverse proxy");
+		return;
+	}
+	if (srv->client_max_body_size > 0 && (msg->flags & HTTP_F_HAS_LENGTH) &&
+	    (uint64_t)msg->content_length > srv->client_max_body_size) {
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		session_error(s, 413, "request body larger than client_max_body_size");
+		return;
+	}
+	if (s->req_head == NULL && (s->req_head = evbuffer_new()) == NULL) {
+		session_close(s, "out of memory");
+		return;
+	}
+	session_build_request(s, msg);
+	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+
+	evtimer_del(s->timer);
+	bufferevent_disable(s->cbev, EV_READ); /* the body waits for the upstream */
+	s->state = S_UPSTREAM;
+	session_connect(s);
+}
+
+static void
+session_read_head(struct session *s)
+{
+	const struct cfg_server *srv = s->srv;
+	struct evbuffer *in = bufferevent_get_input(s->cbev);
+	size_t len = evbuffer_get_length(in), n;
+	struct http_limits lim = {srv->client_max_header_size, srv->client_max_target,
+				  srv->client_max_headers};
+	struct http_msg *msg = &s->env->scratch;
+	int complete = 0;
+
+	if (len == 0)
+		return;
+	if (s->head_scanned == 0 && s->nreq > 0)
+		session_timer_set(s, srv->client_header_timeout_ms); /* keep-alive idle is over */
+	n = len < lim.max_head + 1 ? len : lim.max_head + 1;
+
+	/*
+	 * Parse only when the end of the head may be there, or when enough new input
+	 * arrived since the last attempt (so a byte-by-byte sender costs linear time, and
+	 * invalid input is still rejected early).
+	 */
+	if (n >= 4) {
+		struct evbuffer_ptr start, end;
+		size_t from = s->head_scanned > 3 ? s->head_scanned - 3 : 0;
+
+		evbuffer_ptr_set(in, &start, from, EVBUFFER_PTR_SET);
+		evbuffer_ptr_set(in, &end, n, EVBUFFER_PTR_SET);
+		complete = evbuffer_search_range(in, "\r\n\r\n", 4, &start, &end).pos != -1;
+	}
+	s->head_scanned = n;
+	if (!complete && n < s->head_parse_at && n <= lim.max_head)
+		return;
+
+	const char *p = (const char *)evbuffer_pullup(in, (ssize_t)n);
+	int r = http_parse_request(p, n, &lim, msg);
+
+	if (r == HTTP_AGAIN) {
+		s->head_parse_at = n * 2;
+		return;
+	}
+	if (r == HTTP_ERROR) {
+		s->req.kind = HTTP_BODY_NONE;
+		session_error(s, msg->status, msg->error);
+		return;
+	}
+	session_start_request(s, msg, p);
+}
+
+static void
+client_readcb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	switch (s->state) {
+	case S_HEAD:
+		session_read_head(s);
+		break;
+	case S_UPSTREAM:
+		if (!s->req.done && s->ubev != NULL && !s->up_connecting)
+			session_pump_request(s);
+		break;
+	case S_CLOSING:
+		break;
+	case S_LINGER:
+		evbuffer_drain(bufferevent_get_input(bev),
+			       evbuffer_get_length(bufferevent_get_input(bev)));
+		break;
+	}
+}
+
+static void
+client_writecb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	switch (s->state) {
+	case S_UPSTREAM:
+		if (s->resp_started && !s->resp.done)
+			session_pump_response(s);
+		break;
+	case S_CLOSING:
+		if (evbuffer_get_length(bufferevent_get_output(s->cbev)) == 0)
+			session_linger(s);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+client_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if ((what & BEV_EVENT_READING) && s->state == S_UPSTREAM && !s->req.done) {
+			session_error(s, 408, "client timed out sending the request body");
+			return;
+		}
+		session_close(s, "client timed out");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		if (s->state == S_UPSTREAM && !s->req.done) {
+			session_close(s, "client closed the connection before sending the whole body");
+			return;
+		}
+		if (s->state == S_UPSTREAM) {
+			/* half-close after a complete request: answer, then close */
+			s->keepalive = 0;
+			bufferevent_disable(s->cbev, EV_READ);
+			return;
+		}
+		session_close(s, s->state == S_HEAD ? "client closed keep-alive connection"
+						    : "client closed");
+		return;
+	}
+	session_close(s, "client connection error");
+}
+
+static void
+session_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state == S_HEAD && evbuffer_get_length(bufferevent_get_input(s->cbev)) > 0) {
+		s->method = HTTP_M_OTHER;
+		session_error(s, 408, "client timed out sending the request head");
+		return;
+	}
+	session_close(s, s->state == S_LINGER ? "lingering close done" : "keep-alive timeout");
+}
+
+/* ---------------------------------------------------------------- upstream side */
+
+static void up_readcb(struct bufferevent *bev, void *arg);
+static void up_writecb(struct bufferevent *bev, void *arg);
+static void up_eventcb(struct bufferevent *bev, short what, void *arg);
+
+static void
+session_request_sent(struct session *s)
+{
+	struct timeval rtv = ms_tv(s->srv->proxy_read_timeout_ms),
+		       wtv = ms_tv(s->srv->proxy_send_timeout_ms);
+
+	s->req.done = 1;
+	bufferevent_disable(s->cbev, EV_READ); /* a pipelined request waits its turn */
+	if (s->ubev != NULL)
+		bufferevent_set_timeouts(s->ubev, &rtv, &wtv);
+}
+
+static void
+session_upstream_ready(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->ubev);
+	struct timeval wtv = ms_tv(s->srv->proxy_send_timeout_ms);
+	int one = 1;
+
+	s->up_connecting = 0;
+	setsockopt(bufferevent_getfd(s->ubev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* no read timeout until the request is sent: an upload may take long */
+	bufferevent_set_timeouts(s->ubev, NULL, &wtv);
+	bufferevent_setwatermark(s->ubev, EV_READ, 0, RELAY_HIGH);
+	bufferevent_setwatermark(s->ubev, EV_WRITE, RELAY_HIGH / 2, 0);
+	bufferevent_setcb(s->ubev, up_readcb, up_writecb, up_eventcb, s);
+	/* a copy: the original stays for a retry until the upstream answers */
+	evbuffer_add(out, evbuffer_pullup(s->req_head, -1), evbuffer_get_length(s->req_head));
+	bufferevent_enable(s->ubev, EV_READ | EV_WRITE);
+
+	if (s->req.done) {
+		session_request_sent(s);
+		return;
+	}
+	if (s->expect100 && s->minor >= 1 && s->req.moved == 0 &&
+	    evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0)
+		evbuffer_add(bufferevent_get_output(s->cbev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	struct timeval btv = ms_tv(s->srv->client_body_timeout_ms),
+		       stv = ms_tv(s->srv->send_timeout_ms);
+	bufferevent_set_timeouts(s->cbev, &btv, &stv);
+	bufferevent_enable(s->cbev, EV_READ);
+	session_pump_request(s);
+}
+
+static void
+session_connect(struct session *s)
+{
+	struct cfg_upstream *u = s->srv->upstream;
+	int64_t now = up_now_ms();
+
+	while (s->ntried < UP_MAX_TRIES) {
+		struct cfg_peer *peer = up_pick(u, s->tried, s->ntried, now);
+		struct bufferevent *bev;
+		int reqs = 0;
+
+		if (peer == NULL)
+			break;
+		s->tried[s->ntried++] = peer;
+		s->peer = peer;
+		atomic_fetch_add(&peer->active, 1);
+
+		if ((bev = up_pool_get(&s->env->pool, &peer->addr, &reqs)) != NULL) {
+			s->ubev = bev;
+			s->up_reused = 1;
+			s->up_requests = reqs;
+			session_upstream_ready(s);
+			return;
+		}
+		bev = bufferevent_socket_new(s->env->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		if (bev == NULL) {
+			session_error(s, 500, "out of memory");
+			return;
+		}
+		struct timeval ctv = ms_tv(s->srv->proxy_connect_timeout_ms);
+		bufferevent_setcb(bev, up_readcb, up_writecb, up_eventcb, s);
+		bufferevent_set_timeouts(bev, NULL, &ctv);
+		s->ubev = bev;
+		s->up_connecting = 1;
+		s->up_reused = 0;
+		s->up_requests = 0;
+		if (bufferevent_socket_connect(bev, (const struct sockaddr *)&peer->addr.ss,
+					       (int)peer->addr.len) == -1) {
+			log_warn("*%" PRIu64 " connect() to %s failed", s->id, peer->addr.text);
+			session_release_upstream(s, 0);
+			up_peer_failed(u, peer, now);
+			continue;
+		}
+		return;
+	}
+	session_error(s, s->last_timeout ? 504 : 502,
+		      s->ntried ? "no upstream could be reached" : "no live upstreams");
+}
+
+/*
+ * The upstream connection failed before any response byte. Try the next peer when that
+ * cannot duplicate the request: nothing was sent yet (connect failed), or a reused idle
+ * connection was closed under us and the request is idempotent with no body sent.
+ */
+static void
+session_upstream_failed(struct session *s, int timeout, const char *why)
+{
+	int connecting = s->up_connecting, reused = s->up_reused;
+	int retry = 0;
+
+	log_warnx("*%" PRIu64 " client %s: upstream %s: %s%s", s->id, s->client,
+		  s->peer ? s->peer->addr.text : "-", why,
+		  connecting ? " while connecting to upstream" : " while reading response header");
+	if (connecting) {
+		retry = 1;
+		up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
+		s->last_timeout = timeout;
+	} else if (reused && !timeout && s->req.moved == 0 &&
+		   (s->method == HTTP_M_GET || s->method == HTTP_M_HEAD ||
+		    s->method == HTTP_M_OPTIONS || s->method == HTTP_M_PUT ||
+		    s->method == HTTP_M_DELETE || s->method == HTTP_M_TRACE)) {
+		retry = 1;
+		s->ntried--; /* a stale pooled connection says nothing about the peer */
+	} else if (!s->resp_got) {
+		up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
+	}
+	session_release_upstream(s, 0);
+	if (retry) {
+		session_connect(s);
+		return;
+	}
+	session_error(s, timeout ? 504 : 502, why);
+}
+
+static void
+session_pump_request(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->cbev);
+	int r = pump_run(&s->req, in, bufferevent_get_output(s->ubev));
+
+	if (r == -1) {
+		session_error(s, 400, s->req.ch.error ? s->req.ch.error : "bad chunked body");
+		return;
+	}
+	if (s->srv->client_max_body_size > 0 && s->req.moved > s->srv->client_max_body_size) {
+		session_error(s, 413, "request body larger than client_max_body_size");
+		return;
+	}
+	if (r == 1)
+		session_request_sent(s);
+}
+
+static void
+session_read_response_head(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->ubev);
+	struct http_limits lim = {RESP_HEAD_MAX, RESP_HEAD_MAX, RESP_MAX_HEADERS};
+	struct http_msg *msg = &s->env->scratch;
+	const struct cfg_server *srv = s->srv;
+	const char *p;
+	size_t len, n;
+	int r;
+
+	for (;;) {
+		if ((len = evbuffer_get_length(in)) == 0)
+			return;
+		s->resp_got = 1;
+		n = len < RESP_HEAD_MAX + 1 ? len : RESP_HEAD_MAX + 1;
+		p = (const char *)evbuffer_pullup(in, (ssize_t)n);
+		r = http_parse_response(p, n, &lim, msg);
+		if (r == HTTP_AGAIN)
+			return;
+		if (r == HTTP_ERROR) {
+			log_warnx("*%" PRIu64 " client %s: upstream %s sent an invalid response: %s",
+				  s->id, s->client, s->peer->addr.text, msg->error);
+			session_error(s, 502, "invalid response from upstream");
+			return;
+		}
+		if (msg->status_code >= 100 && msg->status_code < 200 && msg->status_code != 101) {
+			evbuffer_drain(in, (size_t)r); /* interim responses are not relayed */
+			continue;
+		}
+		break;
+	}
+	if (msg->status_code == 101) {
+		log_warnx("*%" PRIu64 " upstream %s switched protocols unasked", s->id,
+			  s->peer->addr.text);
+		session_error(s, 502, "unexpected 101 from upstream");
+		return;
+	}
+	up_peer_ok(s->peer);
+
+	enum http_body kind = http_response_body(msg, s->method);
+	struct evbuffer *out = bufferevent_get_output(s->cbev);
+	int conn_tokens = http_header_find(msg, "connection") != NULL;
+	int out_chunked = 0;
+	char line[64];
+	int n2;
+
+	s->status = msg->status_code;
+	if (!s->req.done)
+		s->keepalive = 0; /* answered before the body was read: close after */
+	if (kind == HTTP_BODY_EOF || kind == HTTP_BODY_CHUNKED) {
+		if (s->minor >= 1)
+			out_chunked = 1;
+		else
+			s->keepalive = 0; /* HTTP/1.0: the body ends at close */
+	}
+	s->up_keepalive = http_keepalive(msg) && kind != HTTP_BODY_EOF &&
+			  srv->upstream->keepalive > 0 &&
+			  s->up_requests + 1 < srv->upstream->keepalive_requests;
+
+	n2 = snprintf(line, sizeof(line), "HTTP/1.1 %d ", msg->status_code);
+	evbuffer_add(out, line, (size_t)n2);
+	evbuffer_add(out, msg->reason.p, msg->reason.len);
+	evbuffer_add(out, "\r\n", 2);
+	for (size_t i = 0; i < msg->nheaders; i++) {
+		const struct http_header *h = &msg->headers[i];
+
+		if (hdr_hop(h)) {
+			/* a HEAD or 304 answer states the length of the body it omits */
+			if (kind == HTTP_BODY_NONE && HDR_IS(h, "content-length"))
+				buf_add_header(out, h);
+			continue;
+		}
+		if (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len))
+			continue;
+		buf_add_header(out, h);
+	}
+	if (kind == HTTP_BODY_LENGTH) {
+		n2 = snprintf(line, sizeof(line), "Content-Length: %" PRId64 "\r\n",
+			      msg->content_length);
+		evbuffer_add(out, line, (size_t)n2);
+	} else if (out_chunked) {
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	}
+	if (!s->keepalive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (s->minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	evbuffer_add(out, "\r\n", 2);
+
+	evbuffer_drain(in, (size_t)r);
+	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
+	pump_init(&s->resp, kind, msg->content_length, out_chunked);
+	s->resp_started = 1;
+	bufferevent_setwatermark(s->cbev, EV_WRITE, RELAY_HIGH / 2, 0);
+	if (s->resp.done)
+		session_response_done(s);
+	else
+		session_pump_response(s);
+}
+
+static void
+session_pump_response(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->ubev);
+	struct evbuffer *out = bufferevent_get_output(s->cbev);
+	int r = pump_run(&s->resp, in, out);
+
+	if (r == -1) {
+		log_warnx("*%" PRIu64 " upstream %s sent a bad chunked body: %s", s->id,
+			  s->peer->addr.text, s->resp.ch.error ? s->resp.ch.error : "?");
+		session_close(s, "bad chunked body from upstream");
+		return;
+	}
+	if (r == 1) {
+		session_response_done(s);
+		return;
+	}
+	if (s->up_eof && evbuffer_get_length(in) == 0) {
+		if (s->resp.kind == HTTP_BODY_EOF) {
+			pump_finish_eof(&s->resp, out);
+			session_response_done(s);
+			return;
+		}
+		log_warnx("*%" PRIu64 " upstream %s closed the connection mid-body", s->id,
+			  s->peer->addr.text);
+		session_close(s, "upstream prematurely closed the connection");
+	}
+}
+
+static void
+session_response_done(struct session *s)
+{
+	session_release_upstream(s, s->up_keepalive && s->req.done && !s->up_eof);
+	session_log_access(s);
+	s->nreq++;
+	if (s->keepalive && s->req.done && !s->env->stopping)
+		session_enter_head(s);
+	else
+		session_finish(s);
+}
+
+static void
+up_readcb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (!s->resp_started)
+		session_read_response_head(s);
+	else if (!s->resp.done)
+		session_pump_response(s);
+}
+
+static void
+up_writecb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (!s->req.done && !s->up_connecting)
+		session_pump_request(s);
+}
+
+static void
+up_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		session_upstream_ready(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->resp_started) {
+			session_close(s, "upstream timed out");
+			return;
+		}
+		session_upstream_failed(s, 1,
+					s->up_connecting ? "connection timed out" : "upstream timed out");
+		return;
+	}
+	/* EOF or error */
+	if (!s->resp_started) {
+		if (s->resp_got && !(what & BEV_EVENT_ERROR)) {
+			/* a response head cut short */
+			log_warnx("*%" PRIu64 " upstream %s closed the connection mid-header",
+				  s->id, s->peer->addr.text);
+			session_error(s, 502, "upstream sent an incomplete response header");
+			return;
+		}
+		session_upstream_failed(s, 0,
+					(what & BEV_EVENT_ERROR) ? evutil_socket_error_to_string(
+									   EVUTIL_SOCKET_ERROR())
+								 : "upstream closed the connection");
+		return;
+	}
+	s->up_eof = 1;
+	bufferevent_disable(s->ubev, EV_READ);
+	if (what & BEV_EVENT_ERROR) {
+		if (s->resp.kind != HTTP_BODY_EOF) {
+			session_close(s, "upstream connection error mid-body");
+			return;
+		}
+	}
+	session_pump_response(s);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+void
+session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_t salen,
+	    struct cfg *cfg, const struct cfg_server *srv)
+{
+	struct session *s;
+	int one = 1;
+
+	(void)salen;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		close(fd);
+		return;
+	}
+	s->magic = SESSION_MAGIC;
+	s->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);
+	s->env = env;
+	s->srv = srv;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+			  s->client, sizeof(s->client));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  s->client, sizeof(s->client));
+	else
+		snprintf(s->client, sizeof(s->client), "unix");
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	s->cbev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(env->base, session_timercb, s);
+	if (s->cbev == NULL || s->timer == NULL) {
+		if (s->cbev)
+			bufferevent_free(s->cbev);
+		else
+			close(fd);
+		if (s->timer)
+			event_free(s->timer);
+		free(s);
+		return;
+	}
+	cfg_ref(cfg);
+	s->cfg = cfg;
+	TAILQ_INSERT_TAIL(&env->sessions, s, link);
+	env->nsessions++;
+
+	size_t high = srv->client_max_header_size + 1;
+	bufferevent_setwatermark(s->cbev, EV_READ, 0, high > RELAY_HIGH ? high : RELAY_HIGH);
+	bufferevent_setcb(s->cbev, client_readcb, client_writecb, client_eventcb, s);
+	session_enter_head(s);
+}
+
+void
+session_env_drain(struct session_env *env)
+{
+	struct session *s, *next;
+
+	env->stopping = 1;
+	for (s = TAILQ_FIRST(&env->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, link);
+		if (s->state == S_HEAD && evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0)
+			session_close(s, "shutting down");
+		else
+			s->keepalive = 0;
+	}
+}
+
+void
+session_env_close_all(struct session_env *env)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&env->sessions)) != NULL)
+		session_close(s, "shutdown grace period over");
+}

@@ -1,0 +1,70 @@
+/*
+ * upstream.h - choosing an upstream peer and keeping idle upstream connections.
+ *
+ * Contract: up_pick() chooses a peer of an upstream by smooth weighted round robin (the
+ * nginx algorithm: each pick adds every eligible peer's weight to its current weight,
+ * takes the largest and subtracts the total from it), skipping peers that are marked down
+ * and peers this request already tried. Balancer state lives in the peers of the config
+ * generation and is shared by every worker (the lock is held for the O(npeers) pick only).
+ * A peer that fails max_fails times within fail_timeout is skipped for fail_timeout; an
+ * upstream with a single peer never marks it down (there is nowhere else to go).
+ *
+ * The pool keeps idle keep-alive connections to upstream peers, per worker (never shared
+ * between threads), keyed by peer address so that it survives a reload.
+ */
+#ifndef PROXYD_UPSTREAM_H
+#define PROXYD_UPSTREAM_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "cfg.h"
+
+struct bufferevent;
+struct event_base;
+
+#define UP_MAX_TRIES 32
+
+/* Returns a peer not in tried[0..ntried) and not down, or NULL when none is left. */
+struct cfg_peer *up_pick(struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
+			 int64_t now_ms);
+/* Passive health: a connect error or timeout on p. */
+void up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms);
+/* A response arrived from p: its failure window starts afresh. */
+void up_peer_ok(struct cfg_peer *p);
+
+/* Monotonic milliseconds. */
+int64_t up_now_ms(void);
+
+struct up_idle {
+	TAILQ_ENTRY(up_idle) link;
+	struct up_pool *pool;
+	struct bufferevent *bev;
+	struct cfg_addr addr;
+	char upstream[64]; /* upstream name, for the per-upstream cap */
+	int requests;	   /* requests already served on this connection */
+};
+TAILQ_HEAD(up_idle_list, up_idle);
+
+struct up_pool {
+	struct up_idle_list idle; /* most recently used first */
+	unsigned count;
+};
+
+void up_pool_init(struct up_pool *pool);
+/* Close every idle connection. */
+void up_pool_clear(struct up_pool *pool);
+/*
+ * Take an idle connection to addr. Returns its bufferevent (callbacks cleared, reading
+ * disabled) and sets *requests, or NULL when none is idle.
+ */
+struct bufferevent *up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, int *requests);
+/*
+ * Park a connection that finished a response cleanly. The pool owns bev from here on; it
+ * is closed when the peer closes it, after timeout_ms, or when the upstream already has
+ * `keepalive` idle connections in this worker (the oldest goes).
+ */
+void up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upstream *u,
+		 const struct cfg_addr *addr, int requests);
+
+#endif /* PROXYD_UPSTREAM_H */

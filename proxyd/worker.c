@@ -1,0 +1,521 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "log.h"
+#include "session.h"
+#include "worker.h"
+
+/* After an accept error such as EMFILE, the listener rests this long instead of spinning. */
+#define ACCEPT_PAUSE_MS 200
+
+/* One listening socket of one worker. Allocated alone so its address is stable. */
+struct wlistener {
+	struct worker *w;
+	char key[64];		       /* cfg_addr.text: identity across reloads */
+	struct evconnlistener *lev;    /* NULL until the worker adopts the socket */
+	int fd;			       /* bound socket waiting for adoption, or -1 */
+	const struct cfg_server *srv;  /* in w->cfg */
+};
+
+/* What the main thread hands a worker: a generation and its listeners. */
+struct wmsg {
+	struct cfg *cfg;
+	struct wlistener **ls;
+	size_t nls;
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct session_env env;
+	struct cfg *cfg; /* generation for new connections */
+	struct wlistener **ls;
+	size_t nls;
+	struct event *ctl;    /* main → worker: a message is waiting */
+	struct event *resume; /* re-enable listeners after an accept error or at the limit */
+	pthread_mutex_t lock;
+	struct wmsg *pending; /* under lock */
+	int stop;	      /* under lock: 1 drain, 2 close everything now */
+	int paused;
+	int joined;
+};
+
+static struct worker *workers;
+static int nworkers;
+/* Main thread: the generation last handed to the workers; its listen addresses are open. */
+static struct cfg *posted;
+
+static char *
+errfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *
+errfmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* Bind one SO_REUSEPORT socket for l. Returns the fd or -1 with *err set. */
+static int
+listen_socket(const struct cfg_listen *l, char **err)
+{
+	int fd, one = 1;
+	int family = l->addr.ss.ss_family;
+
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail;
+	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) == -1 ||
+	    listen(fd, l->backlog) == -1)
+		goto fail;
+	return fd;
+fail:
+	*err = errfmt("%s:%d: listen %s: %s", l->file, l->line, l->addr.text, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+static const struct cfg_server *
+cfg_server_for(const struct cfg *cfg, const char *key)
+{
+	for (size_t i = 0; i < cfg->nservers; i++)
+		for (size_t j = 0; j < cfg->servers[i].nlistens; j++)
+			if (strcmp(cfg->servers[i].listens[j].addr.text, key) == 0)
+				return &cfg->servers[i];
+	return NULL;
+}
+
+static struct wlistener *
+worker_find_listener(struct worker *w, const char *key)
+{
+	for (size_t i = 0; i < w->nls; i++)
+		if (w->ls[i] != NULL && strcmp(w->ls[i]->key, key) == 0)
+			return w->ls[i];
+	return NULL;
+}
+
+static void
+wlistener_free(struct wlistener *wl)
+{
+	if (wl == NULL)
+		return;
+	if (wl->lev)
+		evconnlistener_free(wl->lev);
+	else if (wl->fd != -1)
+		close(wl->fd);
+	free(wl);
+}
+
+static void
+wmsg_free(struct wmsg *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->nls; i++)
+		wlistener_free(m->ls[i]);
+	free(m->ls);
+	if (m->cfg)
+		cfg_unref(m->cfg);
+	free(m);
+}
+
+/*
+ * Build the listener set of generation cfg for worker w: sockets of addresses w already
+ * listens on are reused (marked fd -1, adopted by key in the worker), new ones are bound
+ * here so that a failure rejects the whole generation before any worker sees it.
+ */
+static const struct cfg_server *cfg_server_for(const struct cfg *cfg, const char *key);
+
+static struct wmsg *
+wmsg_build(struct worker *w, struct cfg *cfg, char **err)
+{
+	struct wmsg *m = calloc(1, sizeof(*m));
+	size_t n = 0;
+
+	if (m == NULL)
+		goto nomem;
+	for (size_t i = 0; i < cfg->nservers; i++)
+		n += cfg->servers[i].nlistens;
+	if ((m->ls = calloc(n, sizeof(*m->ls))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		for (size_t j = 0; j < cfg->servers[i].nlistens; j++) {
+			const struct cfg_listen *l = &cfg->servers[i].listens[j];
+			struct wlistener *wl = calloc(1, sizeof(*wl));
+
+			if (wl == NULL)
+				goto nomem;
+			m->ls[m->nls++] = wl;
+			wl->w = w;
+			wl->fd = -1;
+			snprintf(wl->key, sizeof(wl->key), "%s", l->addr.text);
+			if (posted != NULL && cfg_server_for(posted, wl->key) != NULL)
+				continue; /* the worker keeps its socket */
+			if ((wl->fd = listen_socket(l, err)) == -1)
+				goto fail;
+		}
+	}
+	cfg_ref(cfg);
+	m->cfg = cfg;
+	return m;
+nomem:
+	*err = errfmt("out of memory");
+fail:
+	wmsg_free(m);
+	return NULL;
+}
+
+static void worker_acceptcb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+			    int salen, void *arg);
+static void worker_accept_errorcb(struct evconnlistener *lev, void *arg);
+
+static void
+worker_pause(struct worker *w)
+{
+	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+
+	if (w->paused)
+		return;
+	w->paused = 1;
+	for (size_t i = 0; i < w->nls; i++)
+		if (w->ls[i]->lev)
+			evconnlistener_disable(w->ls[i]->lev);
+	event_add(w->resume, &tv);
+}
+
+static void
+worker_resumecb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->env.stopping)
+		return;
+	if (w->cfg != NULL && w->env.nsessions >= (unsigned)w->cfg->worker_connections) {
+		struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+		event_add(w->resume, &tv);
+		return;
+	}
+	w->paused = 0;
+	for (size_t i = 0; i < w->nls; i++)
+		if (w->ls[i]->lev)
+			evconnlistener_enable(w->ls[i]->lev);
+}
+
+/* Install a generation and its listeners (worker thread). */
+static void
+worker_apply(struct worker *w, struct wmsg *m)
+{
+	for (size_t i = 0; i < m->nls; i++) {
+		struct wlistener *wl = m->ls[i], *old;
+
+		if (wl->fd == -1 && (old = worker_find_listener(w, wl->key)) != NULL &&
+		    old->lev != NULL) {
+			/* adopt the running socket */
+			wl->lev = old->lev;
+			old->lev = NULL;
+			old->fd = -1;
+			evconnlistener_set_cb(wl->lev, worker_acceptcb, wl);
+		} else if (wl->fd != -1) {
+			wl->lev = evconnlistener_new(w->env.base, worker_acceptcb, wl,
+						     LEV_OPT_CLOSE_ON_FREE, -1, wl->fd);
+			if (wl->lev == NULL) {
+				log_warnx("worker %d: cannot listen on %s", w->id, wl->key);
+				close(wl->fd);
+				wl->fd = -1;
+				continue;
+			}
+			wl->fd = -1;
+		} else {
+			log_warnx("worker %d: lost the socket for %s", w->id, wl->key);
+			continue;
+		}
+		evconnlistener_set_error_cb(wl->lev, worker_accept_errorcb);
+		wl->srv = cfg_server_for(m->cfg, wl->key);
+		if (w->paused)
+			evconnlistener_disable(wl->lev);
+	}
+	/* what the old set still holds is no longer configured */
+	for (size_t i = 0; i < w->nls; i++)
+		wlistener_free(w->ls[i]);
+	free(w->ls);
+	w->ls = m->ls;
+	w->nls = m->nls;
+	m->ls = NULL;
+	m->nls = 0;
+	if (w->cfg)
+		cfg_unref(w->cfg);
+	w->cfg = m->cfg;
+	m->cfg = NULL;
+	wmsg_free(m);
+}
+
+static void
+worker_acceptcb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		void *arg)
+{
+	struct wlistener *wl = arg;
+	struct worker *w = wl->w;
+
+	(void)lev;
+	if (w->env.stopping || wl->srv == NULL) {
+		close(fd);
+		return;
+	}
+	session_new(&w->env, fd, sa, (socklen_t)salen, w->cfg, wl->srv);
+	if (w->env.nsessions >= (unsigned)w->cfg->worker_connections) {
+		log_warnx("worker %d: %d worker_connections are not enough", w->id,
+			  w->cfg->worker_connections);
+		worker_pause(w);
+	}
+}
+
+static void
+worker_accept_errorcb(struct evconnlistener *lev, void *arg)
+{
+	struct worker *w = arg == NULL ? NULL : ((struct wlistener *)arg)->w;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)lev;
+	/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays queued; retrying at
+	 * once would spin, so rest a moment. */
+	errno = err;
+	log_warn("accept() failed");
+	if (w != NULL)
+		worker_pause(w);
+}
+
+static void
+worker_session_closed(struct session_env *env)
+{
+	if (env->stopping && env->nsessions == 0)
+		event_base_loopexit(env->base, NULL);
+}
+
+static void
+worker_ctlcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct wmsg *m;
+	int stop;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->lock);
+	m = w->pending;
+	w->pending = NULL;
+	stop = w->stop;
+	pthread_mutex_unlock(&w->lock);
+
+	if (m != NULL)
+		worker_apply(w, m);
+	if (stop >= 1 && !w->env.stopping) {
+		for (size_t i = 0; i < w->nls; i++)
+			wlistener_free(w->ls[i]);
+		free(w->ls);
+		w->ls = NULL;
+		w->nls = 0;
+		event_del(w->resume);
+		up_pool_clear(&w->env.pool);
+		session_env_drain(&w->env);
+		if (w->env.nsessions == 0)
+			event_base_loopexit(w->env.base, NULL);
+	}
+	if (stop >= 2) {
+		session_env_close_all(&w->env);
+		event_base_loopexit(w->env.base, NULL);
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->env.base);
+	session_env_close_all(&w->env);
+	up_pool_clear(&w->env.pool);
+	return NULL;
+}
+
+static void
+worker_post(struct worker *w, struct wmsg *m, int stop)
+{
+	pthread_mutex_lock(&w->lock);
+	if (m != NULL) {
+		struct wmsg *prev = w->pending;
+
+		/* The worker has not applied the previous set: carry its new sockets over. */
+		for (size_t i = 0; prev != NULL && i < m->nls; i++) {
+			for (size_t j = 0; m->ls[i]->fd == -1 && j < prev->nls; j++) {
+				if (prev->ls[j]->fd != -1 && strcmp(prev->ls[j]->key, m->ls[i]->key) == 0) {
+					m->ls[i]->fd = prev->ls[j]->fd;
+					prev->ls[j]->fd = -1;
+				}
+			}
+		}
+		wmsg_free(prev);
+		w->pending = m;
+	}
+	if (stop > w->stop)
+		w->stop = stop;
+	pthread_mutex_unlock(&w->lock);
+	event_active(w->ctl, EV_READ, 0);
+}
+
+int
+workers_start(struct cfg *cfg, int n, char **err)
+{
+	sigset_t all, old;
+
+	if (evthread_use_pthreads() == -1) {
+		*err = errfmt("libevent: no thread support");
+		return -1;
+	}
+	if ((workers = calloc((size_t)n, sizeof(*workers))) == NULL) {
+		*err = errfmt("out of memory");
+		return -1;
+	}
+	nworkers = n;
+	for (int i = 0; i < n; i++) {
+		struct worker *w = &workers[i];
+		struct wmsg *m;
+
+		w->id = i;
+		pthread_mutex_init(&w->lock, NULL);
+		TAILQ_INIT(&w->env.sessions);
+		up_pool_init(&w->env.pool);
+		w->env.id = i;
+		w->env.on_close = worker_session_closed;
+		if ((w->env.base = event_base_new()) == NULL) {
+			*err = errfmt("cannot create an event base");
+			return -1;
+		}
+		w->ctl = event_new(w->env.base, -1, EV_PERSIST, worker_ctlcb, w);
+		w->resume = evtimer_new(w->env.base, worker_resumecb, w);
+		if ((m = wmsg_build(w, cfg, err)) == NULL)
+			return -1;
+		worker_apply(w, m);
+	}
+	cfg_ref(cfg);
+	posted = cfg;
+	/* Signals belong to the main thread: workers start with all of them blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			*err = errfmt("cannot start worker thread: %s", strerror(errno));
+			return -1;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
+int
+workers_reload(struct cfg *cfg, char **err)
+{
+	struct wmsg **msgs = calloc((size_t)nworkers, sizeof(*msgs));
+
+	if (msgs == NULL) {
+		*err = errfmt("out of memory");
+		return -1;
+	}
+	for (int i = 0; i < nworkers; i++) {
+		if ((msgs[i] = wmsg_build(&workers[i], cfg, err)) == NULL) {
+			for (int j = 0; j < i; j++)
+				wmsg_free(msgs[j]);
+			free(msgs);
+			return -1;
+		}
+	}
+	for (int i = 0; i < nworkers; i++)
+		worker_post(&workers[i], msgs[i], 0);
+	free(msgs);
+	cfg_ref(cfg);
+	cfg_unref(posted);
+	posted = cfg;
+	return 0;
+}
+
+void
+workers_stop(uint32_t grace_ms)
+{
+	struct timespec deadline;
+	int left;
+
+	for (int i = 0; i < nworkers; i++)
+		worker_post(&workers[i], NULL, 1);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += grace_ms / 1000;
+	deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	for (int i = 0; i < nworkers; i++) {
+		if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) == 0)
+			workers[i].joined = 1;
+	}
+	left = 0;
+	for (int i = 0; i < nworkers; i++) {
+		if (!workers[i].joined) {
+			left++;
+			worker_post(&workers[i], NULL, 2);
+		}
+	}
+	if (left)
+		log_warnx("shutdown grace period over: closing connections of %d worker(s)", left);
+	for (int i = 0; i < nworkers; i++) {
+		if (!workers[i].joined)
+			pthread_join(workers[i].thread, NULL);
+	}
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+
+		for (size_t j = 0; j < w->nls; j++)
+			wlistener_free(w->ls[j]);
+		free(w->ls);
+		wmsg_free(w->pending);
+		event_free(w->ctl);
+		event_free(w->resume);
+		if (w->cfg)
+			cfg_unref(w->cfg);
+		event_base_free(w->env.base);
+		pthread_mutex_destroy(&w->lock);
+	}
+	free(workers);
+	workers = NULL;
+	nworkers = 0;
+	if (posted)
+		cfg_unref(posted);
+	posted = NULL;
+}

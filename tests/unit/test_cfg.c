@@ -1,0 +1,1387 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+/*
+ * test_cfg.c - unit tests of the proxyd.conf parser (proxyd/cfg.c).
+ *
+ * Every test writes its configuration files into its own directory made with mkdtemp under
+ * $TMPDIR (or /tmp) and removes it afterwards; nothing is written into the source tree.
+ * Error tests check the exact "file:line: " prefix and a part of the reason.
+ */
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "cfg.h"
+#include "http.h"
+
+/* configure accepts Check 0.10; these arrived in 0.11 */
+#ifndef ck_assert_ptr_null
+#define ck_assert_ptr_null(p) ck_assert((p) == NULL)
+#endif
+#ifndef ck_assert_ptr_nonnull
+#define ck_assert_ptr_nonnull(p) ck_assert((p) != NULL)
+#endif
+
+/* A minimal upstream and server, to make the rest of a test config valid. */
+#define UP  "upstream u { server 127.0.0.1:3001; }\n"
+#define SRV "server { listen 8080; proxy_pass u; }\n"
+
+static char basedir[PATH_MAX]; /* made by main(), removed at exit even if a test fails */
+static char tmpdir[PATH_MAX];  /* one per test, inside basedir */
+
+static int
+rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st, (void)type, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void
+setup(void)
+{
+	int n = snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", basedir);
+
+	ck_assert(n > 0 && (size_t)n < sizeof(tmpdir));
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+teardown(void)
+{
+	if (tmpdir[0] != '\0')
+		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* tmpdir + "/" + name, in a static buffer (one of a few, so two may be used at once). */
+static const char *
+tpath(const char *name)
+{
+	static char bufs[4][PATH_MAX];
+	static unsigned int next;
+	char *b = bufs[next++ % 4];
+
+	ck_assert(snprintf(b, PATH_MAX, "%s/%s", tmpdir, name) < PATH_MAX);
+	return b;
+}
+
+static void
+mkdir_t(const char *name)
+{
+	ck_assert_int_eq(mkdir(tpath(name), 0755), 0);
+}
+
+static void
+write_len(const char *name, const char *text, size_t len)
+{
+	FILE *f = fopen(tpath(name), "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void
+write_t(const char *name, const char *text)
+{
+	write_len(name, text, strlen(text));
+}
+
+/* Write text as proxyd.conf and load it. */
+static struct cfg *
+load_text(const char *text, char **err)
+{
+	write_t("proxyd.conf", text);
+	return cfg_load(tpath("proxyd.conf"), err);
+}
+
+static struct cfg *
+load_ok(const char *text)
+{
+	char *err = NULL;
+	struct cfg *cfg = load_text(text, &err);
+
+	ck_assert_msg(cfg != NULL, "unexpected error: %s", err != NULL ? err : "(null)");
+	ck_assert_ptr_null(err);
+	return cfg;
+}
+
+/* Load file (already written) and check the error is "tmpdir/errfile:line: ...substr...". */
+static void
+check_error_file(const char *file, const char *errfile, int line, const char *substr)
+{
+	char prefix[PATH_MAX + 32], *err = NULL;
+	struct cfg *cfg;
+
+	cfg = cfg_load(tpath(file), &err);
+	ck_assert_msg(cfg == NULL, "loaded, expected an error at line %d containing '%s'", line,
+	              substr);
+	ck_assert_ptr_nonnull(err);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", tpath(errfile), line);
+	ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0,
+	              "error '%s' does not start with '%s'", err, prefix);
+	ck_assert_msg(strstr(err + strlen(prefix), substr) != NULL,
+	              "error '%s' does not contain '%s'", err, substr);
+	free(err);
+}
+
+static void
+check_error(const char *text, int line, const char *substr)
+{
+	write_t("proxyd.conf", text);
+	check_error_file("proxyd.conf", "proxyd.conf", line, substr);
+}
+
+/* ---- value parsers ---- */
+
+static const struct {
+	const char *s;
+	uint64_t v;
+} size_ok[] = {
+        {"0", 0},
+        {"1", 1},
+        {"16384", 16384},
+        {"1k", 1024},
+        {"1K", 1024},
+        {"32k", 32768},
+        {"2m", 2097152},
+        {"2M", 2097152},
+        {"3g", 3221225472ULL},
+        {"3G", 3221225472ULL},
+        {"0k", 0},
+        {"007", 7},
+        {"18446744073709551615", UINT64_MAX},
+        {"17179869183g", 17179869183ULL << 30},
+};
+
+static const char *const size_bad[] = {
+        "", "k", "1kb", "1.5k", "-1", "+1", " 1", "1 ", "1 k", "0x10", "1t", "1b", "k1",
+};
+
+static const char *const size_huge[] = {
+        "18446744073709551616", "99999999999999999999999", "17179869184g",
+        "18014398509481984k",   "17592186044416m",
+};
+
+START_TEST(test_size_ok)
+{
+	uint64_t v = 12345;
+	char *err = NULL;
+
+	ck_assert_msg(cfg_parse_size(size_ok[_i].s, &v, &err) == 0, "\"%s\": %s", size_ok[_i].s,
+	              err);
+	ck_assert_ptr_null(err);
+	ck_assert_uint_eq(v, size_ok[_i].v);
+}
+END_TEST
+
+START_TEST(test_size_bad)
+{
+	uint64_t v = 12345;
+	char *err = NULL;
+
+	ck_assert_int_eq(cfg_parse_size(size_bad[_i], &v, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, "not a size") != NULL, "\"%s\": %s", size_bad[_i], err);
+	ck_assert_uint_eq(v, 12345);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_size_huge)
+{
+	uint64_t v = 12345;
+	char *err = NULL;
+
+	ck_assert_int_eq(cfg_parse_size(size_huge[_i], &v, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, "too large") != NULL, "\"%s\": %s", size_huge[_i], err);
+	ck_assert_uint_eq(v, 12345);
+	free(err);
+}
+END_TEST
+
+static const struct {
+	const char *s;
+	uint32_t ms;
+} dur_ok[] = {
+        {"0", 0},
+        {"30", 30000},
+        {"0s", 0},
+        {"500ms", 500},
+        {"30s", 30000},
+        {"5m", 300000},
+        {"2h", 7200000},
+        {"1d", 86400000},
+        {"1m30s", 90000},
+        {"1h1m1s1ms", 3661001},
+        {"1d2h", 93600000},
+        {"2m500ms", 120500},
+        {"49d", 4233600000U},
+        {"4294967s", 4294967000U},
+        {"4294967", 4294967000U},
+        {"4294967295ms", 4294967295U},
+        {"49d17h2m47s295ms", 4294967295U},
+};
+
+static const struct {
+	const char *s;
+	const char *why;
+} dur_bad[] = {
+        {"", "not a duration"},
+        {"s", "not a duration"},
+        {"ms", "not a duration"},
+        {"1x", "not a duration"},
+        {"1S", "not a duration"},
+        {"1m30", "not a duration"},
+        {"1.5s", "not a duration"},
+        {"-1s", "not a duration"},
+        {"1 s", "not a duration"},
+        {" 1s", "not a duration"},
+        {"1s ", "not a duration"},
+        {"1mss", "not a duration"},
+        {"30s1m", "decreasing order"},
+        {"1s1s", "decreasing order"},
+        {"1ms1s", "decreasing order"},
+        {"4294968", "too large"},
+        {"4294968s", "too large"},
+        {"4294967296ms", "too large"},
+        {"50d", "too large"},
+        {"49d17h2m47s296ms", "too large"},
+        {"99999999999999999999s", "too large"},
+        {"99999999999999999999", "too large"},
+};
+
+START_TEST(test_duration_ok)
+{
+	uint32_t ms = 12345;
+	char *err = NULL;
+
+	ck_assert_msg(cfg_parse_duration(dur_ok[_i].s, &ms, &err) == 0, "\"%s\": %s", dur_ok[_i].s,
+	              err);
+	ck_assert_ptr_null(err);
+	ck_assert_uint_eq(ms, dur_ok[_i].ms);
+}
+END_TEST
+
+START_TEST(test_duration_bad)
+{
+	uint32_t ms = 12345;
+	char *err = NULL;
+
+	ck_assert_int_eq(cfg_parse_duration(dur_bad[_i].s, &ms, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, dur_bad[_i].why) != NULL, "\"%s\": %s", dur_bad[_i].s, err);
+	ck_assert_uint_eq(ms, 12345);
+	free(err);
+}
+END_TEST
+
+/* ---- valid configurations ---- */
+
+static const struct cfg_peer *
+peer(const struct cfg_upstream *up, size_t i)
+{
+	ck_assert_uint_lt(i, up->npeers);
+	return &up->peers[i];
+}
+
+START_TEST(test_full)
+{
+	char text[4096];
+	const struct cfg_upstream *echo, *other;
+	const struct cfg_server *s;
+	const struct cfg_listen *l;
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+	struct cfg *cfg;
+	size_t i;
+
+	snprintf(text, sizeof(text),
+	         "# proxyd.conf\n"
+	         "user proxyd;\n"
+	         "workers 4;\n"
+	         "worker_connections 2048;\n"
+	         "pid_file /run/proxyd.pid;\n"
+	         "error_log /var/log/proxyd/error.log warn;\n"
+	         "shutdown_timeout 1m30s;\n"
+	         "\n"
+	         "upstream echo {\n"
+	         "    server 127.0.0.1:3001 weight=10 max_fails=3 fail_timeout=30s;\n"
+	         "    server [::1]:3002 max_fails=0;\n"
+	         "    server localhost:3003 fail_timeout=500ms weight=1000;\n"
+	         "    keepalive 64;\n"
+	         "    keepalive_timeout 90s;\n"
+	         "    keepalive_requests 500;\n"
+	         "}\n"
+	         "\n"
+	         "server {\n"
+	         "    listen 8080;\n"
+	         "    listen 127.0.0.1:8081 backlog=1024;\n"
+	         "    listen [::1]:8082;\n"
+	         "    listen *:8083;\n"
+	         "    listen localhost:8084;\n"
+	         "    proxy_pass http://echo;\n"
+	         "    proxy_connect_timeout 5s;\n"
+	         "    proxy_read_timeout 30s;\n"
+	         "    proxy_send_timeout 31s;\n"
+	         "    keepalive_timeout 0;\n"
+	         "    keepalive_requests 50;\n"
+	         "    client_header_timeout 10s;\n"
+	         "    client_body_timeout 11s;\n"
+	         "    send_timeout 12s;\n"
+	         "    client_max_header_size 16k;\n"
+	         "    client_max_target 4K;\n"
+	         "    client_max_headers 128;\n"
+	         "    client_max_body_size 0;\n"
+	         "    x_forwarded_for off;\n"
+	         "    x_forwarded_proto off;\n"
+	         "    x_forwarded_host off;\n"
+	         "    via off;\n"
+	         "    access_log %s combined;\n"
+	         "}\n"
+	         "\n"
+	         "server {\n"
+	         "    listen 9090;\n"
+	         "    proxy_pass other;   # defined below\n"
+	         "    x_forwarded_for on;\n"
+	         "    access_log %s;\n"
+	         "}\n"
+	         "\n"
+	         "upstream other { server 10.0.0.1:80; }\n",
+	         tpath("access.log"), tpath("access2.log"));
+	cfg = load_ok(text);
+
+	ck_assert_str_eq(cfg->path, tpath("proxyd.conf"));
+	ck_assert_uint_eq(cfg->nfiles, 1);
+	ck_assert_str_eq(cfg->files[0], tpath("proxyd.conf"));
+	ck_assert_uint_gt(cfg->generation, 0);
+	ck_assert_int_eq(atomic_load(&cfg->refs), 1);
+
+	ck_assert_str_eq(cfg->user, "proxyd");
+	ck_assert_int_eq(cfg->workers, 4);
+	ck_assert_int_eq(cfg->worker_connections, 2048);
+	ck_assert_str_eq(cfg->pid_file, "/run/proxyd.pid");
+	ck_assert_str_eq(cfg->error_log, "/var/log/proxyd/error.log");
+	ck_assert_int_eq(cfg->error_log_level, LOG_WARNING);
+	ck_assert_uint_eq(cfg->shutdown_timeout_ms, 90000);
+
+	ck_assert_uint_eq(cfg->nupstreams, 2);
+	echo = &cfg->upstreams[0];
+	other = &cfg->upstreams[1];
+	ck_assert_str_eq(echo->name, "echo");
+	ck_assert_str_eq(echo->file, tpath("proxyd.conf"));
+	ck_assert_int_eq(echo->line, 9);
+	ck_assert_int_eq(echo->keepalive, 64);
+	ck_assert_uint_eq(echo->keepalive_timeout_ms, 90000);
+	ck_assert_int_eq(echo->keepalive_requests, 500);
+	ck_assert_uint_ge(echo->npeers, 3); /* localhost may have an IPv6 address too */
+
+	ck_assert_str_eq(peer(echo, 0)->name, "127.0.0.1:3001");
+	ck_assert_str_eq(peer(echo, 0)->addr.text, "127.0.0.1:3001");
+	ck_assert_int_eq(peer(echo, 0)->addr.ss.ss_family, AF_INET);
+	ck_assert_uint_eq(peer(echo, 0)->addr.len, sizeof(struct sockaddr_in));
+	sin = (const struct sockaddr_in *)&peer(echo, 0)->addr.ss;
+	ck_assert_uint_eq(ntohs(sin->sin_port), 3001);
+	ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+	ck_assert_int_eq(peer(echo, 0)->weight, 10);
+	ck_assert_int_eq(peer(echo, 0)->max_fails, 3);
+	ck_assert_uint_eq(peer(echo, 0)->fail_timeout_ms, 30000);
+
+	ck_assert_str_eq(peer(echo, 1)->name, "[::1]:3002");
+	ck_assert_str_eq(peer(echo, 1)->addr.text, "[::1]:3002");
+	ck_assert_int_eq(peer(echo, 1)->addr.ss.ss_family, AF_INET6);
+	ck_assert_uint_eq(peer(echo, 1)->addr.len, sizeof(struct sockaddr_in6));
+	sin6 = (const struct sockaddr_in6 *)&peer(echo, 1)->addr.ss;
+	ck_assert_uint_eq(ntohs(sin6->sin6_port), 3002);
+	ck_assert(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	ck_assert_int_eq(peer(echo, 1)->weight, 1);
+	ck_assert_int_eq(peer(echo, 1)->max_fails, 0);
+	ck_assert_uint_eq(peer(echo, 1)->fail_timeout_ms, 10000);
+
+	/* every address of localhost is one peer with the same name and parameters */
+	for (i = 2; i < echo->npeers; i++) {
+		const struct cfg_peer *pe = peer(echo, i);
+
+		ck_assert_str_eq(pe->name, "localhost:3003");
+		ck_assert_msg(strcmp(pe->addr.text, "127.0.0.1:3003") == 0 ||
+		                      strcmp(pe->addr.text, "[::1]:3003") == 0,
+		              "localhost resolved to %s", pe->addr.text);
+		ck_assert_int_eq(pe->weight, 1000);
+		ck_assert_int_eq(pe->max_fails, 1);
+		ck_assert_uint_eq(pe->fail_timeout_ms, 500);
+	}
+	for (i = 0; i < echo->npeers; i++) {
+		const struct cfg_peer *pe = peer(echo, i);
+
+		ck_assert_int_eq(pe->cur_weight, 0);
+		ck_assert_int_eq(atomic_load(&pe->fails), 0);
+		ck_assert_int_eq(atomic_load(&pe->fail_window_ms), 0);
+		ck_assert_int_eq(atomic_load(&pe->down_until_ms), 0);
+		ck_assert_int_eq(atomic_load(&pe->active), 0);
+	}
+
+	ck_assert_str_eq(other->name, "other");
+	ck_assert_int_eq(other->line, 51);
+	ck_assert_uint_eq(other->npeers, 1);
+	ck_assert_str_eq(peer(other, 0)->addr.text, "10.0.0.1:80");
+	ck_assert_int_eq(other->keepalive, 0);
+
+	ck_assert_uint_eq(cfg->nservers, 2);
+	s = &cfg->servers[0];
+	ck_assert_str_eq(s->file, tpath("proxyd.conf"));
+	ck_assert_int_eq(s->line, 18);
+	ck_assert_ptr_eq(s->upstream, echo);
+	ck_assert_uint_eq(s->nlistens, 5);
+	l = s->listens;
+	ck_assert_str_eq(l[0].addr.text, "0.0.0.0:8080");
+	ck_assert_int_eq(l[0].addr.ss.ss_family, AF_INET);
+	ck_assert_int_eq(l[0].backlog, 511);
+	ck_assert_int_eq(l[0].line, 19);
+	ck_assert_str_eq(l[0].file, tpath("proxyd.conf"));
+	ck_assert_str_eq(l[1].addr.text, "127.0.0.1:8081");
+	ck_assert_int_eq(l[1].backlog, 1024);
+	ck_assert_int_eq(l[1].line, 20);
+	ck_assert_str_eq(l[2].addr.text, "[::1]:8082");
+	ck_assert_int_eq(l[2].addr.ss.ss_family, AF_INET6);
+	ck_assert_str_eq(l[3].addr.text, "0.0.0.0:8083");
+	ck_assert_msg(strcmp(l[4].addr.text, "127.0.0.1:8084") == 0 ||
+	                      strcmp(l[4].addr.text, "[::1]:8084") == 0,
+	              "localhost:8084 is %s", l[4].addr.text);
+	ck_assert_int_eq(l[4].line, 23);
+
+	ck_assert_uint_eq(s->proxy_connect_timeout_ms, 5000);
+	ck_assert_uint_eq(s->proxy_read_timeout_ms, 30000);
+	ck_assert_uint_eq(s->proxy_send_timeout_ms, 31000);
+	ck_assert_uint_eq(s->keepalive_timeout_ms, 0);
+	ck_assert_int_eq(s->keepalive_requests, 50);
+	ck_assert_uint_eq(s->client_header_timeout_ms, 10000);
+	ck_assert_uint_eq(s->client_body_timeout_ms, 11000);
+	ck_assert_uint_eq(s->send_timeout_ms, 12000);
+	ck_assert_uint_eq(s->client_max_header_size, 16384);
+	ck_assert_uint_eq(s->client_max_target, 4096);
+	ck_assert_uint_eq(s->client_max_headers, HTTP_MAX_HEADERS);
+	ck_assert_uint_eq(s->client_max_body_size, 0);
+	ck_assert_int_eq(s->x_forwarded_for, 0);
+	ck_assert_int_eq(s->x_forwarded_proto, 0);
+	ck_assert_int_eq(s->x_forwarded_host, 0);
+	ck_assert_int_eq(s->via, 0);
+	ck_assert_str_eq(s->access_log.path, tpath("access.log"));
+	ck_assert_int_ge(s->access_log.fd, 0);
+
+	s = &cfg->servers[1];
+	ck_assert_int_eq(s->line, 44);
+	ck_assert_ptr_eq(s->upstream, other);
+	ck_assert_uint_eq(s->nlistens, 1);
+	ck_assert_str_eq(s->listens[0].addr.text, "0.0.0.0:9090");
+	ck_assert_int_eq(s->x_forwarded_for, 1);
+	ck_assert_int_eq(s->x_forwarded_proto, 1);
+	ck_assert_str_eq(s->access_log.path, tpath("access2.log"));
+	ck_assert_int_ge(s->access_log.fd, 0);
+	ck_assert_int_ne(s->access_log.fd, cfg->servers[0].access_log.fd);
+
+	cfg_unref(cfg);
+}
+END_TEST
+
+/* Every default of cfg.h, from the smallest valid configuration. */
+START_TEST(test_defaults)
+{
+	struct cfg *cfg = load_ok(UP SRV);
+	const struct cfg_upstream *up;
+	const struct cfg_server *s;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (ncpu < 1)
+		ncpu = 1;
+	if (ncpu > 256)
+		ncpu = 256;
+	ck_assert_int_eq(cfg->workers, ncpu);
+	ck_assert_int_eq(cfg->worker_connections, 10000);
+	ck_assert_ptr_null(cfg->user);
+	ck_assert_ptr_null(cfg->pid_file);
+	ck_assert_ptr_null(cfg->error_log);
+	ck_assert_int_eq(cfg->error_log_level, LOG_NOTICE);
+	ck_assert_uint_eq(cfg->shutdown_timeout_ms, 10000);
+
+	ck_assert_uint_eq(cfg->nupstreams, 1);
+	up = &cfg->upstreams[0];
+	ck_assert_str_eq(up->name, "u");
+	ck_assert_int_eq(up->line, 1);
+	ck_assert_int_eq(up->keepalive, 0);
+	ck_assert_uint_eq(up->keepalive_timeout_ms, 60000);
+	ck_assert_int_eq(up->keepalive_requests, 1000);
+	ck_assert_uint_eq(up->npeers, 1);
+	ck_assert_str_eq(up->peers[0].name, "127.0.0.1:3001");
+	ck_assert_int_eq(up->peers[0].weight, 1);
+	ck_assert_int_eq(up->peers[0].max_fails, 1);
+	ck_assert_uint_eq(up->peers[0].fail_timeout_ms, 10000);
+
+	ck_assert_uint_eq(cfg->nservers, 1);
+	s = &cfg->servers[0];
+	ck_assert_int_eq(s->line, 2);
+	ck_assert_ptr_eq(s->upstream, up);
+	ck_assert_uint_eq(s->nlistens, 1);
+	ck_assert_str_eq(s->listens[0].addr.text, "0.0.0.0:8080");
+	ck_assert_int_eq(s->listens[0].backlog, 511);
+	ck_assert_int_eq(s->listens[0].line, 2);
+	ck_assert_uint_eq(s->proxy_connect_timeout_ms, 60000);
+	ck_assert_uint_eq(s->proxy_read_timeout_ms, 60000);
+	ck_assert_uint_eq(s->proxy_send_timeout_ms, 60000);
+	ck_assert_uint_eq(s->keepalive_timeout_ms, 75000);
+	ck_assert_int_eq(s->keepalive_requests, 1000);
+	ck_assert_uint_eq(s->client_header_timeout_ms, 60000);
+	ck_assert_uint_eq(s->client_body_timeout_ms, 60000);
+	ck_assert_uint_eq(s->send_timeout_ms, 60000);
+	ck_assert_uint_eq(s->client_max_header_size, 32 * 1024);
+	ck_assert_uint_eq(s->client_max_target, 8 * 1024);
+	ck_assert_uint_eq(s->client_max_headers, 100);
+	ck_assert_uint_eq(s->client_max_body_size, 1024 * 1024);
+	ck_assert_int_eq(s->x_forwarded_for, 1);
+	ck_assert_int_eq(s->x_forwarded_proto, 1);
+	ck_assert_int_eq(s->x_forwarded_host, 1);
+	ck_assert_int_eq(s->via, 1);
+	ck_assert_ptr_null(s->access_log.path);
+	ck_assert_int_eq(s->access_log.fd, -1);
+
+	/* the upstream lock is initialised */
+	ck_assert_int_eq(pthread_mutex_lock(&cfg->upstreams[0].lock), 0);
+	ck_assert_int_eq(pthread_mutex_unlock(&cfg->upstreams[0].lock), 0);
+	cfg_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_workers_auto)
+{
+	struct cfg *cfg = load_ok("workers auto;\n" UP SRV);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	ck_assert_int_ge(cfg->workers, 1);
+	ck_assert_int_le(cfg->workers, 256);
+	if (ncpu >= 1 && ncpu <= 256)
+		ck_assert_int_eq(cfg->workers, ncpu);
+	cfg_unref(cfg);
+
+	cfg = load_ok("workers 256; error_log stderr;\n" UP SRV);
+	ck_assert_int_eq(cfg->workers, 256);
+	ck_assert_str_eq(cfg->error_log, "stderr");
+	ck_assert_int_eq(cfg->error_log_level, LOG_NOTICE);
+	cfg_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_error_log_levels)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = {
+	        {"debug", LOG_DEBUG},  {"info", LOG_INFO}, {"notice", LOG_NOTICE},
+	        {"warn", LOG_WARNING}, {"error", LOG_ERR}, {"crit", LOG_CRIT},
+	};
+	char text[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		struct cfg *cfg;
+
+		snprintf(text, sizeof(text), "error_log stderr %s;\n" UP SRV, levels[i].name);
+		cfg = load_ok(text);
+		ck_assert_int_eq(cfg->error_log_level, levels[i].level);
+		cfg_unref(cfg);
+	}
+}
+END_TEST
+
+/* Quoting, escapes, comments, CRLF and tokens without spaces. */
+START_TEST(test_syntax)
+{
+	struct cfg *cfg;
+
+	cfg = load_ok("user \"pro xy\\\"d\";  # a comment; with \"quotes\" {\n"
+	              "pid_file '/run/a#b;{}.pid';\n"
+	              "error_log \"/tmp/x\\\\y\\n\\t\\'\\d\";\n"
+	              "upstream u{server 127.0.0.1:3001;}server{listen 8080;proxy_pass u;}\n");
+	ck_assert_str_eq(cfg->user, "pro xy\"d");
+	ck_assert_str_eq(cfg->pid_file, "/run/a#b;{}.pid");
+	ck_assert_str_eq(cfg->error_log, "/tmp/x\\y\n\t'\\d");
+	cfg_unref(cfg);
+
+	cfg = load_ok("# only a comment\r\n"
+	              "user\r\n  proxyd\r\n;\r\n"
+	              "\t\tupstream\t'u'\r\n{\r\n server\r\n127.0.0.1:3001\r\n;\r\n}\r\n"
+	              "server {\r\n listen 8080;\r\n proxy_pass \"u\";\r\n}\r\n"
+	              "# trailing comment without newline");
+	ck_assert_str_eq(cfg->user, "proxyd");
+	ck_assert_int_eq(cfg->upstreams[0].line, 5);
+	ck_assert_int_eq(cfg->servers[0].line, 11);
+	ck_assert_int_eq(cfg->servers[0].listens[0].line, 12);
+	cfg_unref(cfg);
+
+	/* a multi-line string counts its lines */
+	cfg = load_ok("user \"a\nb\";\n" UP SRV);
+	ck_assert_str_eq(cfg->user, "a\nb");
+	ck_assert_int_eq(cfg->upstreams[0].line, 3);
+	cfg_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_values_edge)
+{
+	struct cfg *cfg;
+
+	cfg = load_ok(UP "server {\n"
+	                 "  listen 1 backlog=65535;\n"
+	                 "  listen 65535 backlog=1;\n"
+	                 "  listen 0.0.0.0:80;\n"
+	                 "  listen [::]:80;\n"
+	                 "  proxy_pass u;\n"
+	                 "  client_max_headers 1;\n"
+	                 "  client_max_body_size 4g;\n"
+	                 "  client_max_header_size 1;\n"
+	                 "  keepalive_requests 2147483647;\n"
+	                 "  proxy_read_timeout 1ms;\n"
+	                 "  send_timeout 4294967294ms;\n"
+	                 "}\n");
+	ck_assert_uint_eq(cfg->servers[0].nlistens, 4);
+	ck_assert_str_eq(cfg->servers[0].listens[0].addr.text, "0.0.0.0:1");
+	ck_assert_int_eq(cfg->servers[0].listens[0].backlog, 65535);
+	ck_assert_str_eq(cfg->servers[0].listens[1].addr.text, "0.0.0.0:65535");
+	ck_assert_int_eq(cfg->servers[0].listens[1].backlog, 1);
+	ck_assert_str_eq(cfg->servers[0].listens[2].addr.text, "0.0.0.0:80");
+	ck_assert_str_eq(cfg->servers[0].listens[3].addr.text, "[::]:80");
+	ck_assert_uint_eq(cfg->servers[0].client_max_headers, 1);
+	ck_assert_uint_eq(cfg->servers[0].client_max_body_size, 4ULL << 30);
+	ck_assert_uint_eq(cfg->servers[0].client_max_header_size, 1);
+	ck_assert_int_eq(cfg->servers[0].keepalive_requests, 2147483647);
+	ck_assert_uint_eq(cfg->servers[0].proxy_read_timeout_ms, 1);
+	ck_assert_uint_eq(cfg->servers[0].send_timeout_ms, 4294967294U);
+	cfg_unref(cfg);
+
+	/* the same upstream for two servers; weight bounds; keepalive 0 */
+	cfg = load_ok("upstream u {\n"
+	              "  server 127.0.0.1:1 weight=1 max_fails=2147483647 fail_timeout=0;\n"
+	              "  server 127.0.0.1:65535 weight=1000;\n"
+	              "  keepalive 0;\n"
+	              "}\n"
+	              "server { listen 1; proxy_pass u; }\n"
+	              "server { listen 2; proxy_pass http://u; }\n");
+	ck_assert_ptr_eq(cfg->servers[0].upstream, &cfg->upstreams[0]);
+	ck_assert_ptr_eq(cfg->servers[1].upstream, &cfg->upstreams[0]);
+	ck_assert_int_eq(cfg->upstreams[0].peers[0].max_fails, 2147483647);
+	ck_assert_uint_eq(cfg->upstreams[0].peers[0].fail_timeout_ms, 0);
+	ck_assert_int_eq(cfg->upstreams[0].peers[1].weight, 1000);
+	ck_assert_int_eq(cfg->upstreams[0].keepalive, 0);
+	cfg_unref(cfg);
+}
+END_TEST
+
+/* The access log is opened at load: append mode, close-on-exec, 0640, closed on free. */
+START_TEST(test_access_log)
+{
+	char text[1024];
+	struct cfg *cfg;
+	struct stat st;
+	int fd, fl;
+
+	umask(022);
+	snprintf(text, sizeof(text),
+	         UP "server { listen 8080; proxy_pass u; access_log \"%s\"; }\n"
+	            "server { listen 8081; proxy_pass u; access_log off; }\n",
+	         tpath("logs access.log"));
+	cfg = load_ok(text);
+	fd = cfg->servers[0].access_log.fd;
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(cfg->servers[1].access_log.fd, -1);
+	ck_assert_ptr_null(cfg->servers[1].access_log.path);
+	ck_assert_int_eq(stat(tpath("logs access.log"), &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0640);
+	fl = fcntl(fd, F_GETFL);
+	ck_assert_int_ne(fl, -1);
+	ck_assert(fl & O_APPEND);
+	ck_assert_int_eq(fl & O_ACCMODE, O_WRONLY);
+	ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	ck_assert_int_eq(write(fd, "x\n", 2), 2);
+
+	cfg_unref(cfg);
+	errno = 0;
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(errno, EBADF);
+}
+END_TEST
+
+/* ---- references and generations ---- */
+
+START_TEST(test_refs)
+{
+	struct cfg *cfg = load_ok(UP SRV);
+
+	ck_assert_int_eq(atomic_load(&cfg->refs), 1);
+	cfg_ref(cfg);
+	ck_assert_int_eq(atomic_load(&cfg->refs), 2);
+	cfg_ref(cfg);
+	ck_assert_int_eq(atomic_load(&cfg->refs), 3);
+	cfg_unref(cfg);
+	cfg_unref(cfg);
+	ck_assert_int_eq(atomic_load(&cfg->refs), 1);
+	ck_assert_str_eq(cfg->upstreams[0].name, "u"); /* still alive */
+	cfg_unref(cfg);                                /* frees; ASan reports a leak otherwise */
+	cfg_unref(NULL);
+}
+END_TEST
+
+START_TEST(test_generation)
+{
+	struct cfg *a, *b;
+	char *err = NULL;
+
+	a = load_ok(UP SRV);
+	ck_assert_ptr_null(load_text("bogus;\n" UP SRV, &err)); /* a failed load takes none */
+	free(err);
+	b = load_ok(UP SRV);
+	ck_assert_uint_gt(a->generation, 0);
+	ck_assert_uint_eq(b->generation, a->generation + 1);
+	cfg_unref(a);
+	cfg_unref(b);
+}
+END_TEST
+
+START_TEST(test_main_file_missing)
+{
+	char *err = NULL;
+
+	ck_assert_ptr_null(cfg_load(tpath("nope.conf"), &err));
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, tpath("nope.conf")) != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "No such file or directory") != NULL, "%s", err);
+	free(err);
+
+	/* a directory is not a config file */
+	ck_assert_ptr_null(cfg_load(tmpdir, &err));
+	ck_assert_msg(strstr(err, "not a regular file") != NULL, "%s", err);
+	free(err);
+
+	/* err may be NULL */
+	ck_assert_ptr_null(cfg_load(tpath("nope.conf"), NULL));
+}
+END_TEST
+
+START_TEST(test_nul_byte)
+{
+	static const char text[] = "user a;\nuser\0b;\n";
+
+	write_len("proxyd.conf", text, sizeof(text) - 1);
+	check_error_file("proxyd.conf", "proxyd.conf", 2, "unexpected NUL byte");
+}
+END_TEST
+
+/* ---- include ---- */
+
+START_TEST(test_include_glob)
+{
+	struct cfg *cfg;
+
+	mkdir_t("conf.d");
+	mkdir_t("conf.d/dir.conf"); /* a directory matching the glob is skipped */
+	write_t("conf.d/b.conf", "upstream b { server 127.0.0.1:2; }\n");
+	write_t("conf.d/a.conf", "upstream a { server 127.0.0.1:1; }\n");
+	write_t("conf.d/c.conf", "server { listen 8080; proxy_pass a; }\n");
+	write_t("conf.d/B.conf", "upstream B { server 127.0.0.1:3; }\n");
+	write_t("conf.d/ignored.txt", "this is not a config\n");
+	cfg = load_ok("user x;\ninclude conf.d/*.conf;\ninclude nothing/*.conf;\n"
+	              "include conf.d/*.none;\nworkers 2;\n");
+	/* strcmp order: "B" < "a" < "b" < "c" */
+	ck_assert_uint_eq(cfg->nupstreams, 3);
+	ck_assert_str_eq(cfg->upstreams[0].name, "B");
+	ck_assert_str_eq(cfg->upstreams[1].name, "a");
+	ck_assert_str_eq(cfg->upstreams[2].name, "b");
+	ck_assert_str_eq(cfg->upstreams[1].file, tpath("conf.d/a.conf"));
+	ck_assert_int_eq(cfg->upstreams[1].line, 1);
+	ck_assert_str_eq(cfg->servers[0].file, tpath("conf.d/c.conf"));
+	ck_assert_ptr_eq(cfg->servers[0].upstream, &cfg->upstreams[1]);
+	ck_assert_int_eq(cfg->workers, 2);
+	ck_assert_uint_eq(cfg->nfiles, 5);
+	ck_assert_str_eq(cfg->files[0], tpath("proxyd.conf"));
+	ck_assert_str_eq(cfg->files[1], tpath("conf.d/B.conf"));
+	ck_assert_str_eq(cfg->files[2], tpath("conf.d/a.conf"));
+	ck_assert_str_eq(cfg->files[3], tpath("conf.d/b.conf"));
+	ck_assert_str_eq(cfg->files[4], tpath("conf.d/c.conf"));
+	cfg_unref(cfg);
+}
+END_TEST
+
+/* Paths are relative to the including file, not to the working directory. */
+START_TEST(test_include_relative)
+{
+	struct cfg *cfg;
+
+	mkdir_t("etc");
+	mkdir_t("etc/sites");
+	mkdir_t("etc/snippets");
+	write_t("etc/proxyd.conf", "include sites/*.conf;\ninclude upstreams.conf;\n");
+	write_t("etc/upstreams.conf", "upstream u {\n  include snippets/peers.conf;\n}\n");
+	write_t("etc/snippets/peers.conf", "server 127.0.0.1:1;\nserver 127.0.0.1:2;\n");
+	write_t("etc/sites/one.conf", "server {\n  include ../snippets/server.conf;\n}\n");
+	write_t("etc/snippets/server.conf", "listen 8080;\nproxy_pass u;\nvia off;\n");
+
+	ck_assert_int_eq(chdir("/"), 0);
+	cfg = cfg_load(tpath("etc/proxyd.conf"), NULL);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_uint_eq(cfg->upstreams[0].npeers, 2);
+	ck_assert_int_eq(cfg->servers[0].via, 0);
+	ck_assert_str_eq(cfg->servers[0].listens[0].file,
+	                 tpath("etc/sites/../snippets/server.conf"));
+	ck_assert_int_eq(cfg->servers[0].listens[0].line, 1);
+	cfg_unref(cfg);
+
+	/* a relative main path gives relative names */
+	ck_assert_int_eq(chdir(tmpdir), 0);
+	cfg = cfg_load("etc/proxyd.conf", NULL);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_uint_eq(cfg->nfiles, 5);
+	ck_assert_str_eq(cfg->files[0], "etc/proxyd.conf");
+	ck_assert_str_eq(cfg->files[1], "etc/sites/one.conf");
+	ck_assert_str_eq(cfg->files[2], "etc/sites/../snippets/server.conf");
+	ck_assert_str_eq(cfg->files[3], "etc/upstreams.conf");
+	ck_assert_str_eq(cfg->files[4], "etc/snippets/peers.conf");
+	cfg_unref(cfg);
+
+	/* a main file without a directory part */
+	ck_assert_int_eq(chdir(tpath("etc")), 0);
+	cfg = cfg_load("proxyd.conf", NULL);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_str_eq(cfg->files[1], "sites/one.conf");
+	cfg_unref(cfg);
+
+	/* an error in an included file names that file */
+	write_t("etc/snippets/server.conf", "listen 8080;\nproxy_pass u;\nvia maybe;\n");
+	check_error_file("etc/proxyd.conf", "etc/sites/../snippets/server.conf", 3,
+	                 "invalid value \"maybe\" in \"via\" directive");
+}
+END_TEST
+
+START_TEST(test_include_absolute)
+{
+	char text[1024];
+	struct cfg *cfg;
+
+	mkdir_t("abs");
+	write_t("abs/u.conf", "upstream u { server 127.0.0.1:1; }\n");
+	snprintf(text, sizeof(text), "include %s;\ninclude %s;\n" SRV, tpath("abs/u.conf"),
+	         tpath("abs/*.none"));
+	cfg = load_ok(text);
+	ck_assert_str_eq(cfg->upstreams[0].file, tpath("abs/u.conf"));
+	cfg_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_include_same_file_twice)
+{
+	struct cfg *cfg;
+
+	/* not a cycle: read twice, listed once */
+	write_t("peer.conf", "server 127.0.0.1:1;\n");
+	cfg = load_ok("upstream u { include peer.conf; include peer.conf; }\n" SRV);
+	ck_assert_uint_eq(cfg->upstreams[0].npeers, 2);
+	ck_assert_uint_eq(cfg->nfiles, 2);
+	cfg_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_include_missing)
+{
+	char msg[PATH_MAX + 64];
+
+	snprintf(msg, sizeof(msg), "cannot open \"%s\": No such file or directory",
+	         tpath("missing.conf"));
+	check_error(UP SRV "include missing.conf;\n", 3, msg);
+}
+END_TEST
+
+START_TEST(test_include_cycle)
+{
+	/* a -> b -> a */
+	write_t("a.conf", "include b.conf;\n");
+	write_t("b.conf", "\ninclude a.conf;\n");
+	write_t("proxyd.conf", UP SRV "include a.conf;\n");
+	check_error_file("proxyd.conf", "b.conf", 2, "include cycle: \"");
+
+	/* a file including itself */
+	write_t("self.conf", "user x;\ninclude self.conf;\n");
+	check_error_file("self.conf", "self.conf", 2, "include cycle");
+}
+END_TEST
+
+/* 16 nested levels are fine, 17 are not. */
+START_TEST(test_include_depth)
+{
+	char name[32], text[64];
+	struct cfg *cfg;
+	int i;
+
+	for (i = 1; i <= 17; i++) {
+		snprintf(name, sizeof(name), "d%02d.conf", i);
+		snprintf(text, sizeof(text), "include d%02d.conf;\n", i + 1);
+		write_t(name, i == 17 ? "user x;\n" : text);
+	}
+	write_t("d16.conf", "user x;\n");
+	cfg = load_ok(UP SRV "include d01.conf;\n");
+	ck_assert_str_eq(cfg->user, "x");
+	ck_assert_uint_eq(cfg->nfiles, 17);
+	cfg_unref(cfg);
+
+	write_t("d16.conf", "include d17.conf;\n");
+	write_t("proxyd.conf", UP SRV "include d01.conf;\n");
+	check_error_file("proxyd.conf", "d16.conf", 1, "nested deeper than 16");
+}
+END_TEST
+
+START_TEST(test_include_errors_in_file)
+{
+	/* braces must balance within each file */
+	write_t("open.conf", "server {\n listen 8080;\n");
+	write_t("proxyd.conf", UP "include open.conf;\n}\n");
+	check_error_file("proxyd.conf", "open.conf", 1, "\"server\" block is not closed");
+
+	write_t("close.conf", "listen 8080;\n}\n");
+	write_t("proxyd.conf", UP "server {\n include close.conf;\n proxy_pass u;\n}\n");
+	check_error_file("proxyd.conf", "close.conf", 2, "unexpected \"}\"");
+
+	/* the included file takes the context of the include */
+	write_t("srv.conf", "user x;\n");
+	write_t("proxyd.conf", UP "server {\n listen 8080; proxy_pass u;\n include srv.conf;\n}\n");
+	check_error_file("proxyd.conf", "srv.conf", 1, "\"user\" directive is not allowed here");
+
+	/* a directory named without a wildcard */
+	mkdir_t("dir");
+	write_t("proxyd.conf", UP SRV "include dir;\n");
+	check_error_file("proxyd.conf", "proxyd.conf", 3, "not a regular file");
+
+	/* an empty path */
+	write_t("proxyd.conf", UP SRV "include \"\";\n");
+	check_error_file("proxyd.conf", "proxyd.conf", 3, "invalid value \"\" in \"include\"");
+}
+END_TEST
+
+/* ---- every error, with its line ---- */
+
+static const struct {
+	const char *text;
+	int line;
+	const char *error;
+} errors[] = {
+        /* syntax */
+        {UP SRV "}\n", 3, "unexpected \"}\""},
+        {UP "server { listen 8080; proxy_pass u;\n\n", 2,
+         "unexpected end of file, \"server\" block is not closed by \"}\""},
+        {UP "server {\n upstream x {\n server 1.1.1.1:1;\n }\n", 3,
+         "\"upstream\" directive is not allowed here"},
+        {"upstream u {\n server 127.0.0.1:1;\n" SRV, 3,
+         "\"server\" directive is not terminated by \";\""},
+        {UP "server { listen 8080; proxy_pass u }\n", 2,
+         "unexpected \"}\", missing \";\" after \"proxy_pass\" directive"},
+        {UP SRV "user\n proxyd", 4,
+         "unexpected end of file, missing \";\" after \"user\" directive"},
+        {UP "server {\n listen 8080\n proxy_pass u;\n}\n", 3,
+         "invalid number of arguments in \"listen\" directive"},
+        {UP SRV "user \"proxyd;\n\n", 3, "unterminated string"},
+        {UP SRV "user 'proxyd\\';\n", 3, "unterminated string"},
+        {UP SRV "user \"a\"b;\n", 3, "unexpected \"b\" after a quoted string"},
+        {UP SRV "\n;\n", 4, "unexpected \";\""},
+        {UP SRV "{ }\n", 3, "unexpected \"{\""},
+        {"", 1, "no \"server\" block"},
+        {UP "\n# nothing else\n", 3, "no \"server\" block"},
+        {UP "\n\nworkers 2;", 4, "no \"server\" block"},
+        /* directive lookup */
+        {UP SRV "frobnicate 1;\n", 3, "unknown directive \"frobnicate\""},
+        {UP SRV "\"user\"x;\n", 3, "unexpected \"x\" after a quoted string"},
+        {UP SRV "listen 80;\n", 3, "\"listen\" directive is not allowed here"},
+        {UP SRV "keepalive 1;\n", 3, "\"keepalive\" directive is not allowed here"},
+        {UP "server {\n listen 8080; proxy_pass u;\n user x;\n}\n", 4,
+         "\"user\" directive is not allowed here"},
+        {UP "server {\n listen 8080; proxy_pass u;\n server {\n }\n}\n", 4,
+         "\"server\" directive is not allowed here"},
+        {"upstream u {\n server 127.0.0.1:1;\n listen 80;\n}\n" SRV, 3,
+         "\"listen\" directive is not allowed here"},
+        {"upstream u {\n server 127.0.0.1:1;\n proxy_pass u;\n}\n" SRV, 3,
+         "\"proxy_pass\" directive is not allowed here"},
+        {"upstream u {\n server 127.0.0.1:1;\n workers 1;\n}\n" SRV, 3,
+         "\"workers\" directive is not allowed here"},
+        {UP SRV "server;\n", 3, "\"server\" directive has no opening \"{\""},
+        {UP SRV "upstream x;\n", 3, "\"upstream\" directive has no opening \"{\""},
+        {UP SRV "user proxyd {\n}\n", 3, "\"user\" directive is not terminated by \";\""},
+        {UP SRV "include x.conf { }\n", 3, "\"include\" directive is not terminated by \";\""},
+        /* argument counts */
+        {UP SRV "user;\n", 3, "invalid number of arguments in \"user\" directive"},
+        {UP SRV "user a b;\n", 3, "invalid number of arguments in \"user\" directive"},
+        {UP SRV "workers;\n", 3, "invalid number of arguments in \"workers\" directive"},
+        {UP SRV "worker_connections 1 2;\n", 3,
+         "invalid number of arguments in \"worker_connections\" directive"},
+        {UP SRV "pid_file;\n", 3, "invalid number of arguments in \"pid_file\" directive"},
+        {UP SRV "error_log;\n", 3, "invalid number of arguments in \"error_log\" directive"},
+        {UP SRV "error_log a info x;\n", 3,
+         "invalid number of arguments in \"error_log\" directive"},
+        {UP SRV "shutdown_timeout;\n", 3,
+         "invalid number of arguments in \"shutdown_timeout\" directive"},
+        {UP SRV "include;\n", 3, "invalid number of arguments in \"include\" directive"},
+        {UP SRV "include a b;\n", 3, "invalid number of arguments in \"include\" directive"},
+        {UP SRV "upstream {\n server 127.0.0.1:1;\n}\n", 3,
+         "invalid number of arguments in \"upstream\" directive"},
+        {UP SRV "upstream a b {\n}\n", 3, "invalid number of arguments in \"upstream\" directive"},
+        {UP SRV "server x {\n}\n", 3, "invalid number of arguments in \"server\" directive"},
+        {"upstream u {\n server;\n}\n" SRV, 2,
+         "invalid number of arguments in \"server\" directive"},
+        {"upstream u {\n server 127.0.0.1:1 weight=1 max_fails=1 fail_timeout=1s down;\n}\n" SRV, 2,
+         "invalid number of arguments in \"server\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive;\n}\n" SRV, 3,
+         "invalid number of arguments in \"keepalive\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive_timeout 1 2;\n}\n" SRV, 3,
+         "invalid number of arguments in \"keepalive_timeout\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive_requests;\n}\n" SRV, 3,
+         "invalid number of arguments in \"keepalive_requests\" directive"},
+        {UP "server {\n listen;\n}\n", 3, "invalid number of arguments in \"listen\" directive"},
+        {UP "server {\n listen 1 backlog=1 x;\n}\n", 3,
+         "invalid number of arguments in \"listen\" directive"},
+        {UP "server {\n proxy_pass;\n}\n", 3,
+         "invalid number of arguments in \"proxy_pass\" directive"},
+        {UP "server {\n proxy_pass a b;\n}\n", 3,
+         "invalid number of arguments in \"proxy_pass\" directive"},
+        {UP "server {\n via;\n}\n", 3, "invalid number of arguments in \"via\" directive"},
+        {UP "server {\n x_forwarded_for on off;\n}\n", 3,
+         "invalid number of arguments in \"x_forwarded_for\" directive"},
+        {UP "server {\n proxy_read_timeout;\n}\n", 3,
+         "invalid number of arguments in \"proxy_read_timeout\" directive"},
+        {UP "server {\n client_max_body_size 1 2;\n}\n", 3,
+         "invalid number of arguments in \"client_max_body_size\" directive"},
+        {UP "server {\n client_max_headers;\n}\n", 3,
+         "invalid number of arguments in \"client_max_headers\" directive"},
+        {UP "server {\n access_log;\n}\n", 3,
+         "invalid number of arguments in \"access_log\" directive"},
+        {UP "server {\n access_log off combined;\n}\n", 3,
+         "invalid number of arguments in \"access_log\" directive"},
+        {UP "server {\n access_log /x combined y;\n}\n", 3,
+         "invalid number of arguments in \"access_log\" directive"},
+        /* duplicates */
+        {"user a;\nuser b;\n" UP SRV, 2, "\"user\" directive is duplicate"},
+        {"workers 1;\nworkers 2;\n" UP SRV, 2, "\"workers\" directive is duplicate"},
+        {"workers auto;\nworkers auto;\n" UP SRV, 2, "\"workers\" directive is duplicate"},
+        {"workers 3;\nworkers auto;\n" UP SRV, 2, "\"workers\" directive is duplicate"},
+        {"worker_connections 1;\nworker_connections 1;\n" UP SRV, 2,
+         "\"worker_connections\" directive is duplicate"},
+        {"pid_file a;\npid_file a;\n" UP SRV, 2, "\"pid_file\" directive is duplicate"},
+        {"error_log stderr;\nerror_log x debug;\n" UP SRV, 2,
+         "\"error_log\" directive is duplicate"},
+        {"shutdown_timeout 1s;\nshutdown_timeout 1s;\n" UP SRV, 2,
+         "\"shutdown_timeout\" directive is duplicate"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive 1;\n keepalive 2;\n}\n" SRV, 4,
+         "\"keepalive\" directive is duplicate"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive_timeout 1;\n keepalive_timeout "
+         "2;\n}\n" SRV,
+         4, "\"keepalive_timeout\" directive is duplicate"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive_requests 1;\n keepalive_requests "
+         "2;\n}\n" SRV,
+         4, "\"keepalive_requests\" directive is duplicate"},
+        {UP "server {\n listen 1;\n proxy_pass u;\n proxy_pass u;\n}\n", 5,
+         "\"proxy_pass\" directive is duplicate"},
+        {UP "server {\n via on;\n via on;\n}\n", 4, "\"via\" directive is duplicate"},
+        {UP "server {\n send_timeout 1s;\n send_timeout 1s;\n}\n", 4,
+         "\"send_timeout\" directive is duplicate"},
+        {UP "server {\n keepalive_requests 1;\n keepalive_requests 1;\n}\n", 4,
+         "\"keepalive_requests\" directive is duplicate"},
+        {UP "server {\n client_max_target 1k;\n client_max_target 1k;\n}\n", 4,
+         "\"client_max_target\" directive is duplicate"},
+        {UP "server {\n client_max_headers 10;\n client_max_headers 10;\n}\n", 4,
+         "\"client_max_headers\" directive is duplicate"},
+        {UP "server {\n client_max_body_size 1;\n client_max_body_size 1;\n}\n", 4,
+         "\"client_max_body_size\" directive is duplicate"},
+        {UP "server {\n access_log off;\n access_log off;\n}\n", 4,
+         "\"access_log\" directive is duplicate"},
+        {"upstream u { server 127.0.0.1:1; }\n\nupstream u { server 127.0.0.1:2; }\n" SRV, 3,
+         "duplicate upstream \"u\", first defined at "},
+        /* values: main */
+        {UP SRV "workers 0;\n", 3,
+         "invalid value \"0\" in \"workers\" directive: must be between 1 and 256"},
+        {UP SRV "workers 257;\n", 3,
+         "invalid value \"257\" in \"workers\" directive: must be between 1 and 256"},
+        {UP SRV "workers many;\n", 3,
+         "invalid value \"many\" in \"workers\" directive: not a number"},
+        {UP SRV "workers -1;\n", 3, "invalid value \"-1\" in \"workers\" directive: not a number"},
+        {UP SRV "worker_connections 0;\n", 3,
+         "invalid value \"0\" in \"worker_connections\" directive: must be at least 1"},
+        {UP SRV "worker_connections 2147483648;\n", 3,
+         "invalid value \"2147483648\" in \"worker_connections\" directive: too large"},
+        {UP SRV "user \"\";\n", 3, "invalid value \"\" in \"user\" directive: must not be empty"},
+        {UP SRV "error_log stderr verbose;\n", 3,
+         "invalid value \"verbose\" in \"error_log\" directive: the level must be"},
+        {UP SRV "error_log '' info;\n", 3, "invalid value \"\" in \"error_log\" directive"},
+        {UP SRV "shutdown_timeout 10x;\n", 3,
+         "invalid value \"10x\" in \"shutdown_timeout\" directive: not a duration"},
+        {UP SRV "shutdown_timeout 4294967295ms;\n", 3,
+         "invalid value \"4294967295ms\" in \"shutdown_timeout\" directive: too large"},
+        /* values: upstream */
+        {"upstream e {\n}\n" UP SRV, 1, "upstream \"e\" has no \"server\""},
+        {"upstream e {\n keepalive 1;\n}\n" UP SRV, 1, "upstream \"e\" has no \"server\""},
+        {"upstream '' {\n server 127.0.0.1:1;\n}\n" SRV, 1,
+         "invalid value \"\" in \"upstream\" directive"},
+        {"upstream u {\n server 127.0.0.1;\n}\n" SRV, 2,
+         "invalid value \"127.0.0.1\" in \"server\" directive: missing port"},
+        {"upstream u {\n server 3001;\n}\n" SRV, 2,
+         "invalid value \"3001\" in \"server\" directive: missing host"},
+        {"upstream u {\n server :3001;\n}\n" SRV, 2,
+         "invalid value \":3001\" in \"server\" directive: missing host"},
+        {"upstream u {\n server *:3001;\n}\n" SRV, 2,
+         "invalid value \"*:3001\" in \"server\" directive"},
+        {"upstream u {\n server 127.0.0.1:0;\n}\n" SRV, 2, "invalid port \"0\""},
+        {"upstream u {\n server 127.0.0.1:65536;\n}\n" SRV, 2, "invalid port \"65536\""},
+        {"upstream u {\n server 127.0.0.1:http;\n}\n" SRV, 2, "invalid port \"http\""},
+        {"upstream u {\n server 127.0.0.1:;\n}\n" SRV, 2, "invalid port \"\""},
+        {"upstream u {\n server 127.0.0.1:-1;\n}\n" SRV, 2, "invalid port \"-1\""},
+        {"upstream u {\n server ::1:80;\n}\n" SRV, 2, "an IPv6 address must be enclosed in \"[]\""},
+        {"upstream u {\n server [::1:80;\n}\n" SRV, 2, "missing \"]\""},
+        {"upstream u {\n server [::1];\n}\n" SRV, 2, "missing port"},
+        {"upstream u {\n server [::1]80;\n}\n" SRV, 2, "\":\" expected after \"]\""},
+        {"upstream u {\n server [127.0.0.1]:80;\n}\n" SRV, 2, "invalid IPv6 address \"127.0.0.1\""},
+        {"upstream u {\n server [localhost]:80;\n}\n" SRV, 2, "invalid IPv6 address \"localhost\""},
+        {"upstream u {\n server 256.1.1.1:80;\n}\n" SRV, 2, "invalid IPv4 address \"256.1.1.1\""},
+        {"upstream u {\n server 127.1:80;\n}\n" SRV, 2, "invalid IPv4 address \"127.1\""},
+        {"upstream u {\n server 127.0.0.1:1 weight=0;\n}\n" SRV, 2,
+         "invalid value \"weight=0\" in \"server\" directive: weight must be between 1 and 1000"},
+        {"upstream u {\n server 127.0.0.1:1 weight=1001;\n}\n" SRV, 2,
+         "weight must be between 1 and 1000"},
+        {"upstream u {\n server 127.0.0.1:1 weight=;\n}\n" SRV, 2,
+         "weight must be between 1 and 1000"},
+        {"upstream u {\n server 127.0.0.1:1 weight=1 weight=2;\n}\n" SRV, 2,
+         "invalid value \"weight=2\" in \"server\" directive: duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1 max_fails=-1;\n}\n" SRV, 2,
+         "invalid value \"max_fails=-1\" in \"server\" directive: max_fails must be a non-negative "
+         "number"},
+        {"upstream u {\n server 127.0.0.1:1 max_fails=2147483648;\n}\n" SRV, 2,
+         "max_fails must be a non-negative number"},
+        {"upstream u {\n server 127.0.0.1:1 max_fails=1 max_fails=1;\n}\n" SRV, 2,
+         "duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1 fail_timeout=abc;\n}\n" SRV, 2,
+         "invalid value \"fail_timeout=abc\" in \"server\" directive: not a duration"},
+        {"upstream u {\n server 127.0.0.1:1 fail_timeout=50d;\n}\n" SRV, 2, "too large"},
+        {"upstream u {\n server 127.0.0.1:1 fail_timeout=4294967295ms;\n}\n" SRV, 2, "too large"},
+        {"upstream u {\n server 127.0.0.1:1 fail_timeout=1s fail_timeout=1s;\n}\n" SRV, 2,
+         "duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1 backup;\n}\n" SRV, 2,
+         "invalid value \"backup\" in \"server\" directive: unknown parameter"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive -1;\n}\n" SRV, 3,
+         "invalid value \"-1\" in \"keepalive\" directive: not a number"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive 99999999999;\n}\n" SRV, 3,
+         "invalid value \"99999999999\" in \"keepalive\" directive: too large"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive_timeout 1y;\n}\n" SRV, 3,
+         "invalid value \"1y\" in \"keepalive_timeout\" directive: not a duration"},
+        {"upstream u {\n server 127.0.0.1:1;\n keepalive_requests 0;\n}\n" SRV, 3,
+         "invalid value \"0\" in \"keepalive_requests\" directive: must be at least 1"},
+        /* values: server */
+        {UP "server {\n listen 0;\n}\n", 3,
+         "invalid value \"0\" in \"listen\" directive: invalid port \"0\""},
+        {UP "server {\n listen 65536;\n}\n", 3, "invalid port \"65536\""},
+        {UP "server {\n listen abc;\n}\n", 3,
+         "invalid value \"abc\" in \"listen\" directive: missing port"},
+        {UP "server {\n listen *:;\n}\n", 3, "invalid port \"\""},
+        {UP "server {\n listen [::1]:x;\n}\n", 3, "invalid port \"x\""},
+        {UP "server {\n listen :80;\n}\n", 3, "missing host"},
+        {UP "server {\n listen 1.2.3:80;\n}\n", 3, "invalid IPv4 address \"1.2.3\""},
+        {UP "server {\n listen 80 backlog=0;\n}\n", 3,
+         "invalid value \"backlog=0\" in \"listen\" directive: backlog must be between 1 and "
+         "65535"},
+        {UP "server {\n listen 80 backlog=65536;\n}\n", 3, "backlog must be between 1 and 65535"},
+        {UP "server {\n listen 80 backlog=;\n}\n", 3, "backlog must be between 1 and 65535"},
+        {UP "server {\n listen 80 reuseport;\n}\n", 3,
+         "invalid value \"reuseport\" in \"listen\" directive: unknown parameter"},
+        {UP "server {\n proxy_pass https://u;\n}\n", 3,
+         "invalid value \"https://u\" in \"proxy_pass\" directive: only \"http://\" is supported"},
+        {UP "server {\n proxy_pass http://;\n}\n", 3,
+         "invalid value \"http://\" in \"proxy_pass\" directive: missing upstream name"},
+        {UP "server {\n proxy_pass '';\n}\n", 3, "missing upstream name"},
+        {UP "server {\n proxy_pass http://u/path;\n}\n", 3,
+         "invalid value \"http://u/path\" in \"proxy_pass\" directive: a URI path is not "
+         "supported"},
+        {UP "server {\n listen 80;\n\n proxy_pass nope;\n}\n", 5,
+         "invalid value \"nope\" in \"proxy_pass\" directive: no upstream named \"nope\""},
+        {UP SRV "server {\n listen 81;\n proxy_pass http://U;\n}\n", 5,
+         "invalid value \"http://U\" in \"proxy_pass\" directive: no upstream named \"U\""},
+        {UP "server {\n proxy_connect_timeout 0;\n}\n", 3,
+         "invalid value \"0\" in \"proxy_connect_timeout\" directive: must be at least 1ms"},
+        {UP "server {\n proxy_read_timeout 0s;\n}\n", 3, "must be at least 1ms"},
+        {UP "server {\n proxy_send_timeout 0ms;\n}\n", 3, "must be at least 1ms"},
+        {UP "server {\n client_header_timeout 0;\n}\n", 3, "must be at least 1ms"},
+        {UP "server {\n client_body_timeout 0;\n}\n", 3, "must be at least 1ms"},
+        {UP "server {\n send_timeout 0;\n}\n", 3, "must be at least 1ms"},
+        {UP "server {\n keepalive_timeout 1 s;\n}\n", 3, "invalid number of arguments"},
+        {UP "server {\n keepalive_timeout forever;\n}\n", 3,
+         "invalid value \"forever\" in \"keepalive_timeout\" directive: not a duration"},
+        {UP "server {\n send_timeout 50d;\n}\n", 3,
+         "invalid value \"50d\" in \"send_timeout\" directive: duration is too large"},
+        {UP "server {\n keepalive_requests 0;\n}\n", 3,
+         "invalid value \"0\" in \"keepalive_requests\" directive: must be at least 1"},
+        {UP "server {\n keepalive_requests 1k;\n}\n", 3,
+         "invalid value \"1k\" in \"keepalive_requests\" directive: not a number"},
+        {UP "server {\n client_max_header_size 0;\n}\n", 3,
+         "invalid value \"0\" in \"client_max_header_size\" directive: must be at least 1"},
+        {UP "server {\n client_max_header_size 1x;\n}\n", 3,
+         "invalid value \"1x\" in \"client_max_header_size\" directive: not a size"},
+        {UP "server {\n client_max_target 0k;\n}\n", 3, "must be at least 1"},
+        {UP "server {\n client_max_target 99999999999999999999;\n}\n", 3, "size is too large"},
+        {UP "server {\n client_max_headers 0;\n}\n", 3,
+         "invalid value \"0\" in \"client_max_headers\" directive: must be between 1 and 128"},
+        {UP "server {\n client_max_headers 129;\n}\n", 3, "must be between 1 and 128"},
+        {UP "server {\n client_max_headers 1k;\n}\n", 3, "not a number"},
+        {UP "server {\n client_max_body_size 1x;\n}\n", 3,
+         "invalid value \"1x\" in \"client_max_body_size\" directive: not a size"},
+        {UP "server {\n client_max_body_size 18446744073709551615;\n}\n", 3, "too large"},
+        {UP "server {\n client_max_body_size 17179869184g;\n}\n", 3, "size is too large"},
+        {UP "server {\n via yes;\n}\n", 3,
+         "invalid value \"yes\" in \"via\" directive: it must be \"on\" or \"off\""},
+        {UP "server {\n x_forwarded_for ON;\n}\n", 3,
+         "invalid value \"ON\" in \"x_forwarded_for\" directive"},
+        {UP "server {\n x_forwarded_proto 1;\n}\n", 3,
+         "invalid value \"1\" in \"x_forwarded_proto\" directive"},
+        {UP "server {\n x_forwarded_host '';\n}\n", 3,
+         "invalid value \"\" in \"x_forwarded_host\" directive"},
+        {UP "server {\n access_log /x json;\n}\n", 3,
+         "invalid value \"json\" in \"access_log\" directive: the only format is \"combined\""},
+        {UP "server {\n access_log '';\n}\n", 3,
+         "invalid value \"\" in \"access_log\" directive: must not be empty"},
+        {UP "server {\n access_log /nonexistent-dir/a/b.log;\n}\n", 3,
+         "cannot open access log \"/nonexistent-dir/a/b.log\": No such file or directory"},
+        /* validation */
+        {UP "\nserver {\n proxy_pass u;\n}\n", 3, "server has no \"listen\""},
+        {UP "\nserver {\n listen 80;\n}\n", 3, "server has no \"proxy_pass\""},
+        {UP "server {\n}\n", 2, "server has no \"listen\""},
+        {UP "server { listen 8080; proxy_pass u; }\nserver {\n listen 8081;\n listen 8080;\n "
+            "proxy_pass u;\n}\n",
+         5, "duplicate listen address \"0.0.0.0:8080\", already used at "},
+        {UP "server {\n listen 8080;\n listen *:8080;\n proxy_pass u;\n}\n", 4,
+         "duplicate listen address \"0.0.0.0:8080\""},
+        {UP "server {\n listen 127.0.0.1:80;\n listen 127.0.0.1:80 backlog=5;\n proxy_pass u;\n}\n",
+         4, "duplicate listen address \"127.0.0.1:80\""},
+        {UP "server {\n listen [::1]:80;\n listen [0:0::1]:80;\n proxy_pass u;\n}\n", 4,
+         "duplicate listen address \"[::1]:80\""},
+};
+
+START_TEST(test_errors)
+{
+	check_error(errors[_i].text, errors[_i].line, errors[_i].error);
+}
+END_TEST
+
+/* The "already used at" and "first defined at" parts name the first place. */
+START_TEST(test_error_first_place)
+{
+	char msg[PATH_MAX + 128];
+
+	snprintf(msg, sizeof(msg), "already used at %s:4", tpath("proxyd.conf"));
+	check_error(UP "server {\n\n listen 8080;\n proxy_pass u;\n}\nserver {\n listen 8080;\n}\n",
+	            8, msg);
+	snprintf(msg, sizeof(msg), "first defined at %s:2", tpath("proxyd.conf"));
+	check_error("\nupstream u { server 127.0.0.1:1; }\n" SRV "upstream u {\n}\n", 4, msg);
+}
+END_TEST
+
+/* Needs the resolver: a name that cannot exist (RFC 6761 ".invalid"). */
+START_TEST(test_unknown_host)
+{
+	check_error("upstream u {\n server no-such-host.invalid:80;\n}\n" SRV, 2,
+	            "invalid value \"no-such-host.invalid:80\" in \"server\" directive: host "
+	            "\"no-such-host.invalid\" not found");
+}
+END_TEST
+
+static Suite *
+cfg_suite(void)
+{
+	Suite *s = suite_create("cfg");
+	TCase *tc;
+
+	tc = tcase_create("values");
+	tcase_add_loop_test(tc, test_size_ok, 0, (int)(sizeof(size_ok) / sizeof(size_ok[0])));
+	tcase_add_loop_test(tc, test_size_bad, 0, (int)(sizeof(size_bad) / sizeof(size_bad[0])));
+	tcase_add_loop_test(tc, test_size_huge, 0, (int)(sizeof(size_huge) / sizeof(size_huge[0])));
+	tcase_add_loop_test(tc, test_duration_ok, 0, (int)(sizeof(dur_ok) / sizeof(dur_ok[0])));
+	tcase_add_loop_test(tc, test_duration_bad, 0, (int)(sizeof(dur_bad) / sizeof(dur_bad[0])));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("load");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_workers_auto);
+	tcase_add_test(tc, test_error_log_levels);
+	tcase_add_test(tc, test_syntax);
+	tcase_add_test(tc, test_values_edge);
+	tcase_add_test(tc, test_access_log);
+	tcase_add_test(tc, test_refs);
+	tcase_add_test(tc, test_generation);
+	tcase_add_test(tc, test_main_file_missing);
+	tcase_add_test(tc, test_nul_byte);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("include");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_include_glob);
+	tcase_add_test(tc, test_include_relative);
+	tcase_add_test(tc, test_include_absolute);
+	tcase_add_test(tc, test_include_same_file_twice);
+	tcase_add_test(tc, test_include_missing);
+	tcase_add_test(tc, test_include_cycle);
+	tcase_add_test(tc, test_include_depth);
+	tcase_add_test(tc, test_include_errors_in_file);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("errors");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
+	tcase_add_test(tc, test_error_first_place);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("resolver");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_unknown_host);
+	suite_add_tcase(s, tc);
+
+	return s;
+}
+
+int
+main(void)
+{
+	const char *base = getenv("TMPDIR");
+	SRunner *sr;
+	int failed;
+
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	snprintf(basedir, sizeof(basedir), "%s/test_cfg.XXXXXX", base);
+	if (mkdtemp(basedir) == NULL) {
+		perror(basedir);
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(cfg_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	nftw(basedir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
