@@ -748,16 +748,17 @@ http_framing_check(struct http_msg *msg, struct http_pstate *st)
 {
 	if (!st->te_seen)
 		return 0;
-	/* RFC 9112 6.3: chunked must be final, else the length is unknowable: 400. */
-	if (!st->te_chunked)
-		return http_fail(msg, 400, "chunked is not the final transfer coding");
 	/*
 	 * Policy: proxyd decodes no transfer coding but chunked (RFC 9112 6.1: 501 for a
-	 * coding the server does not understand), so "gzip, chunked" is refused rather than
-	 * forwarded with a framing we cannot check.
+	 * coding the server does not understand), so "gzip, chunked" or "foo" is refused
+	 * rather than forwarded with a framing we cannot check. This comes first: an unknown
+	 * coding is the more precise diagnosis even when chunked is missing too.
 	 */
 	if (st->te_unknown)
 		return http_fail(msg, 501, "unsupported transfer coding");
+	/* RFC 9112 6.3: chunked must be final, else the length is unknowable: 400. */
+	if (!st->te_chunked)
+		return http_fail(msg, 400, "chunked is not the final transfer coding");
 	msg->flags |= HTTP_F_CHUNKED;
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "cfg.h"
 #include "log.h"
@@ -214,6 +215,15 @@ main(int argc, char **argv)
 			close(fd);
 	}
 
+	/* Signal events first: a SIGHUP right after start-up must reload, not kill. */
+	if (evthread_use_pthreads() == -1)
+		fatalx("libevent has no pthreads support");
+	if ((main_base = event_base_new()) == NULL)
+		fatalx("cannot create the main event base");
+	for (int i = 0; i < 4; i++) {
+		sigs[i] = evsignal_new(main_base, signums[i], signalcb, NULL);
+		event_add(sigs[i], NULL);
+	}
 	nworkers = current->workers > 0 ? current->workers : online_cpus();
 	if (workers_start(current, nworkers, &err) == -1) {
 		log_crit("%s", err ? err : "cannot start workers");
@@ -222,13 +232,6 @@ main(int argc, char **argv)
 	}
 	write_pid_file(current->pid_file);
 	drop_privileges(current->user);
-
-	if ((main_base = event_base_new()) == NULL)
-		fatalx("cannot create the main event base");
-	for (int i = 0; i < 4; i++) {
-		sigs[i] = evsignal_new(main_base, signums[i], signalcb, NULL);
-		event_add(sigs[i], NULL);
-	}
 	log_notice("proxyd %s started: %d worker(s), configuration %s", PACKAGE_VERSION, nworkers,
 		   conf_path);
 

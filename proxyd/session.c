@@ -67,6 +67,7 @@ struct session {
 
 	/* the current transaction */
 	struct evbuffer *req_head; /* upstream request head, kept for a retry */
+	struct evbuffer *hold;	   /* a chunked response's head until its first chunk line */
 	struct cfg_peer *peer;
 	struct cfg_peer *tried[UP_MAX_TRIES];
 	int ntried;
@@ -82,6 +83,7 @@ struct session {
 	int keepalive; /* client connection stays open after this response */
 	int expect100;
 	int resp_started; /* response head queued to the client */
+	int resp_held;	  /* head (and body so far) kept in `hold` until framing is proven */
 	int resp_got;	  /* some response byte came from the upstream */
 	int status;
 	char *logreq; /* "request-line\0referer\0user-agent\0", for the access log */
@@ -316,9 +318,9 @@ session_log_access(struct session *s)
 	size_t n = 0;
 	int r;
 
-	if (fd < 0 || s->logreq == NULL)
+	if (fd < 0)
 		return;
-	const char *reqline = s->logreq;
+	const char *reqline = s->logreq ? s->logreq : "-\0\0";
 	const char *referer = reqline + strlen(reqline) + 1;
 	const char *ua = referer + strlen(referer) + 1;
 
@@ -370,6 +372,24 @@ session_keep_log_fields(struct session *s, const struct http_msg *msg, const cha
 	p[ul] = '\0';
 }
 
+/* For a request the parser refused: log its first line as far as it is printable. */
+static void
+session_keep_log_raw(struct session *s, const char *p, size_t n)
+{
+	size_t len = 0;
+
+	free(s->logreq);
+	s->logreq = NULL;
+	if (s->srv->access_log.fd < 0)
+		return;
+	while (len < n && len < 1024 && p[len] != '\r' && p[len] != '\n')
+		len++;
+	if ((s->logreq = malloc(len + 3)) == NULL)
+		return;
+	memcpy(s->logreq, p, len);
+	memset(s->logreq + len, 0, 3);
+}
+
 /* ---------------------------------------------------------------- teardown */
 
 static void
@@ -404,6 +424,8 @@ session_close(struct session *s, const char *why)
 	event_free(s->timer);
 	if (s->req_head)
 		evbuffer_free(s->req_head);
+	if (s->hold)
+		evbuffer_free(s->hold);
 	free(s->logreq);
 	cfg_unref(s->cfg);
 	TAILQ_REMOVE(&env->sessions, s, link);
@@ -426,8 +448,10 @@ session_enter_head(struct session *s)
 	s->head_parse_at = 0;
 	s->ntried = 0;
 	s->up_reused = s->up_eof = s->up_keepalive = s->last_timeout = 0;
-	s->resp_started = s->resp_got = 0;
+	s->resp_started = s->resp_got = s->resp_held = 0;
 	s->status = 0;
+	free(s->logreq);
+	s->logreq = NULL;
 	memset(&s->req, 0, sizeof(s->req));
 	memset(&s->resp, 0, sizeof(s->resp));
 	bufferevent_set_timeouts(s->cbev, NULL, &wtv);
@@ -450,8 +474,22 @@ session_error(struct session *s, int status, const char *why)
 	char body[512], head[256];
 	int blen, hlen;
 
+	if (s->resp_held) {
+		/* nothing of the upstream's response has reached the client: replace it */
+		evbuffer_drain(s->hold, evbuffer_get_length(s->hold));
+		s->resp_held = 0;
+		s->resp_started = 0;
+	}
 	if (s->resp_started) {
-		session_close(s, why);
+		/*
+		 * Too late for an error response: deliver what was received, then close, so
+		 * the client sees the body end early (its length or final chunk is missing).
+		 */
+		log_warnx("*%" PRIu64 " client %s: %s (response cut)", s->id, s->client, why);
+		session_release_upstream(s, 0);
+		session_log_access(s);
+		s->keepalive = 0;
+		session_finish(s);
 		return;
 	}
 	if (status >= 500)
@@ -582,9 +620,16 @@ session_build_request(struct session *s, const struct http_msg *msg)
 		}
 		buf_add_header(b, h);
 	}
-	if (msg->host_header.p == NULL && host.p != NULL && host.len > 0) {
+	if (msg->host_header.p == NULL) {
+		/*
+		 * HTTP/1.0 without Host: HTTP/1.1 upstream requests need one; the upstream's
+		 * name stands in, as nginx's $proxy_host does.
+		 */
 		evbuffer_add(b, "Host: ", 6);
-		evbuffer_add(b, host.p, host.len);
+		if (host.p != NULL && host.len > 0)
+			evbuffer_add(b, host.p, host.len);
+		else
+			evbuffer_add(b, srv->upstream->name, strlen(srv->upstream->name));
 		evbuffer_add(b, "\r\n", 2);
 	}
 	if (s->req.kind == HTTP_BODY_LENGTH) {
@@ -721,6 +766,7 @@ session_read_head(struct session *s)
 	}
 	if (r == HTTP_ERROR) {
 		s->req.kind = HTTP_BODY_NONE;
+		session_keep_log_raw(s, p, n);
 		session_error(s, msg->status, msg->error);
 		return;
 	}
@@ -1029,6 +1075,18 @@ session_read_response_head(struct session *s)
 			  srv->upstream->keepalive > 0 &&
 			  s->up_requests + 1 < srv->upstream->keepalive_requests;
 
+	/*
+	 * A chunked body's framing can only be checked as it arrives; the head waits until
+	 * the first chunk line proves it, so the common malformed case still becomes a 502.
+	 */
+	if (kind == HTTP_BODY_CHUNKED) {
+		if (s->hold == NULL && (s->hold = evbuffer_new()) == NULL) {
+			session_close(s, "out of memory");
+			return;
+		}
+		out = s->hold;
+		s->resp_held = 1;
+	}
 	n2 = snprintf(line, sizeof(line), "HTTP/1.1 %d ", msg->status_code);
 	evbuffer_add(out, line, (size_t)n2);
 	evbuffer_add(out, msg->reason.p, msg->reason.len);
@@ -1075,13 +1133,17 @@ session_pump_response(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->ubev);
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
-	int r = pump_run(&s->resp, in, out);
+	int r = pump_run(&s->resp, in, s->resp_held ? s->hold : out);
 
 	if (r == -1) {
 		log_warnx("*%" PRIu64 " upstream %s sent a bad chunked body: %s", s->id,
 			  s->peer->addr.text, s->resp.ch.error ? s->resp.ch.error : "?");
-		session_close(s, "bad chunked body from upstream");
+		session_error(s, 502, "invalid chunked body from upstream");
 		return;
+	}
+	if (s->resp_held && (r == 1 || s->resp.ch.state != HTTP_CHUNK_SIZE)) {
+		s->resp_held = 0;
+		evbuffer_add_buffer(out, s->hold);
 	}
 	if (r == 1) {
 		session_response_done(s);
@@ -1095,7 +1157,7 @@ session_pump_response(struct session *s)
 		}
 		log_warnx("*%" PRIu64 " upstream %s closed the connection mid-body", s->id,
 			  s->peer->addr.text);
-		session_close(s, "upstream prematurely closed the connection");
+		session_error(s, 502, "upstream prematurely closed the connection");
 	}
 }
 
@@ -1145,7 +1207,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->resp_started) {
-			session_close(s, "upstream timed out");
+			session_error(s, 504, "upstream timed out");
 			return;
 		}
 		session_upstream_failed(s, 1,
@@ -1169,11 +1231,9 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	s->up_eof = 1;
 	bufferevent_disable(s->ubev, EV_READ);
-	if (what & BEV_EVENT_ERROR) {
-		if (s->resp.kind != HTTP_BODY_EOF) {
-			session_close(s, "upstream connection error mid-body");
-			return;
-		}
+	if ((what & BEV_EVENT_ERROR) && s->resp.kind != HTTP_BODY_EOF) {
+		session_error(s, 502, "upstream connection error mid-body");
+		return;
 	}
 	session_pump_response(s);
 }

@@ -14,7 +14,6 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 
 #include "log.h"
 #include "session.h"
@@ -395,10 +394,6 @@ workers_start(struct cfg *cfg, int n, char **err)
 {
 	sigset_t all, old;
 
-	if (evthread_use_pthreads() == -1) {
-		*err = errfmt("libevent: no thread support");
-		return -1;
-	}
 	if ((workers = calloc((size_t)n, sizeof(*workers))) == NULL) {
 		*err = errfmt("out of memory");
 		return -1;

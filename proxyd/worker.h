@@ -2,7 +2,7 @@
  * worker.h - worker threads: one event_base each, with its own SO_REUSEPORT listening
  * sockets, its sessions and its upstream connection pool.
  *
- * Contract: called from the main thread only. workers_start() binds every listen address
+ * Contract: called from the main thread only, after evthread_use_pthreads(). workers_start() binds every listen address
  * once per worker (so a bind error is reported before anything runs) and starts the
  * threads. workers_reload() binds what the new generation adds, and on success hands the
  * generation to every worker, which keeps the sockets of addresses that stay, closes those

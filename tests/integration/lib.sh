@@ -29,11 +29,24 @@ cleanup() {
 		kill -9 "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
+	# Sanitizer reports (ASan, LSan, UBSan) from any process we started fail the test.
+	local san
+	san=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log "$T"/*.err \
+		2>/dev/null)
+	if [ -n "$san" ]; then
+		for f in $san; do
+			echo "# sanitizer report in $f:"
+			grep -E -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" | head -40 |
+				sed 's/^/#   /'
+		done
+		TAP_FAILED=$((TAP_FAILED + 1))
+	fi
 	if [ "$TAP_FAILED" -eq 0 ] && [ -z "${KEEP_TMP:-}" ]; then
 		rm -rf "$T"
 	else
 		echo "# files kept in $T"
 	fi
+	[ "$TAP_FAILED" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

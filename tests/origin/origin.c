@@ -174,14 +174,17 @@ struct origin {
 };
 
 static struct origin origin;
+/* -N: once the accept queue is full the kernel drops SYNs, so connects hang. */
+static int never_accept;
 static char pattern[PATTERN_LEN + 26];
 
 static void
 usage(void)
 {
 	fprintf(stderr,
-	        "usage: origin [-a ADDR] [-p PORT] [-u UUID] [-n NAME]\n"
+	        "usage: origin [-N] [-a ADDR] [-p PORT] [-u UUID] [-n NAME]\n"
 	        "  prints 'READY port=PORT uuid=UUID' once listening; SIGTERM/SIGINT exit 0\n"
+	        "  -N  listen with a backlog of 1 and never accept (connect-timeout tests)\n"
 	        "endpoints (query: delay=MS cc=VALUE status=CODE close=1):\n"
 	        "  /  /bytes/N  /chunked/N?chunk=K  /eof/N  /echo  /sink  /status/CODE\n"
 	        "  /reset/N  /hang  /bad/KIND  /stats  /headers\n");
@@ -496,8 +499,11 @@ request_line_parse(struct request *r, const char *line, size_t len)
 static int
 request_query_parse(struct request *r)
 {
-	const char *q = r->r_query, *end = r->r_query + r->r_query_len;
+	const char *q = r->r_query, *end;
 
+	if (q == NULL)
+		return 0;
+	end = q + r->r_query_len;
 	while (q < end) {
 		const char *amp, *eq, *val;
 		size_t klen, vlen;
@@ -1650,12 +1656,15 @@ origin_listen(const char *addr, const char *port)
 	origin.o_listener = evconnlistener_new_bind(origin.o_base, origin_accept, NULL,
 	                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 	                                                    LEV_OPT_CLOSE_ON_EXEC,
-	                                            1024, res->ai_addr, (int)res->ai_addrlen);
+	                                            never_accept ? 1 : 1024, res->ai_addr,
+	                                            (int)res->ai_addrlen);
 	freeaddrinfo(res);
 	if (origin.o_listener == NULL) {
 		fprintf(stderr, "origin: listen on %s port %s: %s\n", addr, port, strerror(errno));
 		return -1;
 	}
+	if (never_accept)
+		evconnlistener_disable(origin.o_listener);
 	evconnlistener_set_error_cb(origin.o_listener, origin_accept_error);
 	if (getsockname(evconnlistener_get_fd(origin.o_listener), (struct sockaddr *)&ss, &sslen) ==
 	            -1 ||
@@ -1698,8 +1707,11 @@ main(int argc, char *argv[])
 	size_t i;
 	int ch, rv = 1;
 
-	while ((ch = getopt(argc, argv, "a:p:u:n:h")) != -1) {
+	while ((ch = getopt(argc, argv, "a:p:u:n:hN")) != -1) {
 		switch (ch) {
+		case 'N':
+			never_accept = 1;
+			break;
 		case 'a':
 			addr = optarg;
 			break;
