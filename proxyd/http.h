@@ -5,7 +5,7 @@
  * message holds (pointer, length) slices into the caller's buffer, valid for as long as
  * that buffer is. A parser returns the number of bytes it consumed (> 0), HTTP_AGAIN when
  * the input is incomplete, or HTTP_ERROR, in which case msg->status holds the status to
- * answer with (400, 413, 414, 431, 501, 505) and msg->error a short static reason.
+ * answer with (400, 414, 417, 431, 501, 505) and msg->error a short static reason.
  * Anything ambiguous is an error: the proxy never forwards what another parser could
  * read differently (request smuggling).
  *

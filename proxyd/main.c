@@ -35,6 +35,9 @@
 static struct cfg *current;
 static const char *conf_path = PROXYD_CONF;
 static struct event_base *main_base;
+static int debug_mode;
+/* Daemon mode: the parent waits on this pipe for the child's start-up verdict. */
+static int ready_fd = -1;
 
 static void
 usage(FILE *f)
@@ -77,6 +80,11 @@ reload(void)
 	}
 	if (cfg->workers != current->workers)
 		log_notice("reload: \"workers\" changes take effect at restart");
+	if ((cfg->user == NULL) != (current->user == NULL) ||
+	    (cfg->user && strcmp(cfg->user, current->user) != 0))
+		log_notice("reload: \"user\" changes take effect at restart");
+	if (!debug_mode && log_open(cfg->error_log, cfg->error_log_level) == -1)
+		log_warn("reload: cannot open error log %s, keeping the old one", cfg->error_log);
 	cfg_unref(current);
 	current = cfg;
 	log_notice("configuration generation %llu loaded from %s",
@@ -131,16 +139,27 @@ write_pid_file(const char *path)
 	fclose(f);
 }
 
+/*
+ * Fork into the background. The parent stays until the child reports that it started
+ * (daemon_ready) or died, so that `proxyd -c FILE` exits non-zero when start-up fails.
+ */
 static void
 daemonize(void)
 {
-	pid_t pid = fork();
-	int fd;
+	int fds[2], fd;
+	pid_t pid;
+	char c;
 
-	if (pid == -1)
+	if (pipe2(fds, O_CLOEXEC) == -1)
+		fatal("pipe");
+	if ((pid = fork()) == -1)
 		fatal("fork");
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(fds[1]);
+		_exit(read(fds[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(fds[0]);
+	ready_fd = fds[1];
 	if (setsid() == -1)
 		fatal("setsid");
 	if ((fd = open("/dev/null", O_RDWR)) != -1) {
@@ -165,7 +184,7 @@ main(int argc, char **argv)
 			conf_path = optarg;
 			break;
 		case 'd':
-			debug = foreground = 1;
+			debug = foreground = debug_mode = 1;
 			break;
 		case 'f':
 			foreground = 1;
@@ -232,6 +251,11 @@ main(int argc, char **argv)
 	}
 	write_pid_file(current->pid_file);
 	drop_privileges(current->user);
+	if (ready_fd != -1) {
+		(void)!write(ready_fd, "1", 1);
+		close(ready_fd);
+		ready_fd = -1;
+	}
 	log_notice("proxyd %s started: %d worker(s), configuration %s", PACKAGE_VERSION, nworkers,
 		   conf_path);
 

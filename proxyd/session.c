@@ -3,6 +3,7 @@
 #endif
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -22,6 +23,8 @@
 #include "session.h"
 
 #define SESSION_MAGIC 0x5e5510e5u
+/* Every callback entry checks that its session is alive (catches use after free early). */
+#define SESSION_CHECK(s) assert((s)->magic == SESSION_MAGIC)
 /* Bytes queued towards one side before the other side is no longer read (back-pressure). */
 #define RELAY_HIGH (256 * 1024)
 /* Largest response head accepted from an upstream. */
@@ -632,7 +635,8 @@ session_build_request(struct session *s, const struct http_msg *msg)
 			evbuffer_add(b, srv->upstream->name, strlen(srv->upstream->name));
 		evbuffer_add(b, "\r\n", 2);
 	}
-	if (s->req.kind == HTTP_BODY_LENGTH) {
+	if (s->req.kind == HTTP_BODY_LENGTH || (msg->flags & HTTP_F_HAS_LENGTH)) {
+		/* "Content-Length: 0" too: some servers answer 411 to a POST without it */
 		int n = snprintf(num, sizeof(num), "%" PRId64, msg->content_length);
 		evbuffer_add(b, "Content-Length: ", 16);
 		evbuffer_add(b, num, (size_t)n);
@@ -778,6 +782,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
+	SESSION_CHECK(s);
 	(void)bev;
 	switch (s->state) {
 	case S_HEAD:
@@ -801,6 +806,7 @@ client_writecb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
+	SESSION_CHECK(s);
 	(void)bev;
 	switch (s->state) {
 	case S_UPSTREAM:
@@ -821,6 +827,7 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 
+	SESSION_CHECK(s);
 	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && s->state == S_UPSTREAM && !s->req.done) {
@@ -853,6 +860,7 @@ session_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
+	SESSION_CHECK(s);
 	(void)fd;
 	(void)what;
 	if (s->state == S_HEAD && evbuffer_get_length(bufferevent_get_input(s->cbev)) > 0) {
@@ -1178,6 +1186,7 @@ up_readcb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
+	SESSION_CHECK(s);
 	(void)bev;
 	if (!s->resp_started)
 		session_read_response_head(s);
@@ -1190,6 +1199,7 @@ up_writecb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
+	SESSION_CHECK(s);
 	(void)bev;
 	if (!s->req.done && !s->up_connecting)
 		session_pump_request(s);
@@ -1200,6 +1210,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 
+	SESSION_CHECK(s);
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		session_upstream_ready(s);

@@ -166,6 +166,11 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 			oldest = c;
 		}
 	}
+	if (u->keepalive_timeout_ms == 0) {
+		/* no idle lifetime: nothing is kept */
+		bufferevent_free(bev);
+		return;
+	}
 	if (n >= u->keepalive && oldest != NULL)
 		up_idle_free(oldest);
 	if ((c = calloc(1, sizeof(*c))) == NULL) {

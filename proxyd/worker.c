@@ -100,6 +100,35 @@ fail:
 	return -1;
 }
 
+/*
+ * SO_REUSEPORT would let us join another process's listening group (a second proxyd
+ * started by mistake) and split its traffic. A plain bind first fails if anyone else
+ * already listens there.
+ */
+static int
+listen_probe(const struct cfg_listen *l, char **err)
+{
+	int fd, one = 1;
+
+	fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (l->addr.ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) == -1)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	*err = errfmt("%s:%d: listen %s: %s", l->file, l->line, l->addr.text, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
 static const struct cfg_server *
 cfg_server_for(const struct cfg *cfg, const char *key)
 {
@@ -176,6 +205,8 @@ wmsg_build(struct worker *w, struct cfg *cfg, char **err)
 			snprintf(wl->key, sizeof(wl->key), "%s", l->addr.text);
 			if (posted != NULL && cfg_server_for(posted, wl->key) != NULL)
 				continue; /* the worker keeps its socket */
+			if (w->id == 0 && listen_probe(l, err) == -1)
+				goto fail;
 			if ((wl->fd = listen_socket(l, err)) == -1)
 				goto fail;
 		}
