@@ -692,6 +692,20 @@ static const struct cfg_directive *const cfg_tables[] = {
         NULL,
 };
 
+const char *
+cfg_directive_at(size_t i, unsigned int *contexts)
+{
+	for (const struct cfg_directive *const *t = cfg_tables; *t != NULL; t++) {
+		for (const struct cfg_directive *d = *t; d->name != NULL; d++) {
+			if (i-- == 0) {
+				*contexts = d->flags & CFG_CTX_ANY;
+				return d->name;
+			}
+		}
+	}
+	return NULL;
+}
+
 /* The directive called name in context ctx; *elsewhere tells whether it exists at all. */
 static const struct cfg_directive *
 cfg_lookup(const char *name, unsigned int ctx, int *elsewhere)

@@ -124,6 +124,13 @@ struct cfg *cfg_load(const char *path, char **err);
 void cfg_ref(struct cfg *cfg);
 void cfg_unref(struct cfg *cfg);
 
+/*
+ * The i-th entry of the directive tables, for tests that check names are unique per
+ * context and documented: its name, and in *contexts a bitmask of the contexts it is
+ * allowed in (1 main, 2 upstream, 4 server). NULL past the last entry.
+ */
+const char *cfg_directive_at(size_t i, unsigned int *contexts);
+
 /* Value parsers shared with tests: return 0, or -1 with *err set (malloc'd). */
 int cfg_parse_size(const char *s, uint64_t *out, char **err);
 int cfg_parse_duration(const char *s, uint32_t *ms_out, char **err);

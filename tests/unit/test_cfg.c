@@ -1308,6 +1308,47 @@ START_TEST(test_unknown_host)
 }
 END_TEST
 
+/* A (name, context) pair appears once across all directive tables. */
+START_TEST(test_directives_unique)
+{
+	unsigned int ci, cj;
+	const char *a, *b;
+
+	for (size_t i = 0; (a = cfg_directive_at(i, &ci)) != NULL; i++) {
+		for (size_t j = i + 1; (b = cfg_directive_at(j, &cj)) != NULL; j++)
+			ck_assert_msg(strcmp(a, b) != 0 || (ci & cj) == 0,
+				      "directive \"%s\" is defined twice for one context", a);
+	}
+	ck_assert_ptr_nonnull(cfg_directive_at(0, &ci));
+}
+END_TEST
+
+/* Every directive has an entry in proxyd.conf(5): a line ".B name" (with arguments). */
+START_TEST(test_directives_documented)
+{
+	const char *top = getenv("TOP_SRCDIR");
+	char path[4096], line[1024];
+	unsigned int ctx;
+	const char *name;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/doc/proxyd.conf.5", top ? top : ".");
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s (set TOP_SRCDIR)", path);
+	for (size_t i = 0; (name = cfg_directive_at(i, &ctx)) != NULL; i++) {
+		size_t n = strlen(name);
+		int found = 0;
+
+		rewind(f);
+		while (!found && fgets(line, sizeof(line), f) != NULL)
+			found = strncmp(line, ".B ", 3) == 0 && strncmp(line + 3, name, n) == 0 &&
+				(line[3 + n] == ' ' || line[3 + n] == '\n');
+		ck_assert_msg(found, "directive \"%s\" is not documented in %s", name, path);
+	}
+	fclose(f);
+}
+END_TEST
+
 static Suite *
 cfg_suite(void)
 {
@@ -1353,6 +1394,11 @@ cfg_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
 	tcase_add_test(tc, test_error_first_place);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tables");
+	tcase_add_test(tc, test_directives_unique);
+	tcase_add_test(tc, test_directives_documented);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("resolver");
