@@ -28,26 +28,26 @@ struct cfg_addr {
 
 struct cfg_peer {
 	struct cfg_addr addr;
-	char *name; /* as written in the config, e.g. "localhost:3001" */
-	int weight; /* weight=, default 1 */
-	int max_fails;		 /* max_fails=, default 1; 0 disables */
+	char *name;               /* as written in the config, e.g. "localhost:3001" */
+	int weight;               /* weight=, default 1 */
+	int max_fails;            /* max_fails=, default 1; 0 disables */
 	uint32_t fail_timeout_ms; /* fail_timeout=, default 10s */
 
 	/* runtime (upstream.c) */
-	int cur_weight;			  /* smooth WRR state, under the upstream lock */
-	atomic_int fails;		  /* failures in the current window */
-	_Atomic int64_t fail_window_ms;	  /* start of the failure window (monotonic ms) */
-	_Atomic int64_t down_until_ms;	  /* peer is skipped until then (monotonic ms) */
-	atomic_int active;		  /* requests in flight on this peer, all workers */
+	int cur_weight;                 /* smooth WRR state, under the upstream lock */
+	atomic_int fails;               /* failures in the current window */
+	_Atomic int64_t fail_window_ms; /* start of the failure window (monotonic ms) */
+	_Atomic int64_t down_until_ms;  /* peer is skipped until then (monotonic ms) */
+	atomic_int active;              /* requests in flight on this peer, all workers */
 };
 
 struct cfg_upstream {
 	char *name;
 	struct cfg_peer *peers;
 	size_t npeers;
-	int keepalive;		       /* idle connections kept per worker; 0 = no pooling */
+	int keepalive;                 /* idle connections kept per worker; 0 = no pooling */
 	uint32_t keepalive_timeout_ms; /* idle pooled connection lifetime, default 60s */
-	int keepalive_requests;	       /* requests per upstream connection, default 1000 */
+	int keepalive_requests;        /* requests per upstream connection, default 1000 */
 	const char *file;
 	int line;
 
@@ -73,13 +73,13 @@ struct cfg_server {
 	struct cfg_upstream *upstream; /* proxy_pass */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
-	uint32_t proxy_read_timeout_ms;	   /* default 60s */
-	uint32_t proxy_send_timeout_ms;	   /* default 60s */
-	uint32_t keepalive_timeout_ms;	   /* default 75s; 0 disables client keep-alive */
-	int keepalive_requests;		   /* default 1000 */
+	uint32_t proxy_read_timeout_ms;    /* default 60s */
+	uint32_t proxy_send_timeout_ms;    /* default 60s */
+	uint32_t keepalive_timeout_ms;     /* default 75s; 0 disables client keep-alive */
+	int keepalive_requests;            /* default 1000 */
 	uint32_t client_header_timeout_ms; /* default 60s */
 	uint32_t client_body_timeout_ms;   /* default 60s */
-	uint32_t send_timeout_ms;	   /* default 60s */
+	uint32_t send_timeout_ms;          /* default 60s */
 
 	size_t client_max_header_size; /* default 32k */
 	size_t client_max_target;      /* default 8k */
@@ -89,7 +89,7 @@ struct cfg_server {
 	int x_forwarded_for;   /* on|off, default on */
 	int x_forwarded_proto; /* default on */
 	int x_forwarded_host;  /* default on */
-	int via;	       /* default on */
+	int via;               /* default on */
 
 	struct cfg_log access_log; /* default off */
 	const char *file;
@@ -101,12 +101,12 @@ struct cfg {
 	uint64_t generation; /* 1, 2, ... assigned by cfg_load */
 	char *path;
 
-	int workers;		     /* workers N|auto (auto = online CPUs) */
-	int worker_connections;	     /* per worker, default 10000 */
-	char *user;		     /* NULL: do not switch user */
-	char *pid_file;		     /* NULL: none */
-	char *error_log;	     /* NULL or "stderr": stderr; else a file path */
-	int error_log_level;	     /* syslog level, default LOG_NOTICE */
+	int workers;                  /* workers N|auto (auto = online CPUs) */
+	int worker_connections;       /* per worker, default 10000 */
+	char *user;                   /* NULL: do not switch user */
+	char *pid_file;               /* NULL: none */
+	char *error_log;              /* NULL or "stderr": stderr; else a file path */
+	int error_log_level;          /* syslog level, default LOG_NOTICE */
 	uint32_t shutdown_timeout_ms; /* grace period on SIGTERM, default 10s */
 
 	struct cfg_upstream *upstreams;

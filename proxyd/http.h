@@ -40,9 +40,9 @@ enum http_method {
 
 enum http_target_form {
 	HTTP_TARGET_ORIGIN = 0, /* "/path?query" */
-	HTTP_TARGET_ABSOLUTE,	/* "http://host:port/path?query" */
-	HTTP_TARGET_AUTHORITY,	/* "host:port", CONNECT only */
-	HTTP_TARGET_ASTERISK,	/* "*", OPTIONS only */
+	HTTP_TARGET_ABSOLUTE,   /* "http://host:port/path?query" */
+	HTTP_TARGET_AUTHORITY,  /* "host:port", CONNECT only */
+	HTTP_TARGET_ASTERISK,   /* "*", OPTIONS only */
 };
 
 struct http_slice {
@@ -56,7 +56,7 @@ struct http_header {
 };
 
 /* Message flags derived from the headers while parsing. */
-#define HTTP_F_CHUNKED	      0x0001 /* Transfer-Encoding: chunked (final, only coding) */
+#define HTTP_F_CHUNKED        0x0001 /* Transfer-Encoding: chunked (final, only coding) */
 #define HTTP_F_CONN_CLOSE     0x0002 /* Connection: close */
 #define HTTP_F_CONN_KEEPALIVE 0x0004 /* Connection: keep-alive */
 #define HTTP_F_CONN_UPGRADE   0x0008 /* Connection lists "upgrade" */
@@ -78,9 +78,11 @@ struct http_msg {
 	struct http_slice target; /* as received */
 	enum http_target_form form;
 	struct http_slice scheme; /* absolute-form only, e.g. "http" */
-	struct http_slice host;	  /* authority host: absolute/authority form, else Host value's host */
-	uint16_t port;		  /* from authority/Host; 0 when absent */
-	struct http_slice path;	  /* origin-form target, or path+query of absolute-form ("/" if empty) */
+	struct http_slice
+	        host;  /* authority host: absolute/authority form, else Host value's host */
+	uint16_t port; /* from authority/Host; 0 when absent */
+	struct http_slice
+	        path; /* origin-form target, or path+query of absolute-form ("/" if empty) */
 
 	/* status line (responses only) */
 	int status_code;
@@ -93,8 +95,8 @@ struct http_msg {
 	size_t head_len; /* bytes of the head, including the final CRLF */
 
 	struct http_slice host_header; /* value of the Host header, if any */
-	int64_t content_length;	       /* -1 when absent */
-	unsigned flags;		       /* HTTP_F_* */
+	int64_t content_length;        /* -1 when absent */
+	unsigned flags;                /* HTTP_F_* */
 
 	/* on HTTP_ERROR */
 	int status;
@@ -117,21 +119,21 @@ struct http_msg {
  * (the URI wins; the caller rewrites Host).
  */
 int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
-		       struct http_msg *msg);
+                       struct http_msg *msg);
 
 /*
  * Parse a response head. Same strictness for headers and framing; the status line must be
  * "HTTP/1.x DDD reason". Any error gives status 502 for the caller's convenience.
  */
 int http_parse_response(const char *buf, size_t len, const struct http_limits *lim,
-			struct http_msg *msg);
+                        struct http_msg *msg);
 
 /* Body framing of a message. */
 enum http_body {
 	HTTP_BODY_NONE = 0,
 	HTTP_BODY_LENGTH,  /* content_length bytes */
 	HTTP_BODY_CHUNKED, /* chunked coding; decode with http_chunked */
-	HTTP_BODY_EOF,	   /* until the connection closes (responses only) */
+	HTTP_BODY_EOF,     /* until the connection closes (responses only) */
 };
 
 enum http_body http_request_body(const struct http_msg *req);
@@ -183,7 +185,7 @@ enum http_chunk_state {
 struct http_chunked {
 	enum http_chunk_state state;
 	uint64_t remaining;   /* data bytes left in the current chunk */
-	uint64_t total;	      /* data bytes seen so far */
+	uint64_t total;       /* data bytes seen so far */
 	size_t trailer_bytes; /* bytes of trailer section so far (bounded by max_trailer) */
 	size_t max_trailer;   /* 0: default 8192 */
 	const char *error;

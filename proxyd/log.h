@@ -20,8 +20,7 @@ int log_open(const char *path, int level);
 /* Reopen the current log file (after logrotate). */
 void log_reopen(void);
 
-void log_msg(int level, int with_errno, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void log_msg(int level, int with_errno, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define log_enabled(lvl) ((lvl) <= log_level)
 #define log_at(lvl, errnum, ...)                                                                   \
@@ -30,12 +29,12 @@ void log_msg(int level, int with_errno, const char *fmt, ...)
 			log_msg((lvl), (errnum), __VA_ARGS__);                                     \
 	} while (0)
 
-#define log_crit(...)	log_at(LOG_CRIT, 0, __VA_ARGS__)
-#define log_warn(...)	log_at(LOG_ERR, 1, __VA_ARGS__)
-#define log_warnx(...)	log_at(LOG_ERR, 0, __VA_ARGS__)
+#define log_crit(...)   log_at(LOG_CRIT, 0, __VA_ARGS__)
+#define log_warn(...)   log_at(LOG_ERR, 1, __VA_ARGS__)
+#define log_warnx(...)  log_at(LOG_ERR, 0, __VA_ARGS__)
 #define log_notice(...) log_at(LOG_NOTICE, 0, __VA_ARGS__)
-#define log_info(...)	log_at(LOG_INFO, 0, __VA_ARGS__)
-#define log_debug(...)	log_at(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...)   log_at(LOG_INFO, 0, __VA_ARGS__)
+#define log_debug(...)  log_at(LOG_DEBUG, 0, __VA_ARGS__)
 
 _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

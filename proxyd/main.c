@@ -43,12 +43,12 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: proxyd [-dfhtv] [-c file]\n"
-		   "  -c file  configuration file (default " PROXYD_CONF ")\n"
-		   "  -t       test the configuration and exit\n"
-		   "  -f       stay in the foreground\n"
-		   "  -d       debug: foreground, log to stderr at debug level\n"
-		   "  -v       print the version and exit\n"
-		   "  -h       print this help and exit\n");
+	           "  -c file  configuration file (default " PROXYD_CONF ")\n"
+	           "  -t       test the configuration and exit\n"
+	           "  -f       stay in the foreground\n"
+	           "  -d       debug: foreground, log to stderr at debug level\n"
+	           "  -v       print the version and exit\n"
+	           "  -h       print this help and exit\n");
 }
 
 static int
@@ -67,13 +67,13 @@ reload(void)
 
 	if (cfg == NULL) {
 		log_warnx("reload failed, keeping the running configuration: %s",
-			  err ? err : "out of memory");
+		          err ? err : "out of memory");
 		free(err);
 		return;
 	}
 	if (workers_reload(cfg, &err) == -1) {
 		log_warnx("reload failed, keeping the running configuration: %s",
-			  err ? err : "out of memory");
+		          err ? err : "out of memory");
 		free(err);
 		cfg_unref(cfg);
 		return;
@@ -88,7 +88,7 @@ reload(void)
 	cfg_unref(current);
 	current = cfg;
 	log_notice("configuration generation %llu loaded from %s",
-		   (unsigned long long)cfg->generation, conf_path);
+	           (unsigned long long)cfg->generation, conf_path);
 }
 
 static void
@@ -121,8 +121,7 @@ drop_privileges(const char *user)
 		return;
 	if ((pw = getpwnam(user)) == NULL)
 		fatalx("unknown user \"%s\"", user);
-	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
-	    setuid(pw->pw_uid) == -1)
+	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)
 		fatal("cannot switch to user %s", user);
 }
 
@@ -223,7 +222,7 @@ main(int argc, char **argv)
 	if (!foreground)
 		daemonize();
 	if (log_open(debug ? NULL : current->error_log,
-		     debug ? LOG_DEBUG : current->error_log_level) == -1)
+	             debug ? LOG_DEBUG : current->error_log_level) == -1)
 		fatal("cannot open error log %s", current->error_log);
 	if (!foreground) {
 		/* stderr follows the log from here on */
@@ -257,7 +256,7 @@ main(int argc, char **argv)
 		ready_fd = -1;
 	}
 	log_notice("proxyd %s started: %d worker(s), configuration %s", PACKAGE_VERSION, nworkers,
-		   conf_path);
+	           conf_path);
 
 	event_base_dispatch(main_base);
 

@@ -27,7 +27,7 @@ struct session_env {
 	struct up_pool pool;
 	struct session_list sessions;
 	unsigned nsessions;
-	int stopping;	      /* graceful shutdown: finish the current request, then close */
+	int stopping;            /* graceful shutdown: finish the current request, then close */
 	struct http_msg scratch; /* parse target; nothing survives one callback */
 	void (*on_close)(struct session_env *env); /* after a session is freed */
 	int id;
@@ -37,7 +37,7 @@ struct session_env {
 
 /* Start a session on an accepted, non-blocking socket fd. */
 void session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_t salen,
-		 struct cfg *cfg, const struct cfg_server *srv);
+                 struct cfg *cfg, const struct cfg_server *srv);
 /* Graceful shutdown: close idle sessions now, the rest after their current response. */
 void session_env_drain(struct session_env *env);
 /* Close every session at once (grace period over). */

@@ -72,7 +72,7 @@ up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms)
 		atomic_store(&p->down_until_ms, now_ms + p->fail_timeout_ms);
 		atomic_store(&p->fails, 0);
 		log_warnx("upstream \"%s\": peer %s marked down for %ums", u->name, p->addr.text,
-			  p->fail_timeout_ms);
+		          p->fail_timeout_ms);
 	}
 }
 
@@ -119,8 +119,7 @@ up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, int *requests)
 {
 	struct up_idle *c;
 
-	TAILQ_FOREACH(c, &pool->idle, link)
-	{
+	TAILQ_FOREACH (c, &pool->idle, link) {
 		if (!up_addr_eq(&c->addr, addr))
 			continue;
 		struct bufferevent *bev = c->bev;
@@ -154,13 +153,12 @@ up_idle_eventcb(struct bufferevent *bev, short what, void *arg)
 
 void
 up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upstream *u,
-	    const struct cfg_addr *addr, int requests)
+            const struct cfg_addr *addr, int requests)
 {
 	struct up_idle *c, *oldest = NULL;
 	int n = 0;
 
-	TAILQ_FOREACH(c, &pool->idle, link)
-	{
+	TAILQ_FOREACH (c, &pool->idle, link) {
 		if (strcmp(c->upstream, u->name) == 0) {
 			n++;
 			oldest = c;
@@ -185,7 +183,8 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 	TAILQ_INSERT_HEAD(&pool->idle, c, link);
 	pool->count++;
 
-	struct timeval tv = {u->keepalive_timeout_ms / 1000, (u->keepalive_timeout_ms % 1000) * 1000};
+	struct timeval tv = {u->keepalive_timeout_ms / 1000,
+	                     (u->keepalive_timeout_ms % 1000) * 1000};
 	bufferevent_setcb(bev, up_idle_readcb, NULL, up_idle_eventcb, c);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ);

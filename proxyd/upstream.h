@@ -27,7 +27,7 @@ struct event_base;
 
 /* Returns a peer not in tried[0..ntried) and not down, or NULL when none is left. */
 struct cfg_peer *up_pick(struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
-			 int64_t now_ms);
+                         int64_t now_ms);
 /* Passive health: a connect error or timeout on p. */
 void up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms);
 /* A response arrived from p: its failure window starts afresh. */
@@ -42,7 +42,7 @@ struct up_idle {
 	struct bufferevent *bev;
 	struct cfg_addr addr;
 	char upstream[64]; /* upstream name, for the per-upstream cap */
-	int requests;	   /* requests already served on this connection */
+	int requests;      /* requests already served on this connection */
 };
 TAILQ_HEAD(up_idle_list, up_idle);
 
@@ -65,6 +65,6 @@ struct bufferevent *up_pool_get(struct up_pool *pool, const struct cfg_addr *add
  * `keepalive` idle connections in this worker (the oldest goes).
  */
 void up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upstream *u,
-		 const struct cfg_addr *addr, int requests);
+                 const struct cfg_addr *addr, int requests);
 
 #endif /* PROXYD_UPSTREAM_H */

@@ -25,10 +25,10 @@
 /* One listening socket of one worker. Allocated alone so its address is stable. */
 struct wlistener {
 	struct worker *w;
-	char key[64];		       /* cfg_addr.text: identity across reloads */
-	struct evconnlistener *lev;    /* NULL until the worker adopts the socket */
-	int fd;			       /* bound socket waiting for adoption, or -1 */
-	const struct cfg_server *srv;  /* in w->cfg */
+	char key[64];                 /* cfg_addr.text: identity across reloads */
+	struct evconnlistener *lev;   /* NULL until the worker adopts the socket */
+	int fd;                       /* bound socket waiting for adoption, or -1 */
+	const struct cfg_server *srv; /* in w->cfg */
 };
 
 /* What the main thread hands a worker: a generation and its listeners. */
@@ -49,7 +49,7 @@ struct worker {
 	struct event *resume; /* re-enable listeners after an accept error or at the limit */
 	pthread_mutex_t lock;
 	struct wmsg *pending; /* under lock */
-	int stop;	      /* under lock: 1 drain, 2 close everything now */
+	int stop;             /* under lock: 1 drain, 2 close everything now */
 	int paused;
 	int joined;
 };
@@ -59,8 +59,7 @@ static int nworkers;
 /* Main thread: the generation last handed to the workers; its listen addresses are open. */
 static struct cfg *posted;
 
-static char *
-errfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *
 errfmt(const char *fmt, ...)
 {
@@ -87,7 +86,8 @@ listen_socket(const struct cfg_listen *l, char **err)
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
 		goto fail;
-	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+	if (family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) == -1 ||
 	    listen(fd, l->backlog) == -1)
@@ -222,7 +222,7 @@ fail:
 }
 
 static void worker_acceptcb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-			    int salen, void *arg);
+                            int salen, void *arg);
 static void worker_accept_errorcb(struct evconnlistener *lev, void *arg);
 
 static void
@@ -275,7 +275,7 @@ worker_apply(struct worker *w, struct wmsg *m)
 			evconnlistener_set_cb(wl->lev, worker_acceptcb, wl);
 		} else if (wl->fd != -1) {
 			wl->lev = evconnlistener_new(w->env.base, worker_acceptcb, wl,
-						     LEV_OPT_CLOSE_ON_FREE, -1, wl->fd);
+			                             LEV_OPT_CLOSE_ON_FREE, -1, wl->fd);
 			if (wl->lev == NULL) {
 				log_warnx("worker %d: cannot listen on %s", w->id, wl->key);
 				close(wl->fd);
@@ -309,7 +309,7 @@ worker_apply(struct worker *w, struct wmsg *m)
 
 static void
 worker_acceptcb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		void *arg)
+                void *arg)
 {
 	struct wlistener *wl = arg;
 	struct worker *w = wl->w;
@@ -322,7 +322,7 @@ worker_acceptcb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 	session_new(&w->env, fd, sa, (socklen_t)salen, w->cfg, wl->srv);
 	if (w->env.nsessions >= (unsigned)w->cfg->worker_connections) {
 		log_warnx("worker %d: %d worker_connections are not enough", w->id,
-			  w->cfg->worker_connections);
+		          w->cfg->worker_connections);
 		worker_pause(w);
 	}
 }
@@ -405,7 +405,8 @@ worker_post(struct worker *w, struct wmsg *m, int stop)
 		/* The worker has not applied the previous set: carry its new sockets over. */
 		for (size_t i = 0; prev != NULL && i < m->nls; i++) {
 			for (size_t j = 0; m->ls[i]->fd == -1 && j < prev->nls; j++) {
-				if (prev->ls[j]->fd != -1 && strcmp(prev->ls[j]->key, m->ls[i]->key) == 0) {
+				if (prev->ls[j]->fd != -1 &&
+				    strcmp(prev->ls[j]->key, m->ls[i]->key) == 0) {
 					m->ls[i]->fd = prev->ls[j]->fd;
 					prev->ls[j]->fd = -1;
 				}

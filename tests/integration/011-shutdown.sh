@@ -7,15 +7,15 @@ plan 12
 
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
-# wait_origin_requests PORT N: poll the origin's /stats until it has seen N requests
-# besides the /stats requests of this poll. Returns 1 after ~5s.
+# wait_origin_requests PORT MARK N: poll the origin's /stats until it has seen N more
+# requests than MARK (an earlier "requests" value), not counting the polls themselves.
+# Returns 1 after ~5s.
 wait_origin_requests() {
-	local first n=0 r
-	first=$(origin_stat "$1" requests)
+	local n=0 r
 	for _ in $(seq 1 100); do
 		r=$(origin_stat "$1" requests)
 		n=$((n + 1))
-		[ "$((r - n))" -ge "$((first + $2))" ] && return 0
+		[ "$((r - n - $2))" -ge "$3" ] && return 0
 		sleep 0.05
 	done
 	return 1
@@ -40,11 +40,11 @@ r=$(read_response 5 3 | tr -d '\r')
 like "$r" '^HTTP/1.1 200 ' "an idle keep-alive client was served"
 
 # a request that takes 1.5s at the origin
-base=$(origin_stat "$o_port" requests)
+mark=$(origin_stat "$o_port" requests)
 curl -s -m 20 -o "$T/slow.body" -w '%{http_code}' "http://127.0.0.1:$port/?delay=1500" >"$T/slow.code" &
 slow=$!
 PIDS="$PIDS $slow"
-wait_origin_requests "$o_port" 1 || diag "the slow request did not reach the origin in time"
+wait_origin_requests "$o_port" "$mark" 1 || diag "the slow request did not reach the origin in time"
 
 # the idle client's EOF, timed, in the background (it only reads fd 5)
 ( timeout 5 cat <&5 >/dev/null; echo "$? $(now_ms)" >"$T/idle.res" ) &
@@ -79,10 +79,11 @@ CONF
 start_proxyd "$T/proxyd2.conf" "$port"
 is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" 200 "second proxyd serves"
 
+mark=$(origin_stat "$o_port" requests)
 curl -s -m 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/hang" >"$T/hang.code" &
 hang=$!
 PIDS="$PIDS $hang"
-wait_origin_requests "$o_port" 1 || diag "the /hang request did not reach the origin in time"
+wait_origin_requests "$o_port" "$mark" 1 || diag "the /hang request did not reach the origin in time"
 
 t0=$(now_ms)
 kill -TERM "$PROXYD_PID"

@@ -1653,11 +1653,10 @@ origin_listen(const char *addr, const char *port)
 		fprintf(stderr, "origin: %s: %s\n", addr, gai_strerror(error));
 		return -1;
 	}
-	origin.o_listener = evconnlistener_new_bind(origin.o_base, origin_accept, NULL,
-	                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-	                                                    LEV_OPT_CLOSE_ON_EXEC,
-	                                            never_accept ? 1 : 1024, res->ai_addr,
-	                                            (int)res->ai_addrlen);
+	origin.o_listener = evconnlistener_new_bind(
+	        origin.o_base, origin_accept, NULL,
+	        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	        never_accept ? 1 : 1024, res->ai_addr, (int)res->ai_addrlen);
 	freeaddrinfo(res);
 	if (origin.o_listener == NULL) {
 		fprintf(stderr, "origin: listen on %s port %s: %s\n", addr, port, strerror(errno));

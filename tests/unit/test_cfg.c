@@ -1317,7 +1317,7 @@ START_TEST(test_directives_unique)
 	for (size_t i = 0; (a = cfg_directive_at(i, &ci)) != NULL; i++) {
 		for (size_t j = i + 1; (b = cfg_directive_at(j, &cj)) != NULL; j++)
 			ck_assert_msg(strcmp(a, b) != 0 || (ci & cj) == 0,
-				      "directive \"%s\" is defined twice for one context", a);
+			              "directive \"%s\" is defined twice for one context", a);
 	}
 	ck_assert_ptr_nonnull(cfg_directive_at(0, &ci));
 }
@@ -1342,7 +1342,7 @@ START_TEST(test_directives_documented)
 		rewind(f);
 		while (!found && fgets(line, sizeof(line), f) != NULL)
 			found = strncmp(line, ".B ", 3) == 0 && strncmp(line + 3, name, n) == 0 &&
-				(line[3 + n] == ' ' || line[3 + n] == '\n');
+			        (line[3 + n] == ' ' || line[3 + n] == '\n');
 		ck_assert_msg(found, "directive \"%s\" is not documented in %s", name, path);
 	}
 	fclose(f);
