@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -268,6 +269,48 @@ pump_run(struct pump *p, struct evbuffer *src, struct evbuffer *dst)
 		}
 	}
 	return 1;
+}
+
+/*
+ * libevent 2.1 reads at most 4 KiB per readiness event (EVBUFFER_MAX_READ). While a body
+ * streams, read up to IO_CHUNK more at once, so a large transfer costs one wakeup per
+ * 64 KiB rather than per 4. End of file and errors are left where they are: libevent's own
+ * next read reports them.
+ */
+static void
+bev_read_more(struct bufferevent *bev)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t r;
+	int n;
+
+	if (evbuffer_get_length(in) >= RELAY_HIGH)
+		return;
+	/* a socket bufferevent keeps the end of its input frozen outside its own reads */
+	evbuffer_unfreeze(in, 0);
+	if ((n = evbuffer_reserve_space(in, IO_CHUNK, v, 2)) <= 0) {
+		evbuffer_freeze(in, 0);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	r = readv(bufferevent_getfd(bev), iov, n);
+	if (r <= 0) {
+		evbuffer_commit_space(in, v, 0);
+		evbuffer_freeze(in, 0);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t take = (size_t)r < v[i].iov_len ? (size_t)r : v[i].iov_len;
+		v[i].iov_len = take;
+		r -= (ssize_t)take;
+	}
+	evbuffer_commit_space(in, v, n);
+	evbuffer_freeze(in, 0);
 }
 
 /* End of an EOF-delimited body: close the chunked re-encoding. */
@@ -1018,7 +1061,13 @@ static void
 session_pump_request(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->cbev);
-	int r = pump_run(&s->req, in, bufferevent_get_output(s->ubev));
+	struct evbuffer *out = bufferevent_get_output(s->ubev);
+	int r = pump_run(&s->req, in, out);
+
+	if (r == 0 && evbuffer_get_length(out) < RELAY_HIGH) {
+		bev_read_more(s->cbev);
+		r = pump_run(&s->req, in, out);
+	}
 
 	if (r == -1) {
 		session_error(s, 400, s->req.ch.error ? s->req.ch.error : "bad chunked body");
@@ -1151,7 +1200,13 @@ session_pump_response(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->ubev);
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
-	int r = pump_run(&s->resp, in, s->resp_held ? s->hold : out);
+	struct evbuffer *dst = s->resp_held ? s->hold : out;
+	int r = pump_run(&s->resp, in, dst);
+
+	if (r == 0 && !s->up_eof && evbuffer_get_length(dst) < RELAY_HIGH) {
+		bev_read_more(s->ubev);
+		r = pump_run(&s->resp, in, dst);
+	}
 
 	if (r == -1) {
 		log_warnx("*%" PRIu64 " upstream %s sent a bad chunked body: %s", s->id,

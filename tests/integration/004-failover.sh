@@ -9,9 +9,9 @@ now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 start_origin live1
 start_origin live2
-dead=$(free_port_static)
-dead2=$(free_port_static)
-dead3=$(free_port_static)
+dead=$(dead_port)
+dead2=$(dead_port)
+dead3=$(dead_port)
 
 # An origin that listens with a backlog of 1 and never accepts: once its accept queue is
 # full, a connect() to it hangs until proxy_connect_timeout.

@@ -239,3 +239,14 @@ free_port_static() {
 	done
 	bail "no free port"
 }
+
+# dead_port: a privileged port (1..999) that nothing listens on, for "upstream is down"
+# tests. Other tests only listen on ports >= 10000, so a parallel test cannot take it.
+dead_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((1 + RANDOM % 999))
+		port_open 127.0.0.1 "$p" || { echo "$p"; return 0; }
+	done
+	bail "no dead port"
+}
