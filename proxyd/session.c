@@ -770,8 +770,12 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	session_build_request(s, msg);
 	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 
+	/*
+	 * Client reads stay enabled (toggling them costs an epoll_ctl per request): a body
+	 * or a pipelined request waits in the input, bounded by its high watermark, and
+	 * client_readcb leaves it there until its turn.
+	 */
 	evtimer_del(s->timer);
-	bufferevent_disable(s->cbev, EV_READ); /* the body waits for the upstream */
 	s->state = S_UPSTREAM;
 	session_connect(s);
 }
@@ -933,8 +937,11 @@ session_request_sent(struct session *s)
 	struct timeval rtv = ms_tv(s->srv->proxy_read_timeout_ms),
 	               wtv = ms_tv(s->srv->proxy_send_timeout_ms);
 
+	struct timeval ctv = ms_tv(s->srv->send_timeout_ms);
+
 	s->req.done = 1;
-	bufferevent_disable(s->cbev, EV_READ); /* a pipelined request waits its turn */
+	/* while the upstream answers, the client owes nothing: no read timeout */
+	bufferevent_set_timeouts(s->cbev, NULL, &ctv);
 	if (s->ubev != NULL)
 		bufferevent_set_timeouts(s->ubev, &rtv, &wtv);
 }
@@ -944,10 +951,13 @@ session_upstream_ready(struct session *s)
 {
 	struct evbuffer *out = bufferevent_get_output(s->ubev);
 	struct timeval wtv = ms_tv(s->srv->proxy_send_timeout_ms);
-	int one = 1;
 
-	s->up_connecting = 0;
-	setsockopt(bufferevent_getfd(s->ubev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (s->up_connecting) {
+		int one = 1;
+
+		setsockopt(bufferevent_getfd(s->ubev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		s->up_connecting = 0;
+	}
 	/* no read timeout until the request is sent: an upload may take long */
 	bufferevent_set_timeouts(s->ubev, NULL, &wtv);
 	bufferevent_setwatermark(s->ubev, EV_READ, 0, RELAY_HIGH);
@@ -955,7 +965,7 @@ session_upstream_ready(struct session *s)
 	bufferevent_setcb(s->ubev, up_readcb, up_writecb, up_eventcb, s);
 	/* a copy: the original stays for a retry until the upstream answers */
 	evbuffer_add(out, evbuffer_pullup(s->req_head, -1), evbuffer_get_length(s->req_head));
-	bufferevent_enable(s->ubev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->ubev, EV_READ); /* writing is enabled from creation on */
 
 	if (s->req.done) {
 		session_request_sent(s);

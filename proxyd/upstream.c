@@ -128,8 +128,8 @@ up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, int *requests)
 		TAILQ_REMOVE(&pool->idle, c, link);
 		pool->count--;
 		free(c);
+		/* reading stays enabled: the session takes it over as it is */
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		bufferevent_disable(bev, EV_READ);
 		return bev;
 	}
 	return NULL;

@@ -56,7 +56,7 @@ void up_pool_init(struct up_pool *pool);
 void up_pool_clear(struct up_pool *pool);
 /*
  * Take an idle connection to addr. Returns its bufferevent (callbacks cleared, reading
- * disabled) and sets *requests, or NULL when none is idle.
+ * still enabled) and sets *requests, or NULL when none is idle.
  */
 struct bufferevent *up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, int *requests);
 /*

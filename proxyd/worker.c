@@ -441,7 +441,18 @@ workers_start(struct cfg *cfg, int n, char **err)
 		up_pool_init(&w->env.pool);
 		w->env.id = i;
 		w->env.on_close = worker_session_closed;
-		if ((w->env.base = event_base_new()) == NULL) {
+		/*
+		 * The changelist folds the enable/disable pairs a request makes within one
+		 * loop pass into at most one epoll_ctl per descriptor.
+		 */
+		struct event_config *ec = event_config_new();
+
+		if (ec != NULL)
+			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		w->env.base = ec != NULL ? event_base_new_with_config(ec) : NULL;
+		if (ec != NULL)
+			event_config_free(ec);
+		if (w->env.base == NULL) {
 			*err = errfmt("cannot create an event base");
 			return -1;
 		}
