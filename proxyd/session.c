@@ -313,6 +313,40 @@ bev_read_more(struct bufferevent *bev)
 	evbuffer_freeze(in, 0);
 }
 
+/*
+ * Write bev's pending output now, as nginx and HAProxy do, instead of arming a write event
+ * and writing on the next loop pass: a message that fits the socket buffer costs one
+ * writev and no epoll_ctl. EV_WRITE (and with it the write timeout) is enabled only for a
+ * remainder; the write callbacks disable it again once the output is empty. Every place
+ * that adds output calls this afterwards, since output added while EV_WRITE is disabled
+ * is not written by libevent. Write errors stay pending for libevent's own write to report.
+ */
+static void
+bev_flush(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(out) == 0)
+		return;
+	/* a socket bufferevent keeps the start of its output frozen outside its own writes */
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
+/* A write callback saw the output drained: no write event until there is output again. */
+static void
+bev_write_idle(struct bufferevent *bev)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+}
+
+/* Rounds of read-and-write one callback may run before yielding to other connections. */
+#define PUMP_ROUNDS 16
+
 /* End of an EOF-delimited body: close the chunked re-encoding. */
 static void
 pump_finish_eof(struct pump *p, struct evbuffer *dst)
@@ -577,6 +611,7 @@ session_finish(struct session *s)
 	evtimer_del(s->timer);
 	bufferevent_disable(s->cbev, EV_READ);
 	bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
+	bev_flush(s->cbev);
 	if (evbuffer_get_length(bufferevent_get_output(s->cbev)) == 0)
 		bufferevent_trigger(s->cbev, EV_WRITE,
 		                    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -865,12 +900,15 @@ client_writecb(struct bufferevent *bev, void *arg)
 	case S_UPSTREAM:
 		if (s->resp_started && !s->resp.done)
 			session_pump_response(s);
+		else
+			bev_write_idle(s->cbev);
 		break;
 	case S_CLOSING:
 		if (evbuffer_get_length(bufferevent_get_output(s->cbev)) == 0)
 			session_linger(s);
 		break;
 	default:
+		bev_write_idle(s->cbev);
 		break;
 	}
 }
@@ -968,12 +1006,15 @@ session_upstream_ready(struct session *s)
 	bufferevent_enable(s->ubev, EV_READ); /* writing is enabled from creation on */
 
 	if (s->req.done) {
+		bev_flush(s->ubev);
 		session_request_sent(s);
 		return;
 	}
 	if (s->expect100 && s->minor >= 1 && s->req.moved == 0 &&
-	    evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0)
+	    evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0) {
 		evbuffer_add(bufferevent_get_output(s->cbev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		bev_flush(s->cbev);
+	}
 	struct timeval btv = ms_tv(s->srv->client_body_timeout_ms),
 	               stv = ms_tv(s->srv->send_timeout_ms);
 	bufferevent_set_timeouts(s->cbev, &btv, &stv);
@@ -1072,23 +1113,40 @@ session_pump_request(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->cbev);
 	struct evbuffer *out = bufferevent_get_output(s->ubev);
-	int r = pump_run(&s->req, in, out);
 
-	if (r == 0 && evbuffer_get_length(out) < RELAY_HIGH) {
-		bev_read_more(s->cbev);
-		r = pump_run(&s->req, in, out);
-	}
+	for (int round = 0;; round++) {
+		size_t before = evbuffer_get_length(in);
+		uint64_t moved = s->req.moved;
+		int r = pump_run(&s->req, in, out);
 
-	if (r == -1) {
-		session_error(s, 400, s->req.ch.error ? s->req.ch.error : "bad chunked body");
-		return;
+		if (r == 0 && evbuffer_get_length(out) < RELAY_HIGH) {
+			bev_read_more(s->cbev);
+			r = pump_run(&s->req, in, out);
+		}
+		if (r == -1) {
+			session_error(s, 400,
+			              s->req.ch.error ? s->req.ch.error : "bad chunked body");
+			return;
+		}
+		if (s->srv->client_max_body_size > 0 &&
+		    s->req.moved > s->srv->client_max_body_size) {
+			session_error(s, 413, "request body larger than client_max_body_size");
+			return;
+		}
+		bev_flush(s->ubev);
+		if (r == 1) {
+			session_request_sent(s);
+			return;
+		}
+		/* room was made and input remains: go on, or let the write callback do it */
+		if (evbuffer_get_length(in) == 0 || evbuffer_get_length(out) >= RELAY_HIGH ||
+		    (evbuffer_get_length(in) == before && s->req.moved == moved))
+			return;
+		if (round == PUMP_ROUNDS) {
+			bufferevent_enable(s->ubev, EV_WRITE);
+			return;
+		}
 	}
-	if (s->srv->client_max_body_size > 0 && s->req.moved > s->srv->client_max_body_size) {
-		session_error(s, 413, "request body larger than client_max_body_size");
-		return;
-	}
-	if (r == 1)
-		session_request_sent(s);
 }
 
 static void
@@ -1210,43 +1268,60 @@ session_pump_response(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->ubev);
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
-	struct evbuffer *dst = s->resp_held ? s->hold : out;
-	int r = pump_run(&s->resp, in, dst);
 
-	if (r == 0 && !s->up_eof && evbuffer_get_length(dst) < RELAY_HIGH) {
-		bev_read_more(s->ubev);
-		r = pump_run(&s->resp, in, dst);
-	}
+	for (int round = 0;; round++) {
+		struct evbuffer *dst = s->resp_held ? s->hold : out;
+		size_t before = evbuffer_get_length(in);
+		uint64_t moved = s->resp.moved;
+		int r = pump_run(&s->resp, in, dst);
 
-	if (r == -1) {
-		log_warnx("*%" PRIu64 " upstream %s sent a bad chunked body: %s", s->id,
-		          s->peer->addr.text, s->resp.ch.error ? s->resp.ch.error : "?");
-		session_error(s, 502, "invalid chunked body from upstream");
-		return;
-	}
-	if (s->resp_held && (r == 1 || s->resp.ch.state != HTTP_CHUNK_SIZE)) {
-		s->resp_held = 0;
-		evbuffer_add_buffer(out, s->hold);
-	}
-	if (r == 1) {
-		session_response_done(s);
-		return;
-	}
-	if (s->up_eof && evbuffer_get_length(in) == 0) {
-		if (s->resp.kind == HTTP_BODY_EOF) {
-			pump_finish_eof(&s->resp, out);
+		if (r == 0 && !s->up_eof && evbuffer_get_length(dst) < RELAY_HIGH) {
+			bev_read_more(s->ubev);
+			r = pump_run(&s->resp, in, dst);
+		}
+		if (r == -1) {
+			log_warnx("*%" PRIu64 " upstream %s sent a bad chunked body: %s", s->id,
+			          s->peer->addr.text, s->resp.ch.error ? s->resp.ch.error : "?");
+			session_error(s, 502, "invalid chunked body from upstream");
+			return;
+		}
+		if (s->resp_held && (r == 1 || s->resp.ch.state != HTTP_CHUNK_SIZE)) {
+			s->resp_held = 0;
+			evbuffer_add_buffer(out, s->hold);
+		}
+		if (r == 1) {
 			session_response_done(s);
 			return;
 		}
-		log_warnx("*%" PRIu64 " upstream %s closed the connection mid-body", s->id,
-		          s->peer->addr.text);
-		session_error(s, 502, "upstream prematurely closed the connection");
+		if (s->up_eof && evbuffer_get_length(in) == 0) {
+			if (s->resp.kind == HTTP_BODY_EOF) {
+				pump_finish_eof(&s->resp, out);
+				session_response_done(s);
+				return;
+			}
+			log_warnx("*%" PRIu64 " upstream %s closed the connection mid-body", s->id,
+			          s->peer->addr.text);
+			session_error(s, 502, "upstream prematurely closed the connection");
+			return;
+		}
+		if (s->resp_held)
+			return;
+		bev_flush(s->cbev);
+		/* room was made and input remains: go on, or let the write callback do it */
+		if (evbuffer_get_length(in) == 0 || evbuffer_get_length(out) >= RELAY_HIGH ||
+		    (evbuffer_get_length(in) == before && s->resp.moved == moved))
+			return;
+		if (round == PUMP_ROUNDS) {
+			bufferevent_enable(s->cbev, EV_WRITE);
+			return;
+		}
 	}
 }
 
 static void
 session_response_done(struct session *s)
 {
+	bev_flush(s->cbev);
 	session_release_upstream(s, s->up_keepalive && s->req.done && !s->up_eof);
 	session_log_access(s);
 	s->nreq++;
@@ -1278,6 +1353,8 @@ up_writecb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (!s->req.done && !s->up_connecting)
 		session_pump_request(s);
+	else if (!s->up_connecting)
+		bev_write_idle(s->ubev);
 }
 
 static void

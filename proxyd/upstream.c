@@ -187,5 +187,6 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 	                     (u->keepalive_timeout_ms % 1000) * 1000};
 	bufferevent_setcb(bev, up_idle_readcb, NULL, up_idle_eventcb, c);
 	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_disable(bev, EV_WRITE); /* the next user writes directly (bev_flush) */
 	bufferevent_enable(bev, EV_READ);
 }
