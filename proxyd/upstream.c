@@ -87,16 +87,24 @@ void
 up_pool_init(struct up_pool *pool)
 {
 	TAILQ_INIT(&pool->idle);
+	TAILQ_INIT(&pool->spare);
 	pool->count = 0;
+}
+
+/* Unlink c from the idle list and keep the entry for the next up_pool_put(). */
+static void
+up_idle_unlink(struct up_idle *c)
+{
+	TAILQ_REMOVE(&c->pool->idle, c, link);
+	c->pool->count--;
+	TAILQ_INSERT_HEAD(&c->pool->spare, c, link);
 }
 
 static void
 up_idle_free(struct up_idle *c)
 {
-	TAILQ_REMOVE(&c->pool->idle, c, link);
-	c->pool->count--;
 	bufferevent_free(c->bev);
-	free(c);
+	up_idle_unlink(c);
 }
 
 void
@@ -106,6 +114,10 @@ up_pool_clear(struct up_pool *pool)
 
 	while ((c = TAILQ_FIRST(&pool->idle)) != NULL)
 		up_idle_free(c);
+	while ((c = TAILQ_FIRST(&pool->spare)) != NULL) {
+		TAILQ_REMOVE(&pool->spare, c, link);
+		free(c);
+	}
 }
 
 static int
@@ -125,9 +137,7 @@ up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, int *requests)
 		struct bufferevent *bev = c->bev;
 
 		*requests = c->requests;
-		TAILQ_REMOVE(&pool->idle, c, link);
-		pool->count--;
-		free(c);
+		up_idle_unlink(c);
 		/* reading stays enabled: the session takes it over as it is */
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		return bev;
@@ -159,7 +169,7 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 	int n = 0;
 
 	TAILQ_FOREACH (c, &pool->idle, link) {
-		if (strcmp(c->upstream, u->name) == 0) {
+		if (c->u == u || strncmp(c->upstream, u->name, sizeof(c->upstream)) == 0) {
 			n++;
 			oldest = c;
 		}
@@ -171,14 +181,19 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 	}
 	if (n >= u->keepalive && oldest != NULL)
 		up_idle_free(oldest);
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = TAILQ_FIRST(&pool->spare)) != NULL)
+		TAILQ_REMOVE(&pool->spare, c, link);
+	else if ((c = calloc(1, sizeof(*c))) == NULL) {
 		bufferevent_free(bev);
 		return;
 	}
 	c->pool = pool;
 	c->bev = bev;
 	c->addr = *addr;
-	snprintf(c->upstream, sizeof(c->upstream), "%s", u->name);
+	if (c->u != u) {
+		c->u = u;
+		snprintf(c->upstream, sizeof(c->upstream), "%s", u->name);
+	}
 	c->requests = requests;
 	TAILQ_INSERT_HEAD(&pool->idle, c, link);
 	pool->count++;

@@ -41,13 +41,15 @@ struct up_idle {
 	struct up_pool *pool;
 	struct bufferevent *bev;
 	struct cfg_addr addr;
-	char upstream[64]; /* upstream name, for the per-upstream cap */
-	int requests;      /* requests already served on this connection */
+	const struct cfg_upstream *u; /* fast path of the per-upstream cap; may be stale */
+	char upstream[64];            /* upstream name, for the per-upstream cap */
+	int requests;                 /* requests already served on this connection */
 };
 TAILQ_HEAD(up_idle_list, up_idle);
 
 struct up_pool {
-	struct up_idle_list idle; /* most recently used first */
+	struct up_idle_list idle;  /* most recently used first */
+	struct up_idle_list spare; /* freed entries, reused to spare malloc per request */
 	unsigned count;
 };
 
