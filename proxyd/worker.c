@@ -19,6 +19,9 @@
 #include "session.h"
 #include "worker.h"
 
+/* Callbacks a worker runs before it polls for new events again. */
+#define WORKER_MAX_CALLBACKS 32
+
 /* After an accept error such as EMFILE, the listener rests this long instead of spinning. */
 #define ACCEPT_PAUSE_MS 200
 
@@ -449,6 +452,15 @@ workers_start(struct cfg *cfg, int n, char **err)
 
 		if (ec != NULL)
 			event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		/*
+		 * Poll again after WORKER_MAX_CALLBACKS callbacks instead of running a whole
+		 * batch of ready events first: responses are noticed sooner, the number of
+		 * requests in flight upstream swings less, and the idle pool serves more of
+		 * them (at 500 connections with keepalive 64: 28% instead of 62% new upstream
+		 * connections, +15% requests per second; see tests/bench/RESULTS.md).
+		 */
+		if (ec != NULL)
+			event_config_set_max_dispatch_interval(ec, NULL, WORKER_MAX_CALLBACKS, 0);
 		w->env.base = ec != NULL ? event_base_new_with_config(ec) : NULL;
 		if (ec != NULL)
 			event_config_free(ec);
