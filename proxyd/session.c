@@ -999,9 +999,10 @@ session_request_sent(struct session *s)
 
 	struct timeval ctv = ms_tv(s->srv->send_timeout_ms);
 
-	s->req.done = 1;
 	/* while the upstream answers, the client owes nothing: no read timeout */
-	bufferevent_set_timeouts(s->cbev, NULL, &ctv);
+	if (s->req.kind != HTTP_BODY_NONE)
+		bufferevent_set_timeouts(s->cbev, NULL, &ctv); /* else still so from the head */
+	s->req.done = 1;
 	if (s->ubev != NULL)
 		bufferevent_set_timeouts(s->ubev, &rtv, &wtv);
 }
@@ -1013,15 +1014,17 @@ session_upstream_ready(struct session *s)
 	struct timeval wtv = ms_tv(s->srv->proxy_send_timeout_ms);
 
 	if (s->up_connecting) {
+		/* a new connection; a pooled one keeps what its first session set */
 		int one = 1;
 
 		setsockopt(bufferevent_getfd(s->ubev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		bufferevent_setwatermark(s->ubev, EV_READ, 0, RELAY_HIGH);
+		bufferevent_setwatermark(s->ubev, EV_WRITE, RELAY_HIGH / 2, 0);
 		s->up_connecting = 0;
 	}
 	/* no read timeout until the request is sent: an upload may take long */
-	bufferevent_set_timeouts(s->ubev, NULL, &wtv);
-	bufferevent_setwatermark(s->ubev, EV_READ, 0, RELAY_HIGH);
-	bufferevent_setwatermark(s->ubev, EV_WRITE, RELAY_HIGH / 2, 0);
+	if (!s->req.done)
+		bufferevent_set_timeouts(s->ubev, NULL, &wtv);
 	bufferevent_setcb(s->ubev, up_readcb, up_writecb, up_eventcb, s);
 	/* a copy: the original stays for a retry until the upstream answers */
 	evbuffer_add(out, evbuffer_pullup(s->req_head, -1), evbuffer_get_length(s->req_head));

@@ -168,10 +168,13 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 	struct up_idle *c, *oldest = NULL;
 	int n = 0;
 
-	TAILQ_FOREACH (c, &pool->idle, link) {
-		if (c->u == u || strncmp(c->upstream, u->name, sizeof(c->upstream)) == 0) {
-			n++;
-			oldest = c;
+	/* the per-upstream cap can only be reached when the whole pool is that large */
+	if (pool->count >= (unsigned)u->keepalive) {
+		TAILQ_FOREACH (c, &pool->idle, link) {
+			if (c->u == u || strncmp(c->upstream, u->name, sizeof(c->upstream)) == 0) {
+				n++;
+				oldest = c;
+			}
 		}
 	}
 	if (u->keepalive_timeout_ms == 0) {
