@@ -53,6 +53,7 @@ struct cfg_upstream {
 
 	/* runtime (upstream.c) */
 	pthread_mutex_t lock;
+	atomic_int all_down; /* every peer is marked down; logged on each change */
 };
 
 struct cfg_listen {

@@ -95,7 +95,11 @@ struct session {
 	int resp_held;    /* head (and body so far) kept in `hold` until framing is proven */
 	int resp_got;     /* some response byte came from the upstream */
 	int status;
-	char *logreq; /* "request-line\0referer\0user-agent\0", for the access log */
+	/* RFC 9209 Proxy-Status of a proxyd-generated error: error type and next hop */
+	const char *perr;
+	char perr_hop[64];
+	int retry_after; /* seconds, for a 503; 0: none */
+	char *logreq;    /* "request-line\0referer\0user-agent\0", for the access log */
 };
 
 static uint64_t session_ids;
@@ -104,6 +108,7 @@ static void session_close(struct session *s, const char *why);
 static void session_read_head(struct session *s);
 static void session_connect(struct session *s);
 static void session_error(struct session *s, int status, const char *why);
+static void session_fail(struct session *s, int status, const char *perr, const char *why);
 static void session_pump_request(struct session *s);
 static void session_pump_response(struct session *s);
 static void session_response_done(struct session *s);
@@ -554,6 +559,9 @@ session_enter_head(struct session *s)
 	s->up_reused = s->up_eof = s->up_keepalive = s->last_timeout = 0;
 	s->resp_started = s->resp_got = s->resp_held = 0;
 	s->status = 0;
+	s->perr = NULL;
+	s->perr_hop[0] = '\0';
+	s->retry_after = 0;
 	free(s->logreq);
 	s->logreq = NULL;
 	memset(&s->req, 0, sizeof(s->req));
@@ -576,7 +584,7 @@ session_enter_head(struct session *s)
 static void
 session_error(struct session *s, int status, const char *why)
 {
-	char body[512], head[256];
+	char body[512], head[512];
 	int blen, hlen;
 
 	if (s->resp_held) {
@@ -609,10 +617,18 @@ session_error(struct session *s, int status, const char *why)
 	                "<center><h1>%d %s</h1></center>\r\n<hr><center>proxyd</center>\r\n"
 	                "</body>\r\n</html>\r\n",
 	                status, http_reason(status), status, http_reason(status));
+	if (s->perr == NULL)
+		s->perr = status < 500 ? "http_request_error" : "proxy_internal_error";
 	hlen = snprintf(head, sizeof(head),
 	                "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
-	                "Connection: close\r\n\r\n",
-	                status, http_reason(status), blen);
+	                "Proxy-Status: proxyd; error=%s%s%s%s\r\n",
+	                status, http_reason(status), blen, s->perr,
+	                s->perr_hop[0] ? "; next-hop=\"" : "", s->perr_hop,
+	                s->perr_hop[0] ? "\"" : "");
+	if (s->retry_after > 0)
+		hlen += snprintf(head + hlen, sizeof(head) - (size_t)hlen, "Retry-After: %d\r\n",
+		                 s->retry_after);
+	hlen += snprintf(head + hlen, sizeof(head) - (size_t)hlen, "Connection: close\r\n\r\n");
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
 	evbuffer_add(out, head, (size_t)hlen);
 	if (s->method != HTTP_M_HEAD)
@@ -621,6 +637,19 @@ session_error(struct session *s, int status, const char *why)
 	s->resp.moved = s->method != HTTP_M_HEAD ? (uint64_t)blen : 0;
 	session_log_access(s);
 	session_finish(s);
+}
+
+/*
+ * An upstream-side failure: answer status with a Proxy-Status naming the error type (RFC
+ * 9209 section 2.3) and the peer involved, if any.
+ */
+static void
+session_fail(struct session *s, int status, const char *perr, const char *why)
+{
+	s->perr = perr;
+	if (s->peer != NULL)
+		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->peer->addr.text);
+	session_error(s, status, why);
 }
 
 /* No more requests on this connection: flush the output, then close (lingering). */
@@ -1060,6 +1089,7 @@ session_connect(struct session *s)
 
 		if (peer == NULL)
 			break;
+		up_note_live(u, 1);
 		s->tried[s->ntried++] = peer;
 		s->peer = peer;
 		atomic_fetch_add(&peer->active, 1);
@@ -1088,14 +1118,24 @@ session_connect(struct session *s)
 		if (bufferevent_socket_connect(bev, (const struct sockaddr *)&peer->addr.ss,
 		                               (int)peer->addr.len) == -1) {
 			log_warn("*%" PRIu64 " connect() to %s failed", s->id, peer->addr.text);
+			s->perr = errno == ECONNREFUSED ? "connection_refused"
+			                                : "connection_terminated";
+			snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", peer->addr.text);
 			session_release_upstream(s, 0);
 			up_peer_failed(u, peer, now);
 			continue;
 		}
 		return;
 	}
-	session_error(s, s->last_timeout ? 504 : 502,
-	              s->ntried ? "no upstream could be reached" : "no live upstreams");
+	if (s->ntried == 0) {
+		/* every peer is marked down: nothing was tried, the service is unavailable */
+		up_note_live(u, 0);
+		s->perr = "destination_unavailable";
+		s->retry_after = up_retry_after(u, now);
+		session_error(s, 503, "no live upstreams");
+		return;
+	}
+	session_error(s, s->last_timeout ? 504 : 502, "no upstream could be reached");
 }
 
 /*
@@ -1104,10 +1144,23 @@ session_connect(struct session *s)
  * connection was closed under us and the request is idempotent with no body sent.
  */
 static void
-session_upstream_failed(struct session *s, int timeout, const char *why)
+session_upstream_failed(struct session *s, int timeout, int err, const char *why)
 {
 	int connecting = s->up_connecting, reused = s->up_reused;
 	int retry = 0;
+
+	/* the error type the client is told if this is the last try */
+	if (connecting)
+		s->perr = timeout                                     ? "connection_timeout"
+		          : err == ECONNREFUSED                       ? "connection_refused"
+		          : err == ENETUNREACH || err == EHOSTUNREACH ? "destination_ip_unroutable"
+		                                                      : "connection_terminated";
+	else if (timeout)
+		s->perr = s->req.done ? "http_response_timeout" : "connection_write_timeout";
+	else
+		s->perr = "connection_terminated";
+	if (s->peer != NULL)
+		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->peer->addr.text);
 
 	log_warnx("*%" PRIu64 " client %s: upstream %s: %s%s", s->id, s->client,
 	          s->peer ? s->peer->addr.text : "-", why,
@@ -1198,7 +1251,8 @@ session_read_response_head(struct session *s)
 			log_warnx("*%" PRIu64
 			          " client %s: upstream %s sent an invalid response: %s",
 			          s->id, s->client, s->peer->addr.text, msg->error);
-			session_error(s, 502, "invalid response from upstream");
+			session_fail(s, 502, "http_protocol_error",
+			             "invalid response from upstream");
 			return;
 		}
 		if (msg->status_code >= 100 && msg->status_code < 200 && msg->status_code != 101) {
@@ -1210,7 +1264,7 @@ session_read_response_head(struct session *s)
 	if (msg->status_code == 101) {
 		log_warnx("*%" PRIu64 " upstream %s switched protocols unasked", s->id,
 		          s->peer->addr.text);
-		session_error(s, 502, "unexpected 101 from upstream");
+		session_fail(s, 502, "http_protocol_error", "unexpected 101 from upstream");
 		return;
 	}
 	up_peer_ok(s->peer);
@@ -1311,7 +1365,8 @@ session_pump_response(struct session *s)
 		if (r == -1) {
 			log_warnx("*%" PRIu64 " upstream %s sent a bad chunked body: %s", s->id,
 			          s->peer->addr.text, s->resp.ch.error ? s->resp.ch.error : "?");
-			session_error(s, 502, "invalid chunked body from upstream");
+			session_fail(s, 502, "http_protocol_error",
+			             "invalid chunked body from upstream");
 			return;
 		}
 		if (s->resp_held && (r == 1 || s->resp.ch.state != HTTP_CHUNK_SIZE)) {
@@ -1330,7 +1385,8 @@ session_pump_response(struct session *s)
 			}
 			log_warnx("*%" PRIu64 " upstream %s closed the connection mid-body", s->id,
 			          s->peer->addr.text);
-			session_error(s, 502, "upstream prematurely closed the connection");
+			session_fail(s, 502, "http_response_incomplete",
+			             "upstream prematurely closed the connection");
 			return;
 		}
 		if (s->resp_held)
@@ -1399,11 +1455,11 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->resp_started) {
-			session_error(s, 504, "upstream timed out");
+			session_fail(s, 504, "http_response_timeout", "upstream timed out");
 			return;
 		}
 		session_upstream_failed(
-		        s, 1, s->up_connecting ? "connection timed out" : "upstream timed out");
+		        s, 1, 0, s->up_connecting ? "connection timed out" : "upstream timed out");
 		return;
 	}
 	/* EOF or error */
@@ -1412,20 +1468,21 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			/* a response head cut short */
 			log_warnx("*%" PRIu64 " upstream %s closed the connection mid-header",
 			          s->id, s->peer->addr.text);
-			session_error(s, 502, "upstream sent an incomplete response header");
+			session_fail(s, 502, "http_response_incomplete",
+			             "upstream sent an incomplete response header");
 			return;
 		}
-		session_upstream_failed(
-		        s, 0,
-		        (what & BEV_EVENT_ERROR)
-		                ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR())
-		                : "upstream closed the connection");
+		int err = (what & BEV_EVENT_ERROR) ? EVUTIL_SOCKET_ERROR() : 0;
+
+		session_upstream_failed(s, 0, err,
+		                        err ? evutil_socket_error_to_string(err)
+		                            : "upstream closed the connection");
 		return;
 	}
 	s->up_eof = 1;
 	bufferevent_disable(s->ubev, EV_READ);
 	if ((what & BEV_EVENT_ERROR) && s->resp.kind != HTTP_BODY_EOF) {
-		session_error(s, 502, "upstream connection error mid-body");
+		session_fail(s, 502, "connection_terminated", "upstream connection error mid-body");
 		return;
 	}
 	session_pump_response(s);

@@ -58,6 +58,34 @@ up_pick(struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried, int64
 }
 
 void
+up_note_live(struct cfg_upstream *u, int live)
+{
+	if (live) {
+		if (atomic_load_explicit(&u->all_down, memory_order_relaxed) &&
+		    atomic_exchange(&u->all_down, 0))
+			log_notice("upstream \"%s\": a peer is live again", u->name);
+	} else if (!atomic_exchange(&u->all_down, 1)) {
+		log_warnx("upstream \"%s\": no live peers, answering 503", u->name);
+	}
+}
+
+int
+up_retry_after(const struct cfg_upstream *u, int64_t now_ms)
+{
+	int64_t first = INT64_MAX;
+
+	for (size_t i = 0; i < u->npeers; i++) {
+		int64_t t = atomic_load_explicit(&u->peers[i].down_until_ms, memory_order_relaxed);
+
+		if (t > now_ms && t < first)
+			first = t;
+	}
+	if (first == INT64_MAX)
+		return 1;
+	return (int)((first - now_ms + 999) / 1000);
+}
+
+void
 up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms)
 {
 	if (u->npeers < 2 || p->max_fails == 0)

@@ -33,6 +33,14 @@ void up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t no
 /* A response arrived from p: its failure window starts afresh. */
 void up_peer_ok(struct cfg_peer *p);
 
+/*
+ * Note whether u had a live peer when one was wanted, and log when that changes (once per
+ * transition, not per request): live 0 means every peer is marked down.
+ */
+void up_note_live(struct cfg_upstream *u, int live);
+/* Seconds until the first marked-down peer of u may be tried again (Retry-After), >= 1. */
+int up_retry_after(const struct cfg_upstream *u, int64_t now_ms);
+
 /* Monotonic milliseconds. */
 int64_t up_now_ms(void);
 

@@ -65,7 +65,7 @@ ok $((n1 > 0 && n2 > 0 ? 0 : 1)) "both live peers get requests ($n1 + $n2)"
 out=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port_dead/")
 is "$out" 502 "all peers dead: 502"
 out=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port_dead/")
-is "$out" 502 "all peers dead, again (peers marked down): 502"
+is "$out" 503 "all peers dead, again (peers marked down): 503"
 
 # --- read timeout --------------------------------------------------------------------------------
 t0=$(now_ms)
@@ -94,13 +94,7 @@ is "$out" 200 "after a reset, proxyd serves other servers too"
 
 # --- connect timeout -------------------------------------------------------------------------------------
 if [ "$have_noaccept" = 1 ]; then
-	# Fill the accept queue (backlog 1: two connections fit). Each holder keeps its
-	# socket open; a holder whose connect() hangs does no harm and dies at cleanup.
-	for i in 1 2 3; do
-		(exec 3<>"/dev/tcp/127.0.0.1/$blackhole_port" && exec sleep 30) 2>/dev/null &
-		PIDS="$PIDS $!"
-	done
-	sleep 0.3
+	fill_accept_queue "$blackhole_port"
 	t0=$(now_ms)
 	out=$(curl -s -m 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port_bh/")
 	el=$(($(now_ms) - t0))

@@ -250,3 +250,14 @@ dead_port() {
 	done
 	bail "no dead port"
 }
+
+# fill_accept_queue PORT: hold connections to an `origin -N` (backlog 1, never accepts)
+# until its accept queue is full, so that the next connect to it hangs. The holders are
+# background processes (one whose own connect hangs does no harm), killed at cleanup.
+fill_accept_queue() {
+	for _ in 1 2 3; do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1" && exec sleep 30) 2>/dev/null &
+		PIDS="$PIDS $!"
+	done
+	sleep 0.3
+}
