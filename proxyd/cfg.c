@@ -602,6 +602,8 @@ static int cfg_block_server(struct cfg_parser *, const struct cfg_directive *, c
                             void *, char **);
 static int cfg_set_peer(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
                         char **);
+static int cfg_set_balance(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                           void *, char **);
 static int cfg_set_listen(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                           void *, char **);
 static int cfg_set_proxy_pass(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
@@ -635,7 +637,12 @@ static const struct cfg_directive cfg_main_directives[] = {
 };
 
 static const struct cfg_directive cfg_upstream_directives[] = {
-        {"server", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 4), cfg_set_peer, 0, NULL},
+        {"server", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 6), cfg_set_peer, 0, NULL},
+        {"balance", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 2), cfg_set_balance, 0, NULL},
+        /* nginx spellings of balance */
+        {"least_conn", CFG_CTX_UPSTREAM, CFG_TAKE(0), cfg_set_balance, 0, NULL},
+        {"ip_hash", CFG_CTX_UPSTREAM, CFG_TAKE(0), cfg_set_balance, 0, NULL},
+        {"random", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(0, 1), cfg_set_balance, 0, NULL},
         {"keepalive", CFG_CTX_UPSTREAM, CFG_TAKE(1), cfg_set_number,
          offsetof(struct cfg_upstream, keepalive), NULL},
         {"keepalive_timeout", CFG_CTX_UPSTREAM, CFG_TAKE(1), cfg_set_duration,
@@ -1581,7 +1588,7 @@ done:
 
 /* ---- upstream context ---- */
 
-/* server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION]; */
+/* server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION] [backup] [down]; */
 static int
 cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
              void *conf, char **err)
@@ -1589,6 +1596,7 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 	struct cfg_upstream *up = conf;
 	struct cfg_addr *addrs = NULL;
 	struct cfg_peer *peers;
+	unsigned flags = 0;
 	int weight = CFG_UNSET, max_fails = CFG_UNSET;
 	uint32_t fail_timeout = CFG_UNSET_MS;
 	size_t i, naddrs;
@@ -1623,6 +1631,16 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 				free(why);
 				return -1;
 			}
+		} else if (strcmp(a, "backup") == 0 || strcmp(a, "down") == 0) {
+			unsigned f = a[0] == 'b' ? CFG_PEER_BACKUP : CFG_PEER_DOWN;
+
+			if (flags & f)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			/* ip_hash maps clients onto the primaries; a backup has no place in it */
+			if (f == CFG_PEER_BACKUP && up->balance == CFG_BALANCE_IP_HASH)
+				return cfg_invalid(err, d, a,
+				                   "ip_hash does not support backup servers");
+			flags |= f;
 		} else {
 			return cfg_invalid(err, d, a, "unknown parameter");
 		}
@@ -1644,6 +1662,7 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 			goto nomem;
 		up->npeers++;
 		peer->addr = addrs[i];
+		peer->flags = flags;
 		peer->weight = weight != CFG_UNSET ? weight : CFG_DEF_PEER_WEIGHT;
 		peer->max_fails = max_fails != CFG_UNSET ? max_fails : CFG_DEF_PEER_MAX_FAILS;
 		peer->fail_timeout_ms =
@@ -1657,9 +1676,59 @@ nomem:
 	return cfg_nomem(err);
 }
 
+/*
+ * balance round_robin | least_conn | ip_hash | random [two];
+ * and the nginx spellings least_conn; ip_hash; random [two];
+ */
+static int
+cfg_set_balance(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                void *conf, char **err)
+{
+	struct cfg_upstream *up = conf;
+	const char *method = d->name;
+	enum cfg_balance b;
+	size_t i;
+
+	(void)p;
+	if (strcmp(d->name, "balance") == 0) {
+		method = args[0];
+		args++;
+		nargs--;
+	}
+	if (up->balance != CFG_BALANCE_UNSET)
+		return cfg_duplicate(err, d);
+	if (strcmp(method, "round_robin") == 0)
+		b = CFG_BALANCE_ROUND_ROBIN;
+	else if (strcmp(method, "least_conn") == 0)
+		b = CFG_BALANCE_LEAST_CONN;
+	else if (strcmp(method, "ip_hash") == 0)
+		b = CFG_BALANCE_IP_HASH;
+	else if (strcmp(method, "random") == 0)
+		b = CFG_BALANCE_RANDOM;
+	else
+		return cfg_invalid(err, d, method, "unknown balancing method");
+	if (nargs > 0) {
+		if (b != CFG_BALANCE_RANDOM)
+			return cfg_invalid(err, d, args[0], "%s takes no argument", method);
+		if (strcmp(args[0], "two") != 0)
+			return cfg_invalid(err, d, args[0], "random takes only \"two\"");
+		b = CFG_BALANCE_RANDOM_TWO;
+	}
+	if (b == CFG_BALANCE_IP_HASH) {
+		for (i = 0; i < up->npeers; i++)
+			if (up->peers[i].flags & CFG_PEER_BACKUP)
+				return cfg_invalid(err, d, method,
+				                   "ip_hash does not support backup servers");
+	}
+	up->balance = b;
+	return 0;
+}
+
 static void
 cfg_upstream_merge(struct cfg_upstream *up)
 {
+	if (up->balance == CFG_BALANCE_UNSET)
+		up->balance = CFG_BALANCE_ROUND_ROBIN;
 	if (up->keepalive == CFG_UNSET)
 		up->keepalive = CFG_DEF_UP_KEEPALIVE;
 	if (up->keepalive_timeout_ms == CFG_UNSET_MS)
@@ -1708,6 +1777,12 @@ cfg_block_upstream(struct cfg_parser *p, const struct cfg_directive *d, char **a
 	up = &cfg->upstreams[idx];
 	if (up->npeers == 0) {
 		*err = cfg_sprintf("upstream \"%s\" has no \"server\"", name);
+		return -1;
+	}
+	for (i = 0; i < up->npeers && (up->peers[i].flags & CFG_PEER_DOWN); i++)
+		continue;
+	if (i == up->npeers) {
+		*err = cfg_sprintf("upstream \"%s\" has no \"server\" that is not \"down\"", name);
 		return -1;
 	}
 	cfg_upstream_merge(up);

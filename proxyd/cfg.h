@@ -26,9 +26,14 @@ struct cfg_addr {
 	char text[64]; /* numeric "ip:port" or "[ip6]:port", for logs and keys */
 };
 
+/* struct cfg_peer.flags */
+#define CFG_PEER_BACKUP 0x01 /* backup: used only when no primary peer is eligible */
+#define CFG_PEER_DOWN   0x02 /* down: never used (kept so that ip_hash keys stay put) */
+
 struct cfg_peer {
 	struct cfg_addr addr;
 	char *name;               /* as written in the config, e.g. "localhost:3001" */
+	unsigned flags;           /* CFG_PEER_* */
 	int weight;               /* weight=, default 1 */
 	int max_fails;            /* max_fails=, default 1; 0 disables */
 	uint32_t fail_timeout_ms; /* fail_timeout=, default 10s */
@@ -41,10 +46,21 @@ struct cfg_peer {
 	atomic_int active;              /* requests in flight on this peer, all workers */
 };
 
+/* How an upstream chooses among its peers (balance directive); see upstream.h. */
+enum cfg_balance {
+	CFG_BALANCE_UNSET,       /* parser only: the merge makes it round_robin */
+	CFG_BALANCE_ROUND_ROBIN, /* smooth weighted round robin (default) */
+	CFG_BALANCE_LEAST_CONN,  /* fewest active requests relative to weight */
+	CFG_BALANCE_IP_HASH,     /* keyed by the client address */
+	CFG_BALANCE_RANDOM,      /* weighted random */
+	CFG_BALANCE_RANDOM_TWO,  /* the less loaded of two weighted-random peers */
+};
+
 struct cfg_upstream {
 	char *name;
 	struct cfg_peer *peers;
 	size_t npeers;
+	enum cfg_balance balance;      /* balance, or least_conn; ip_hash; random [two]; */
 	int keepalive;                 /* idle connections kept per worker; 0 = no pooling */
 	uint32_t keepalive_timeout_ms; /* idle pooled connection lifetime, default 60s */
 	int keepalive_requests;        /* requests per upstream connection, default 1000 */

@@ -69,6 +69,7 @@ struct session {
 	struct bufferevent *ubev; /* upstream of the current transaction */
 	struct event *timer;      /* head deadline, keep-alive idle, lingering close */
 	char client[INET6_ADDRSTRLEN];
+	struct sockaddr_storage client_ss; /* the client's address, for ip_hash */
 	enum session_state state;
 	unsigned nreq;        /* transactions completed */
 	size_t head_scanned;  /* bytes of input already searched for the end of the head */
@@ -1083,7 +1084,8 @@ session_connect(struct session *s)
 	int64_t now = up_now_ms();
 
 	while (s->ntried < UP_MAX_TRIES) {
-		struct cfg_peer *peer = up_pick(u, s->tried, s->ntried, now);
+		struct cfg_peer *peer = up_pick(u, (const struct sockaddr *)&s->client_ss, s->tried,
+		                                s->ntried, now);
 		struct bufferevent *bev;
 		int reqs = 0;
 
@@ -1497,11 +1499,11 @@ session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_
 	struct session *s;
 	int one = 1;
 
-	(void)salen;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
 		return;
 	}
+	memcpy(&s->client_ss, sa, salen < sizeof(s->client_ss) ? salen : sizeof(s->client_ss));
 	s->magic = SESSION_MAGIC;
 	s->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);
 	s->env = env;

@@ -2,6 +2,9 @@
 #include "config.h"
 #endif
 
+#include <sys/random.h>
+#include <netinet/in.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,29 +26,53 @@ up_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Whether p may serve this request: not configured down, in the set being considered
+ * (primaries or backups), not marked down by passive health, not already tried.
+ */
 static int
-up_tried(struct cfg_peer *p, struct cfg_peer *const *tried, int ntried)
+up_eligible(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *tried, int ntried,
+            int64_t now_ms)
 {
+	if ((p->flags & CFG_PEER_DOWN) || (p->flags & CFG_PEER_BACKUP) != backup)
+		return 0;
+	if (atomic_load_explicit(&p->down_until_ms, memory_order_relaxed) > now_ms)
+		return 0;
 	for (int i = 0; i < ntried; i++)
 		if (tried[i] == p)
-			return 1;
-	return 0;
+			return 0;
+	return 1;
 }
 
-struct cfg_peer *
-up_pick(struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried, int64_t now_ms)
+/* Whether a is less loaded than b: active requests relative to weight. */
+static int
+up_less_loaded(const struct cfg_peer *a, int active_a, const struct cfg_peer *b, int active_b)
+{
+	return (int64_t)active_a * b->weight < (int64_t)active_b * a->weight;
+}
+
+/*
+ * Smooth weighted round robin among the eligible peers; with tie != NULL, only among those
+ * exactly as loaded as tie (least_conn's tie-break). Called with u->lock held.
+ */
+static struct cfg_peer *
+up_wrr(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried, int ntried,
+       int64_t now_ms, const struct cfg_peer *tie, int tie_active)
 {
 	struct cfg_peer *best = NULL;
 	int total = 0;
 
-	pthread_mutex_lock(&u->lock);
 	for (size_t i = 0; i < u->npeers; i++) {
 		struct cfg_peer *p = &u->peers[i];
 
-		if (up_tried(p, tried, ntried))
+		if (!up_eligible(p, backup, tried, ntried, now_ms))
 			continue;
-		if (atomic_load_explicit(&p->down_until_ms, memory_order_relaxed) > now_ms)
-			continue;
+		if (tie != NULL) {
+			int a = atomic_load_explicit(&p->active, memory_order_relaxed);
+
+			if ((int64_t)a * tie->weight != (int64_t)tie_active * p->weight)
+				continue;
+		}
 		p->cur_weight += p->weight;
 		total += p->weight;
 		if (best == NULL || p->cur_weight > best->cur_weight)
@@ -53,8 +80,205 @@ up_pick(struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried, int64
 	}
 	if (best != NULL)
 		best->cur_weight -= total;
-	pthread_mutex_unlock(&u->lock);
 	return best;
+}
+
+static struct cfg_peer *
+up_pick_rr(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried, int ntried,
+           int64_t now_ms)
+{
+	struct cfg_peer *p;
+
+	pthread_mutex_lock(&u->lock);
+	p = up_wrr(u, backup, tried, ntried, now_ms, NULL, 0);
+	pthread_mutex_unlock(&u->lock);
+	return p;
+}
+
+/*
+ * least_conn: the fewest active requests relative to weight, ties broken by smooth weighted
+ * round robin among the tied peers (as nginx does). Counts move under our feet (other
+ * workers do not take the lock to count); when the tie set has emptied meanwhile, the
+ * least loaded peer seen first is taken.
+ */
+static struct cfg_peer *
+up_pick_least_conn(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried,
+                   int ntried, int64_t now_ms)
+{
+	struct cfg_peer *least = NULL, *p;
+	int least_active = 0;
+
+	pthread_mutex_lock(&u->lock);
+	for (size_t i = 0; i < u->npeers; i++) {
+		int a;
+
+		p = &u->peers[i];
+		if (!up_eligible(p, backup, tried, ntried, now_ms))
+			continue;
+		a = atomic_load_explicit(&p->active, memory_order_relaxed);
+		if (least == NULL || up_less_loaded(p, a, least, least_active)) {
+			least = p;
+			least_active = a;
+		}
+	}
+	p = NULL;
+	if (least != NULL &&
+	    (p = up_wrr(u, backup, tried, ntried, now_ms, least, least_active)) == NULL)
+		p = least;
+	pthread_mutex_unlock(&u->lock);
+	return p;
+}
+
+/*
+ * ip_hash, nginx's: the first three octets of an IPv4 address (its /24), or all 16 bytes of
+ * an IPv6 address, hashed onto the primaries by weight. The ring includes peers configured
+ * `down`, so marking one down moves only its own clients. An ineligible peer rehashes, at
+ * most 20 times, then round robin decides. No usable address (NULL, a Unix socket): round
+ * robin.
+ */
+#define UP_IP_HASH_TRIES 20
+
+static struct cfg_peer *
+up_pick_ip_hash(struct cfg_upstream *u, const struct sockaddr *client,
+                struct cfg_peer *const *tried, int ntried, int64_t now_ms)
+{
+	const unsigned char *key;
+	size_t keylen;
+	uint32_t hash = 89;
+	int64_t total = 0;
+
+	if (client == NULL)
+		return up_pick_rr(u, 0, tried, ntried, now_ms);
+	if (client->sa_family == AF_INET) {
+		key = (const unsigned char *)&((const struct sockaddr_in *)(const void *)client)
+		              ->sin_addr;
+		keylen = 3;
+	} else if (client->sa_family == AF_INET6) {
+		key = (const unsigned char *)&((const struct sockaddr_in6 *)(const void *)client)
+		              ->sin6_addr;
+		keylen = 16;
+	} else {
+		return up_pick_rr(u, 0, tried, ntried, now_ms);
+	}
+	for (size_t i = 0; i < u->npeers; i++)
+		total += u->peers[i].weight;
+	for (int t = 0; t < UP_IP_HASH_TRIES && total > 0; t++) {
+		int64_t w;
+		size_t i;
+
+		for (size_t k = 0; k < keylen; k++)
+			hash = (hash * 113 + key[k]) % 6271;
+		w = hash % total;
+		for (i = 0; w >= u->peers[i].weight; i++)
+			w -= u->peers[i].weight;
+		if (up_eligible(&u->peers[i], 0, tried, ntried, now_ms))
+			return &u->peers[i];
+	}
+	return up_pick_rr(u, 0, tried, ntried, now_ms);
+}
+
+/* A per-thread xorshift64* generator, seeded from getrandom(), else the clock and thread. */
+static _Thread_local uint64_t up_rng;
+
+static uint32_t
+up_random(void)
+{
+	if (up_rng == 0) {
+		uint64_t seed = 0;
+		struct timespec ts;
+
+		if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			seed = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^
+			       (uint64_t)(uintptr_t)&up_rng;
+		}
+		up_rng = seed != 0 ? seed : 0x9e3779b97f4a7c15u;
+	}
+	up_rng ^= up_rng >> 12;
+	up_rng ^= up_rng << 25;
+	up_rng ^= up_rng >> 27;
+	return (uint32_t)((up_rng * 0x2545f4914f6cdd1du) >> 32);
+}
+
+/* A weighted-random eligible peer other than skip (may be NULL), or NULL if none. */
+static struct cfg_peer *
+up_random_peer(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried, int ntried,
+               int64_t now_ms, const struct cfg_peer *skip)
+{
+	uint64_t total = 0, w;
+
+	for (size_t i = 0; i < u->npeers; i++)
+		if (&u->peers[i] != skip &&
+		    up_eligible(&u->peers[i], backup, tried, ntried, now_ms))
+			total += (uint64_t)u->peers[i].weight;
+	if (total == 0)
+		return NULL;
+	w = ((uint64_t)up_random() * total) >> 32;
+	for (size_t i = 0; i < u->npeers; i++) {
+		struct cfg_peer *p = &u->peers[i];
+
+		if (p == skip || !up_eligible(p, backup, tried, ntried, now_ms))
+			continue;
+		if (w < (uint64_t)p->weight)
+			return p;
+		w -= (uint64_t)p->weight;
+	}
+	/* a peer went down between the two passes: take any eligible one */
+	for (size_t i = 0; i < u->npeers; i++)
+		if (&u->peers[i] != skip &&
+		    up_eligible(&u->peers[i], backup, tried, ntried, now_ms))
+			return &u->peers[i];
+	return NULL;
+}
+
+/* random [two]: no shared state but the active counts, so no lock. */
+static struct cfg_peer *
+up_pick_random(struct cfg_upstream *u, unsigned backup, int two, struct cfg_peer *const *tried,
+               int ntried, int64_t now_ms)
+{
+	struct cfg_peer *a, *b;
+
+	a = up_random_peer(u, backup, tried, ntried, now_ms, NULL);
+	if (!two || a == NULL)
+		return a;
+	if ((b = up_random_peer(u, backup, tried, ntried, now_ms, a)) == NULL)
+		return a;
+	if (up_less_loaded(b, atomic_load_explicit(&b->active, memory_order_relaxed), a,
+	                   atomic_load_explicit(&a->active, memory_order_relaxed)))
+		return b;
+	return a;
+}
+
+struct cfg_peer *
+up_pick(struct cfg_upstream *u, const struct sockaddr *client, struct cfg_peer *const *tried,
+        int ntried, int64_t now_ms)
+{
+	struct cfg_peer *p = NULL;
+
+	/* primaries first; backups only when no primary is eligible */
+	for (unsigned backup = 0; backup <= CFG_PEER_BACKUP && p == NULL;
+	     backup += CFG_PEER_BACKUP) {
+		switch (u->balance) {
+		case CFG_BALANCE_LEAST_CONN:
+			p = up_pick_least_conn(u, backup, tried, ntried, now_ms);
+			break;
+		case CFG_BALANCE_IP_HASH:
+			/* the parser refuses backups with ip_hash */
+			if (backup == 0)
+				p = up_pick_ip_hash(u, client, tried, ntried, now_ms);
+			break;
+		case CFG_BALANCE_RANDOM:
+		case CFG_BALANCE_RANDOM_TWO:
+			p = up_pick_random(u, backup, u->balance == CFG_BALANCE_RANDOM_TWO, tried,
+			                   ntried, now_ms);
+			break;
+		case CFG_BALANCE_UNSET:
+		case CFG_BALANCE_ROUND_ROBIN:
+			p = up_pick_rr(u, backup, tried, ntried, now_ms);
+			break;
+		}
+	}
+	return p;
 }
 
 void
@@ -88,7 +312,14 @@ up_retry_after(const struct cfg_upstream *u, int64_t now_ms)
 void
 up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms)
 {
-	if (u->npeers < 2 || p->max_fails == 0)
+	size_t usable = 0;
+
+	if (p->max_fails == 0)
+		return;
+	for (size_t i = 0; i < u->npeers && usable < 2; i++)
+		if (!(u->peers[i].flags & CFG_PEER_DOWN))
+			usable++;
+	if (usable < 2)
 		return;
 	int64_t start = atomic_load(&p->fail_window_ms);
 	if (now_ms - start > (int64_t)p->fail_timeout_ms) {

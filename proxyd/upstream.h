@@ -1,13 +1,24 @@
 /*
  * upstream.h - choosing an upstream peer and keeping idle upstream connections.
  *
- * Contract: up_pick() chooses a peer of an upstream by smooth weighted round robin (the
- * nginx algorithm: each pick adds every eligible peer's weight to its current weight,
- * takes the largest and subtracts the total from it), skipping peers that are marked down
- * and peers this request already tried. Balancer state lives in the peers of the config
- * generation and is shared by every worker (the lock is held for the O(npeers) pick only).
+ * Contract: up_pick() chooses a peer of an upstream by its `balance` method:
+ *   round_robin  smooth weighted round robin (the nginx algorithm: each pick adds every
+ *                eligible peer's weight to its current weight, takes the largest and
+ *                subtracts the total from it);
+ *   least_conn   the fewest active requests relative to weight, ties broken by smooth
+ *                weighted round robin among the tied peers;
+ *   ip_hash      keyed by the client address: IPv4 by its first three octets (its /24, as
+ *                nginx), IPv6 by the whole address; an ineligible peer rehashes (at most 20
+ *                times), then round robin decides; no client address also means round robin;
+ *   random       weighted random (a per-thread PRNG); `random two` draws two distinct
+ *                peers and takes the one with fewer active requests relative to weight.
+ * Eligible peers are those not configured `down`, not marked down by passive health and
+ * not already tried by this request; `backup` peers are considered only when no primary is
+ * eligible. Balancer state lives in the peers of the config generation and is shared by
+ * every worker (the lock is held for the O(npeers) round-robin and least_conn picks only).
  * A peer that fails max_fails times within fail_timeout is skipped for fail_timeout; an
- * upstream with a single peer never marks it down (there is nowhere else to go).
+ * upstream with a single peer that is not `down` never marks it down (there is nowhere else
+ * to go).
  *
  * The pool keeps idle keep-alive connections to upstream peers, per worker (never shared
  * between threads), keyed by peer address so that it survives a reload.
@@ -25,9 +36,12 @@ struct event_base;
 
 #define UP_MAX_TRIES 32
 
-/* Returns a peer not in tried[0..ntried) and not down, or NULL when none is left. */
-struct cfg_peer *up_pick(struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
-                         int64_t now_ms);
+/*
+ * Returns an eligible peer not in tried[0..ntried), or NULL when none is left. client is the
+ * client's address for ip_hash (AF_INET or AF_INET6; NULL or another family: round robin).
+ */
+struct cfg_peer *up_pick(struct cfg_upstream *u, const struct sockaddr *client,
+                         struct cfg_peer *const *tried, int ntried, int64_t now_ms);
 /* Passive health: a connect error or timeout on p. */
 void up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms);
 /* A response arrived from p: its failure window starts afresh. */

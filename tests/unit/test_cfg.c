@@ -980,6 +980,55 @@ START_TEST(test_include_errors_in_file)
 }
 END_TEST
 
+/* balance and its nginx spellings; server backup and down. */
+START_TEST(test_balance)
+{
+	static const struct {
+		const char *directive;
+		enum cfg_balance balance;
+	} cases[] = {
+	        {"", CFG_BALANCE_ROUND_ROBIN},
+	        {"balance round_robin;", CFG_BALANCE_ROUND_ROBIN},
+	        {"balance least_conn;", CFG_BALANCE_LEAST_CONN},
+	        {"least_conn;", CFG_BALANCE_LEAST_CONN},
+	        {"balance ip_hash;", CFG_BALANCE_IP_HASH},
+	        {"ip_hash;", CFG_BALANCE_IP_HASH},
+	        {"balance random;", CFG_BALANCE_RANDOM},
+	        {"random;", CFG_BALANCE_RANDOM},
+	        {"balance random two;", CFG_BALANCE_RANDOM_TWO},
+	        {"random two;", CFG_BALANCE_RANDOM_TWO},
+	};
+	char text[512];
+	struct cfg *cfg;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "upstream u { %s server 127.0.0.1:1; server 127.0.0.1:2 down; }\n" SRV,
+		         cases[i].directive);
+		cfg = load_ok(text);
+		ck_assert_int_eq(cfg->upstreams[0].balance, cases[i].balance);
+		ck_assert_uint_eq(peer(&cfg->upstreams[0], 0)->flags, 0);
+		ck_assert_uint_eq(peer(&cfg->upstreams[0], 1)->flags, CFG_PEER_DOWN);
+		cfg_unref(cfg);
+	}
+
+	cfg = load_ok("upstream u {\n server 127.0.0.1:1 down weight=3;\n"
+	              " server 127.0.0.1:2 backup max_fails=2;\n"
+	              " server 127.0.0.1:3 backup down;\n least_conn;\n}\n" SRV);
+	ck_assert_uint_eq(peer(&cfg->upstreams[0], 0)->flags, CFG_PEER_DOWN);
+	ck_assert_int_eq(peer(&cfg->upstreams[0], 0)->weight, 3);
+	ck_assert_uint_eq(peer(&cfg->upstreams[0], 1)->flags, CFG_PEER_BACKUP);
+	ck_assert_int_eq(peer(&cfg->upstreams[0], 1)->max_fails, 2);
+	ck_assert_uint_eq(peer(&cfg->upstreams[0], 2)->flags, CFG_PEER_BACKUP | CFG_PEER_DOWN);
+	cfg_unref(cfg);
+
+	/* ip_hash with down servers is fine (down keeps the hash of the others in place) */
+	cfg = load_ok("upstream u { ip_hash; server 127.0.0.1:1 down; server 127.0.0.1:2; }\n" SRV);
+	ck_assert_int_eq(cfg->upstreams[0].balance, CFG_BALANCE_IP_HASH);
+	cfg_unref(cfg);
+}
+END_TEST
+
 /* ---- every error, with its line ---- */
 
 static const struct {
@@ -1048,8 +1097,19 @@ static const struct {
         {UP SRV "server x {\n}\n", 3, "invalid number of arguments in \"server\" directive"},
         {"upstream u {\n server;\n}\n" SRV, 2,
          "invalid number of arguments in \"server\" directive"},
-        {"upstream u {\n server 127.0.0.1:1 weight=1 max_fails=1 fail_timeout=1s down;\n}\n" SRV, 2,
-         "invalid number of arguments in \"server\" directive"},
+        {"upstream u {\n server 127.0.0.1:1 weight=1 max_fails=1 fail_timeout=1s down backup "
+         "x;\n}\n" SRV,
+         2, "invalid number of arguments in \"server\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n balance;\n}\n" SRV, 3,
+         "invalid number of arguments in \"balance\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n balance random two x;\n}\n" SRV, 3,
+         "invalid number of arguments in \"balance\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n least_conn x;\n}\n" SRV, 3,
+         "invalid number of arguments in \"least_conn\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n ip_hash x;\n}\n" SRV, 3,
+         "invalid number of arguments in \"ip_hash\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n random two x;\n}\n" SRV, 3,
+         "invalid number of arguments in \"random\" directive"},
         {"upstream u {\n server 127.0.0.1:1;\n keepalive;\n}\n" SRV, 3,
          "invalid number of arguments in \"keepalive\" directive"},
         {"upstream u {\n server 127.0.0.1:1;\n keepalive_timeout 1 2;\n}\n" SRV, 3,
@@ -1098,6 +1158,20 @@ static const struct {
         {"upstream u {\n server 127.0.0.1:1;\n keepalive_requests 1;\n keepalive_requests "
          "2;\n}\n" SRV,
          4, "\"keepalive_requests\" directive is duplicate"},
+        {"upstream u {\n server 127.0.0.1:1;\n balance random;\n balance random;\n}\n" SRV, 4,
+         "\"balance\" directive is duplicate"},
+        {"upstream u {\n server 127.0.0.1:1;\n balance ip_hash;\n least_conn;\n}\n" SRV, 4,
+         "\"least_conn\" directive is duplicate"},
+        {"upstream u {\n least_conn;\n server 127.0.0.1:1;\n random two;\n}\n" SRV, 4,
+         "\"random\" directive is duplicate"},
+        {"upstream u {\n ip_hash;\n ip_hash;\n server 127.0.0.1:1;\n}\n" SRV, 3,
+         "\"ip_hash\" directive is duplicate"},
+        {"upstream u {\n random;\n balance round_robin;\n server 127.0.0.1:1;\n}\n" SRV, 3,
+         "\"balance\" directive is duplicate"},
+        {"upstream u {\n server 127.0.0.1:1 down down;\n server 127.0.0.1:2;\n}\n" SRV, 2,
+         "invalid value \"down\" in \"server\" directive: duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1 backup weight=2 backup;\n server 127.0.0.1:2;\n}\n" SRV,
+         2, "invalid value \"backup\" in \"server\" directive: duplicate parameter"},
         {UP "server {\n listen 1;\n proxy_pass u;\n proxy_pass u;\n}\n", 5,
          "\"proxy_pass\" directive is duplicate"},
         {UP "server {\n via on;\n via on;\n}\n", 4, "\"via\" directive is duplicate"},
@@ -1115,6 +1189,39 @@ static const struct {
          "\"access_log\" directive is duplicate"},
         {"upstream u { server 127.0.0.1:1; }\n\nupstream u { server 127.0.0.1:2; }\n" SRV, 3,
          "duplicate upstream \"u\", first defined at "},
+        /* values: upstream balancing */
+        {"upstream u {\n server 127.0.0.1:1;\n balance fastest;\n}\n" SRV, 3,
+         "invalid value \"fastest\" in \"balance\" directive: unknown balancing method"},
+        {"upstream u {\n server 127.0.0.1:1;\n balance RANDOM;\n}\n" SRV, 3,
+         "invalid value \"RANDOM\" in \"balance\" directive: unknown balancing method"},
+        {"upstream u {\n server 127.0.0.1:1;\n balance random three;\n}\n" SRV, 3,
+         "invalid value \"three\" in \"balance\" directive: random takes only \"two\""},
+        {"upstream u {\n server 127.0.0.1:1;\n random 2;\n}\n" SRV, 3,
+         "invalid value \"2\" in \"random\" directive: random takes only \"two\""},
+        {"upstream u {\n server 127.0.0.1:1;\n balance least_conn two;\n}\n" SRV, 3,
+         "invalid value \"two\" in \"balance\" directive: least_conn takes no argument"},
+        {"upstream u {\n server 127.0.0.1:1;\n balance round_robin two;\n}\n" SRV, 3,
+         "invalid value \"two\" in \"balance\" directive: round_robin takes no argument"},
+        {"upstream u {\n ip_hash;\n server 127.0.0.1:1;\n server 127.0.0.1:2 backup;\n}\n" SRV, 4,
+         "invalid value \"backup\" in \"server\" directive: ip_hash does not support backup "
+         "servers"},
+        {"upstream u {\n server 127.0.0.1:1;\n server 127.0.0.1:2 backup;\n balance "
+         "ip_hash;\n}\n" SRV,
+         4,
+         "invalid value \"ip_hash\" in \"balance\" directive: ip_hash does not support backup "
+         "servers"},
+        {"upstream u {\n server 127.0.0.1:2 backup;\n ip_hash;\n}\n" SRV, 3,
+         "invalid value \"ip_hash\" in \"ip_hash\" directive: ip_hash does not support backup "
+         "servers"},
+        {"upstream u {\n server 127.0.0.1:1 down;\n server 127.0.0.1:2 backup down;\n}\n" SRV, 1,
+         "upstream \"u\" has no \"server\" that is not \"down\""},
+        {"upstream u {\n server 127.0.0.1:1 weight=2 down;\n}\n" SRV, 1,
+         "upstream \"u\" has no \"server\" that is not \"down\""},
+        {UP "server {\n listen 1;\n proxy_pass u;\n balance random;\n}\n", 5,
+         "\"balance\" directive is not allowed here"},
+        {UP SRV "ip_hash;\n", 3, "\"ip_hash\" directive is not allowed here"},
+        {"upstream u {\n server 127.0.0.1:1 standby;\n}\n" SRV, 2,
+         "invalid value \"standby\" in \"server\" directive: unknown parameter"},
         /* values: main */
         {UP SRV "workers 0;\n", 3,
          "invalid value \"0\" in \"workers\" directive: must be between 1 and 256"},
@@ -1182,8 +1289,8 @@ static const struct {
         {"upstream u {\n server 127.0.0.1:1 fail_timeout=4294967295ms;\n}\n" SRV, 2, "too large"},
         {"upstream u {\n server 127.0.0.1:1 fail_timeout=1s fail_timeout=1s;\n}\n" SRV, 2,
          "duplicate parameter"},
-        {"upstream u {\n server 127.0.0.1:1 backup;\n}\n" SRV, 2,
-         "invalid value \"backup\" in \"server\" directive: unknown parameter"},
+        {"upstream u {\n server 127.0.0.1:1 Backup;\n}\n" SRV, 2,
+         "invalid value \"Backup\" in \"server\" directive: unknown parameter"},
         {"upstream u {\n server 127.0.0.1:1;\n keepalive -1;\n}\n" SRV, 3,
          "invalid value \"-1\" in \"keepalive\" directive: not a number"},
         {"upstream u {\n server 127.0.0.1:1;\n keepalive 99999999999;\n}\n" SRV, 3,
@@ -1376,6 +1483,7 @@ cfg_suite(void)
 	tcase_add_test(tc, test_generation);
 	tcase_add_test(tc, test_main_file_missing);
 	tcase_add_test(tc, test_nul_byte);
+	tcase_add_test(tc, test_balance);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("include");

@@ -1,0 +1,673 @@
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+/*
+ * test_upstream.c - unit tests of peer selection (up_pick() in proxyd/upstream.c).
+ *
+ * Each test loads a configuration with cfg_load() from a file in its own directory under
+ * $TMPDIR (or /tmp), sets the runtime fields of the peers by hand (active, down_until_ms)
+ * and calls up_pick() directly. Counts are checked exactly where the algorithm is
+ * deterministic and within 5% of the expected share where it is random.
+ */
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "cfg.h"
+#include "upstream.h"
+
+#define SRV "server { listen 8080; proxy_pass u; }\n"
+#define NOW 1000000 /* a "now" well past the zero of down_until_ms */
+
+static char basedir[PATH_MAX]; /* made by main(), removed at exit */
+static char tmpdir[PATH_MAX];  /* one per test, inside basedir */
+static struct cfg *cfg;        /* the configuration of the running test */
+
+static int
+rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st, (void)type, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void
+setup(void)
+{
+	int n = snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", basedir);
+
+	ck_assert(n > 0 && (size_t)n < sizeof(tmpdir));
+	ck_assert(mkdtemp(tmpdir) != NULL);
+	cfg = NULL;
+}
+
+static void
+teardown(void)
+{
+	cfg_unref(cfg);
+	cfg = NULL;
+	if (tmpdir[0] != '\0')
+		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Load "upstream u { body } server {...}" and return upstream u. */
+static struct cfg_upstream *
+load_upstream(const char *body)
+{
+	char path[PATH_MAX + 16], *err = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/proxyd.conf", tmpdir);
+	ck_assert((f = fopen(path, "w")) != NULL);
+	fprintf(f, "upstream u {\n%s\n}\n" SRV, body);
+	ck_assert_int_eq(fclose(f), 0);
+	cfg = cfg_load(path, &err);
+	ck_assert_msg(cfg != NULL, "unexpected error: %s", err != NULL ? err : "(null)");
+	ck_assert_uint_eq(cfg->nupstreams, 1);
+	return &cfg->upstreams[0];
+}
+
+/* The index of the peer up_pick() returns, -1 for NULL. */
+static int
+pick(struct cfg_upstream *u, const struct sockaddr *client, struct cfg_peer *const *tried,
+     int ntried)
+{
+	struct cfg_peer *p = up_pick(u, client, tried, ntried, NOW);
+
+	if (p == NULL)
+		return -1;
+	ck_assert(p >= u->peers && p < u->peers + u->npeers);
+	return (int)(p - u->peers);
+}
+
+/* Pick n times with no client and nothing tried; counts[i] is how often peer i came. */
+static void
+pick_many(struct cfg_upstream *u, int n, int *counts)
+{
+	memset(counts, 0, u->npeers * sizeof(*counts));
+	for (int i = 0; i < n; i++) {
+		int k = pick(u, NULL, NULL, 0);
+
+		ck_assert_int_ge(k, 0);
+		counts[k]++;
+	}
+}
+
+static struct sockaddr_in
+sin4(const char *ip)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(40000);
+	ck_assert_int_eq(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+	return sin;
+}
+
+static struct sockaddr_in6
+sin6(const char *ip)
+{
+	struct sockaddr_in6 s6;
+
+	memset(&s6, 0, sizeof(s6));
+	s6.sin6_family = AF_INET6;
+	s6.sin6_port = htons(40000);
+	ck_assert_int_eq(inet_pton(AF_INET6, ip, &s6.sin6_addr), 1);
+	return s6;
+}
+
+static int
+pick4(struct cfg_upstream *u, const char *ip)
+{
+	struct sockaddr_in sin = sin4(ip);
+
+	return pick(u, (const struct sockaddr *)&sin, NULL, 0);
+}
+
+/* Marked down by passive health until long after NOW. */
+static void
+mark_down(struct cfg_peer *p)
+{
+	atomic_store(&p->down_until_ms, (int64_t)NOW + 10000);
+}
+
+/* ---- round robin ---- */
+
+START_TEST(test_rr_weights)
+{
+	struct cfg_upstream *u = load_upstream("server 127.0.0.1:1 weight=1;\n"
+	                                       "server 127.0.0.1:2 weight=2;\n"
+	                                       "server 127.0.0.1:3 weight=3;");
+	int counts[3], seq[6];
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_ROUND_ROBIN);
+	pick_many(u, 600, counts);
+	ck_assert_int_eq(counts[0], 100);
+	ck_assert_int_eq(counts[1], 200);
+	ck_assert_int_eq(counts[2], 300);
+	/* smooth: within one cycle of 6 the heaviest is never chosen three times in a row */
+	for (int i = 0; i < 6; i++)
+		seq[i] = pick(u, NULL, NULL, 0);
+	for (int i = 0; i + 2 < 6; i++)
+		ck_assert(!(seq[i] == 2 && seq[i + 1] == 2 && seq[i + 2] == 2));
+}
+END_TEST
+
+START_TEST(test_rr_tried_skipped)
+{
+	struct cfg_upstream *u = load_upstream("server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;");
+	struct cfg_peer *tried[2] = {&u->peers[0], &u->peers[2]};
+
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(pick(u, NULL, tried, 2), 1);
+	tried[1] = &u->peers[1];
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(pick(u, NULL, tried, 2), 2);
+}
+END_TEST
+
+/* Every algorithm skips tried peers, `down` peers and returns NULL when none is left. */
+START_TEST(test_all_tried_skipped_down)
+{
+	static const char *const methods[] = {"round_robin", "least_conn", "ip_hash", "random",
+	                                      "random two"};
+	char body[256];
+	struct sockaddr_in sin = sin4("192.0.2.7");
+
+	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+		snprintf(body, sizeof(body),
+		         "balance %s;\nserver 127.0.0.1:1;\nserver 127.0.0.1:2 down;\n"
+		         "server 127.0.0.1:3 weight=5;\nserver 127.0.0.1:4 down weight=9;",
+		         methods[m]);
+		struct cfg_upstream *u = load_upstream(body);
+		struct cfg_peer *tried[2] = {&u->peers[0], &u->peers[2]};
+		int counts[4] = {0, 0, 0, 0};
+
+		for (int i = 0; i < 2000; i++) {
+			int k = pick(u, i % 2 ? (const struct sockaddr *)&sin : NULL, NULL, 0);
+
+			ck_assert_int_ge(k, 0);
+			counts[k]++;
+		}
+		ck_assert_msg(counts[1] == 0 && counts[3] == 0, "%s chose a down peer", methods[m]);
+		for (int i = 0; i < 50; i++) {
+			ck_assert_int_eq(pick(u, (const struct sockaddr *)&sin, tried, 1), 2);
+			ck_assert_int_eq(pick(u, NULL, tried + 1, 1), 0);
+		}
+		ck_assert_int_eq(pick(u, (const struct sockaddr *)&sin, tried, 2), -1);
+		ck_assert_int_eq(pick(u, NULL, tried, 2), -1);
+		cfg_unref(cfg);
+		cfg = NULL;
+	}
+}
+END_TEST
+
+/* ---- backup ---- */
+
+START_TEST(test_backup)
+{
+	static const char *const methods[] = {"round_robin", "least_conn", "random", "random two"};
+	char body[256];
+
+	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+		snprintf(body, sizeof(body),
+		         "balance %s;\nserver 127.0.0.1:1;\nserver 127.0.0.1:2 backup;\n"
+		         "server 127.0.0.1:3;\nserver 127.0.0.1:4 backup weight=3;",
+		         methods[m]);
+		struct cfg_upstream *u = load_upstream(body);
+		struct cfg_peer *tried[1] = {&u->peers[0]};
+		int counts[4];
+
+		/* primaries live: backups never */
+		pick_many(u, 1000, counts);
+		ck_assert_msg(counts[1] == 0 && counts[3] == 0, "%s used a backup", methods[m]);
+		ck_assert(counts[0] > 0 && counts[2] > 0);
+		/* one primary down: the other takes everything */
+		mark_down(&u->peers[0]);
+		pick_many(u, 100, counts);
+		ck_assert_int_eq(counts[2], 100);
+		/* the other one already tried: backups */
+		tried[0] = &u->peers[2];
+		for (int i = 0; i < 100; i++) {
+			int k = pick(u, NULL, tried, 1);
+
+			ck_assert(k == 1 || k == 3);
+		}
+		/* both primaries down: backups, by weight */
+		mark_down(&u->peers[2]);
+		pick_many(u, 4000, counts);
+		ck_assert_int_eq(counts[0] + counts[2], 0);
+		ck_assert_int_eq(counts[1] + counts[3], 4000);
+		ck_assert_int_gt(counts[3], counts[1]);
+		/* and back */
+		atomic_store(&u->peers[0].down_until_ms, 0);
+		pick_many(u, 100, counts);
+		ck_assert_int_eq(counts[0], 100);
+		cfg_unref(cfg);
+		cfg = NULL;
+	}
+}
+END_TEST
+
+START_TEST(test_backup_only_when_all_marked_down)
+{
+	struct cfg_upstream *u = load_upstream("server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2 down;\n"
+	                                       "server 127.0.0.1:3 backup;");
+
+	mark_down(&u->peers[0]);
+	ck_assert_int_eq(pick(u, NULL, NULL, 0), 2);
+	mark_down(&u->peers[2]);
+	ck_assert_int_eq(pick(u, NULL, NULL, 0), -1);
+}
+END_TEST
+
+/* ---- least_conn ---- */
+
+START_TEST(test_least_conn)
+{
+	struct cfg_upstream *u = load_upstream("least_conn;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;");
+	int counts[3];
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_LEAST_CONN);
+	atomic_store(&u->peers[0].active, 5);
+	atomic_store(&u->peers[1].active, 2);
+	atomic_store(&u->peers[2].active, 4);
+	pick_many(u, 50, counts);
+	ck_assert_int_eq(counts[1], 50);
+	/* counts that change as picks are made: always the least loaded */
+	for (int i = 0; i < 34; i++) {
+		int k = pick(u, NULL, NULL, 0);
+
+		for (int j = 0; j < 3; j++)
+			ck_assert_int_le(atomic_load(&u->peers[k].active),
+			                 atomic_load(&u->peers[j].active));
+		atomic_fetch_add(&u->peers[k].active, 1);
+	}
+	/* 11 + 34 requests: 15 each */
+	ck_assert_int_eq(atomic_load(&u->peers[0].active), 15);
+	ck_assert_int_eq(atomic_load(&u->peers[1].active), 15);
+	ck_assert_int_eq(atomic_load(&u->peers[2].active), 15);
+	/* ties: round robin among the tied */
+	atomic_store(&u->peers[2].active, 16);
+	pick_many(u, 100, counts);
+	ck_assert_int_eq(counts[0], 50);
+	ck_assert_int_eq(counts[1], 50);
+	ck_assert_int_eq(counts[2], 0);
+}
+END_TEST
+
+START_TEST(test_least_conn_weights)
+{
+	struct cfg_upstream *u = load_upstream("balance least_conn;\n"
+	                                       "server 127.0.0.1:1 weight=1;\n"
+	                                       "server 127.0.0.1:2 weight=3;");
+	int counts[2];
+
+	/* 2/1 > 5/3: the heavier is less loaded although it has more requests */
+	atomic_store(&u->peers[0].active, 2);
+	atomic_store(&u->peers[1].active, 5);
+	pick_many(u, 10, counts);
+	ck_assert_int_eq(counts[1], 10);
+	/* 1/1 < 4/3 */
+	atomic_store(&u->peers[0].active, 1);
+	atomic_store(&u->peers[1].active, 4);
+	pick_many(u, 10, counts);
+	ck_assert_int_eq(counts[0], 10);
+	/* 2/1 == 6/3: a tie, broken by weight, 1:3 */
+	atomic_store(&u->peers[0].active, 2);
+	atomic_store(&u->peers[1].active, 6);
+	pick_many(u, 400, counts);
+	ck_assert_int_eq(counts[0], 100);
+	ck_assert_int_eq(counts[1], 300);
+	/* filling up from nothing keeps active in proportion 1:3 */
+	atomic_store(&u->peers[0].active, 0);
+	atomic_store(&u->peers[1].active, 0);
+	for (int i = 0; i < 400; i++)
+		atomic_fetch_add(&u->peers[pick(u, NULL, NULL, 0)].active, 1);
+	ck_assert_int_eq(atomic_load(&u->peers[0].active), 100);
+	ck_assert_int_eq(atomic_load(&u->peers[1].active), 300);
+}
+END_TEST
+
+/* ---- ip_hash ---- */
+
+START_TEST(test_ip_hash_sticky)
+{
+	struct cfg_upstream *u = load_upstream("ip_hash;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;\n"
+	                                       "server 127.0.0.1:4;");
+	struct sockaddr_in6 a6 = sin6("2001:db8::1"), b6 = sin6("2001:db8::2");
+	int first, k6;
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_IP_HASH);
+	first = pick4(u, "198.51.100.17");
+	for (int i = 0; i < 100; i++)
+		ck_assert_int_eq(pick4(u, "198.51.100.17"), first);
+	/* same /24, other last octet (and port): same peer */
+	for (int i = 0; i < 256; i++) {
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
+		ck_assert_int_eq(pick4(u, ip), first);
+	}
+	/* IPv6: the whole address is the key, and it is sticky too */
+	k6 = pick(u, (const struct sockaddr *)&a6, NULL, 0);
+	for (int i = 0; i < 50; i++)
+		ck_assert_int_eq(pick(u, (const struct sockaddr *)&a6, NULL, 0), k6);
+	ck_assert_int_ge(pick(u, (const struct sockaddr *)&b6, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(test_ip_hash_spreads)
+{
+	struct cfg_upstream *u = load_upstream("ip_hash;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;\n"
+	                                       "server 127.0.0.1:4;");
+	int counts[4] = {0, 0, 0, 0}, v6[4] = {0, 0, 0, 0};
+	char ip[64];
+
+	/* 1024 different /24s: every peer gets a fair share (expect 256 each) */
+	for (int i = 0; i < 1024; i++) {
+		snprintf(ip, sizeof(ip), "10.%d.%d.1", i / 256, i % 256);
+		counts[pick4(u, ip)]++;
+	}
+	for (int k = 0; k < 4; k++)
+		ck_assert_msg(counts[k] > 128 && counts[k] < 384, "peer %d got %d of 1024", k,
+		              counts[k]);
+	/* IPv6 addresses that differ only in the last bytes spread too */
+	for (int i = 0; i < 1024; i++) {
+		snprintf(ip, sizeof(ip), "2001:db8::%x", i);
+		struct sockaddr_in6 s6 = sin6(ip);
+
+		v6[pick(u, (const struct sockaddr *)&s6, NULL, 0)]++;
+	}
+	for (int k = 0; k < 4; k++)
+		ck_assert_msg(v6[k] > 128, "peer %d got %d of 1024 IPv6 clients", k, v6[k]);
+}
+END_TEST
+
+START_TEST(test_ip_hash_rehash)
+{
+	struct cfg_upstream *u = load_upstream("ip_hash;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;");
+	int home[64], moved = 0;
+	char ip[32];
+
+	for (int i = 0; i < 64; i++) {
+		snprintf(ip, sizeof(ip), "10.1.%d.1", i);
+		home[i] = pick4(u, ip);
+	}
+	/* peer 0 marked down: its clients move, nobody else's does */
+	mark_down(&u->peers[0]);
+	for (int i = 0; i < 64; i++) {
+		snprintf(ip, sizeof(ip), "10.1.%d.1", i);
+		int k = pick4(u, ip);
+
+		ck_assert_int_ne(k, 0);
+		if (home[i] != 0)
+			ck_assert_int_eq(k, home[i]);
+		else
+			moved++;
+		/* and the new home is sticky */
+		ck_assert_int_eq(pick4(u, ip), k);
+	}
+	ck_assert_int_gt(moved, 0);
+	/* a tried peer is skipped the same way */
+	atomic_store(&u->peers[0].down_until_ms, 0);
+	for (int i = 0; i < 64; i++) {
+		snprintf(ip, sizeof(ip), "10.1.%d.1", i);
+		struct sockaddr_in sin = sin4(ip);
+		struct cfg_peer *tried[1] = {&u->peers[home[i]]};
+		int k = pick(u, (const struct sockaddr *)&sin, tried, 1);
+
+		ck_assert_int_ge(k, 0);
+		ck_assert_int_ne(k, home[i]);
+	}
+	/* only one eligible peer left: rehashing ends in round robin, which finds it */
+	mark_down(&u->peers[0]);
+	mark_down(&u->peers[1]);
+	for (int i = 0; i < 64; i++) {
+		snprintf(ip, sizeof(ip), "10.1.%d.1", i);
+		ck_assert_int_eq(pick4(u, ip), 2);
+	}
+}
+END_TEST
+
+/* `down` peers keep their place: marking one down moves only its clients. */
+START_TEST(test_ip_hash_down_keeps_others)
+{
+	struct cfg_upstream *u = load_upstream("ip_hash;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;");
+	int home[64];
+	char ip[32];
+
+	for (int i = 0; i < 64; i++) {
+		snprintf(ip, sizeof(ip), "10.2.%d.1", i);
+		home[i] = pick4(u, ip);
+	}
+	cfg_unref(cfg);
+	cfg = NULL;
+	u = load_upstream("ip_hash;\n"
+	                  "server 127.0.0.1:1;\n"
+	                  "server 127.0.0.1:2 down;\n"
+	                  "server 127.0.0.1:3;");
+	for (int i = 0; i < 64; i++) {
+		snprintf(ip, sizeof(ip), "10.2.%d.1", i);
+		int k = pick4(u, ip);
+
+		ck_assert_int_ne(k, 1);
+		if (home[i] != 1)
+			ck_assert_int_eq(k, home[i]);
+	}
+}
+END_TEST
+
+START_TEST(test_ip_hash_no_address)
+{
+	struct cfg_upstream *u = load_upstream("ip_hash;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;");
+	struct sockaddr_storage unix_ss;
+	int counts[2];
+
+	/* no address (NULL) or no IP address: round robin */
+	pick_many(u, 10, counts);
+	ck_assert_int_eq(counts[0], 5);
+	ck_assert_int_eq(counts[1], 5);
+	memset(&unix_ss, 0, sizeof(unix_ss));
+	unix_ss.ss_family = AF_UNIX;
+	ck_assert_int_ne(pick(u, (const struct sockaddr *)&unix_ss, NULL, 0),
+	                 pick(u, (const struct sockaddr *)&unix_ss, NULL, 0));
+}
+END_TEST
+
+/* ---- random ---- */
+
+START_TEST(test_random_weights)
+{
+	struct cfg_upstream *u = load_upstream("random;\n"
+	                                       "server 127.0.0.1:1 weight=1;\n"
+	                                       "server 127.0.0.1:2 weight=2;\n"
+	                                       "server 127.0.0.1:3 weight=3;");
+	const int n = 60000, want[3] = {10000, 20000, 30000};
+	int counts[3];
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_RANDOM);
+	pick_many(u, n, counts);
+	for (int k = 0; k < 3; k++)
+		ck_assert_msg(abs(counts[k] - want[k]) <= want[k] / 20,
+		              "peer %d: %d picks, want %d +- 5%%", k, counts[k], want[k]);
+	/* not a fixed sequence: a run of 20 picks is not all the same or alternating */
+	int seq[20], same = 1;
+
+	for (int i = 0; i < 20; i++)
+		seq[i] = pick(u, NULL, NULL, 0);
+	for (int i = 1; i < 20; i++)
+		same &= seq[i] == seq[0];
+	ck_assert(!same);
+}
+END_TEST
+
+START_TEST(test_random_two)
+{
+	struct cfg_upstream *u = load_upstream("random two;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;");
+	int counts[2];
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_RANDOM_TWO);
+	/* of two peers, both are drawn every time: always the less loaded */
+	atomic_store(&u->peers[0].active, 3);
+	atomic_store(&u->peers[1].active, 1);
+	pick_many(u, 200, counts);
+	ck_assert_int_eq(counts[1], 200);
+	atomic_store(&u->peers[1].active, 7);
+	pick_many(u, 200, counts);
+	ck_assert_int_eq(counts[0], 200);
+	/* with one of them tried, the other is the only draw */
+	struct cfg_peer *tried[1] = {&u->peers[0]};
+
+	ck_assert_int_eq(pick(u, NULL, tried, 1), 1);
+}
+END_TEST
+
+START_TEST(test_random_two_spread)
+{
+	struct cfg_upstream *u = load_upstream("balance random two;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;\n"
+	                                       "server 127.0.0.1:4 weight=2;");
+	int counts[4];
+
+	/* the busiest peer is never chosen (it always loses to the other drawn) */
+	atomic_store(&u->peers[3].active, 100);
+	pick_many(u, 3000, counts);
+	ck_assert_int_eq(counts[3], 0);
+	ck_assert(counts[0] > 500 && counts[1] > 500 && counts[2] > 500);
+	/*
+	 * the idlest peer wins whenever it is drawn, which with weights 1, 1, 1, 2 is
+	 * 1/5 + 2/5 * 1/4 + 2/5 * 1/3 = 13/30 of the time: about 2600 of 6000
+	 */
+	atomic_store(&u->peers[0].active, 0);
+	atomic_store(&u->peers[1].active, 5);
+	atomic_store(&u->peers[2].active, 5);
+	pick_many(u, 6000, counts);
+	ck_assert(counts[0] > 2300 && counts[0] < 2900);
+	ck_assert_int_eq(counts[3], 0);
+	/*
+	 * relative to weight: 9 active on weight 2 beats 5 on weight 1, so peer 3 wins
+	 * whenever it is drawn: 1 - 3/5 * 2/4 = 7/10 of the time, about 4200 of 6000
+	 */
+	atomic_store(&u->peers[0].active, 5);
+	atomic_store(&u->peers[3].active, 9);
+	pick_many(u, 6000, counts);
+	ck_assert(counts[3] > 3900 && counts[3] < 4500);
+}
+END_TEST
+
+/* Passive health counts only peers that are not `down`: a lone usable peer stays up. */
+START_TEST(test_failed_lone_usable_peer)
+{
+	struct cfg_upstream *u = load_upstream("server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2 down;");
+
+	for (int i = 0; i < 5; i++)
+		up_peer_failed(u, &u->peers[0], NOW);
+	ck_assert_int_eq(pick(u, NULL, NULL, 0), 0);
+}
+END_TEST
+
+static Suite *
+upstream_suite(void)
+{
+	Suite *s = suite_create("upstream");
+	TCase *tc;
+
+	tc = tcase_create("round_robin");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_rr_weights);
+	tcase_add_test(tc, test_rr_tried_skipped);
+	tcase_add_test(tc, test_all_tried_skipped_down);
+	tcase_add_test(tc, test_failed_lone_usable_peer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("backup");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_backup);
+	tcase_add_test(tc, test_backup_only_when_all_marked_down);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("least_conn");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_least_conn);
+	tcase_add_test(tc, test_least_conn_weights);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ip_hash");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_ip_hash_sticky);
+	tcase_add_test(tc, test_ip_hash_spreads);
+	tcase_add_test(tc, test_ip_hash_rehash);
+	tcase_add_test(tc, test_ip_hash_down_keeps_others);
+	tcase_add_test(tc, test_ip_hash_no_address);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("random");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_random_weights);
+	tcase_add_test(tc, test_random_two);
+	tcase_add_test(tc, test_random_two_spread);
+	suite_add_tcase(s, tc);
+
+	return s;
+}
+
+int
+main(void)
+{
+	const char *base = getenv("TMPDIR");
+	SRunner *sr;
+	int failed;
+
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	snprintf(basedir, sizeof(basedir), "%s/test_upstream.XXXXXX", base);
+	if (mkdtemp(basedir) == NULL) {
+		perror(basedir);
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(upstream_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	nftw(basedir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
