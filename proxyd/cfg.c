@@ -638,11 +638,13 @@ static const struct cfg_directive cfg_main_directives[] = {
 
 static const struct cfg_directive cfg_upstream_directives[] = {
         {"server", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 6), cfg_set_peer, 0, NULL},
-        {"balance", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 2), cfg_set_balance, 0, NULL},
+        {"balance", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 3), cfg_set_balance, 0, NULL},
         /* nginx spellings of balance */
         {"least_conn", CFG_CTX_UPSTREAM, CFG_TAKE(0), cfg_set_balance, 0, NULL},
         {"ip_hash", CFG_CTX_UPSTREAM, CFG_TAKE(0), cfg_set_balance, 0, NULL},
         {"random", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(0, 1), cfg_set_balance, 0, NULL},
+        {"hash", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 2), cfg_set_balance, 0, NULL},
+        {"least_time", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(0, 1), cfg_set_balance, 0, NULL},
         {"keepalive", CFG_CTX_UPSTREAM, CFG_TAKE(1), cfg_set_number,
          offsetof(struct cfg_upstream, keepalive), NULL},
         {"keepalive_timeout", CFG_CTX_UPSTREAM, CFG_TAKE(1), cfg_set_duration,
@@ -1636,10 +1638,14 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 
 			if (flags & f)
 				return cfg_invalid(err, d, a, "duplicate parameter");
-			/* ip_hash maps clients onto the primaries; a backup has no place in it */
+			/* the hashes map keys onto the primaries; a backup has no place */
 			if (f == CFG_PEER_BACKUP && up->balance == CFG_BALANCE_IP_HASH)
 				return cfg_invalid(err, d, a,
 				                   "ip_hash does not support backup servers");
+			if (f == CFG_PEER_BACKUP && (up->balance == CFG_BALANCE_HASH ||
+			                             up->balance == CFG_BALANCE_HASH_CONSISTENT))
+				return cfg_invalid(err, d, a,
+				                   "hash does not support backup servers");
 			flags |= f;
 		} else {
 			return cfg_invalid(err, d, a, "unknown parameter");
@@ -1676,9 +1682,187 @@ nomem:
 	return cfg_nomem(err);
 }
 
+uint32_t
+cfg_hash(const void *p, size_t n, uint32_t h)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 16777619u;
+	}
+	/* FNV-1a alone spreads short, similar strings ("addr-1", "addr-2") poorly */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+static void
+cfg_key_free(struct cfg_key_part *key, size_t nkey)
+{
+	for (size_t i = 0; i < nkey; i++)
+		free(key[i].text);
+	free(key);
+}
+
+/* Append a part to *key; text (may be NULL) is copied. Returns 0 or -1 (ENOMEM). */
+static int
+cfg_key_push(struct cfg_key_part **key, size_t *nkey, enum cfg_key_var var, const char *text,
+             size_t len)
+{
+	struct cfg_key_part *k, *part;
+
+	if ((k = cfg_array_grow(*key, *nkey, sizeof(*k))) == NULL)
+		return -1;
+	*key = k;
+	part = &k[*nkey];
+	part->var = var;
+	part->text = NULL;
+	part->len = len;
+	if (text != NULL) {
+		if ((part->text = malloc(len + 1)) == NULL)
+			return -1;
+		memcpy(part->text, text, len);
+		part->text[len] = '\0';
+	}
+	(*nkey)++;
+	return 0;
+}
+
+static int
+cfg_is_varchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
+}
+
 /*
- * balance round_robin | least_conn | ip_hash | random [two];
- * and the nginx spellings least_conn; ip_hash; random [two];
+ * Compile a hash key template: literals and $request_uri, $remote_addr, $host, $http_NAME,
+ * $cookie_NAME, $arg_NAME. A `$` must start a known variable.
+ */
+static int
+cfg_key_compile(struct cfg_upstream *up, const struct cfg_directive *d, const char *tpl, char **err)
+{
+	static const struct {
+		const char *name;
+		enum cfg_key_var var;
+		int prefix; /* takes a NAME after it */
+	} vars[] = {
+	        {"request_uri", CFG_KEY_REQUEST_URI, 0},
+	        {"remote_addr", CFG_KEY_REMOTE_ADDR, 0},
+	        {"host", CFG_KEY_HOST, 0},
+	        {"http_", CFG_KEY_HTTP, 1},
+	        {"cookie_", CFG_KEY_COOKIE, 1},
+	        {"arg_", CFG_KEY_ARG, 1},
+	};
+	struct cfg_key_part *key = NULL;
+	size_t nkey = 0;
+	const char *s = tpl;
+
+	while (*s != '\0') {
+		const char *e;
+		size_t i, n;
+
+		if (*s != '$') {
+			for (e = s; *e != '\0' && *e != '$'; e++)
+				continue;
+			if (cfg_key_push(&key, &nkey, CFG_KEY_LITERAL, s, (size_t)(e - s)) == -1)
+				goto nomem;
+			s = e;
+			continue;
+		}
+		for (e = s + 1; cfg_is_varchar(*e); e++)
+			continue;
+		n = (size_t)(e - s - 1);
+		for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			size_t vl = strlen(vars[i].name);
+
+			if (vars[i].prefix ? n > vl && strncmp(s + 1, vars[i].name, vl) == 0
+			                   : n == vl && strncmp(s + 1, vars[i].name, vl) == 0)
+				break;
+		}
+		if (i == sizeof(vars) / sizeof(vars[0])) {
+			cfg_key_free(key, nkey);
+			return cfg_invalid(err, d, tpl, "unknown variable \"%.*s\"", (int)n + 1, s);
+		}
+		if (vars[i].prefix) {
+			size_t vl = strlen(vars[i].name);
+
+			if (cfg_key_push(&key, &nkey, vars[i].var, s + 1 + vl, n - vl) == -1)
+				goto nomem;
+			if (vars[i].var == CFG_KEY_HTTP)
+				for (char *c = key[nkey - 1].text; *c != '\0'; c++)
+					if (*c == '_')
+						*c = '-';
+		} else if (cfg_key_push(&key, &nkey, vars[i].var, NULL, 0) == -1) {
+			goto nomem;
+		}
+		s = e;
+	}
+	if (nkey == 0) {
+		cfg_key_free(key, nkey);
+		return cfg_invalid(err, d, tpl, "the hash key must not be empty");
+	}
+	up->key = key;
+	up->nkey = nkey;
+	return 0;
+
+nomem:
+	cfg_key_free(key, nkey);
+	return cfg_nomem(err);
+}
+
+static int
+cfg_ring_cmp(const void *a, const void *b)
+{
+	const struct cfg_ring_point *x = a, *y = b;
+
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return x->peer < y->peer ? -1 : x->peer > y->peer;
+}
+
+/*
+ * The ketama ring of `hash ... consistent`: 160 points per unit of weight for every peer,
+ * `down` ones included (so that marking one down moves only its own keys), each the hash
+ * of "address-index". Returns 0 or -1 (ENOMEM).
+ */
+#define CFG_RING_POINTS 160
+
+static int
+cfg_ring_build(struct cfg_upstream *up)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < up->npeers; i++)
+		n += (size_t)up->peers[i].weight * CFG_RING_POINTS;
+	if ((up->ring = calloc(n, sizeof(*up->ring))) == NULL)
+		return -1;
+	for (size_t i = 0; i < up->npeers; i++) {
+		size_t np = (size_t)up->peers[i].weight * CFG_RING_POINTS;
+
+		for (size_t j = 0; j < np; j++) {
+			char buf[96];
+			int len = snprintf(buf, sizeof(buf), "%s-%zu", up->peers[i].addr.text, j);
+
+			up->ring[k].hash = cfg_hash(buf, (size_t)len, CFG_HASH_SEED);
+			up->ring[k].peer = (uint32_t)i;
+			k++;
+		}
+	}
+	qsort(up->ring, n, sizeof(*up->ring), cfg_ring_cmp);
+	up->nring = n;
+	return 0;
+}
+
+/*
+ * balance round_robin | least_conn | ip_hash | random [two] | hash KEY [consistent] |
+ *         least_time [header|last_byte];
+ * and the nginx spellings least_conn; ip_hash; random [two]; hash KEY [consistent];
+ * least_time [header|last_byte];
  */
 static int
 cfg_set_balance(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -1705,21 +1889,49 @@ cfg_set_balance(struct cfg_parser *p, const struct cfg_directive *d, char **args
 		b = CFG_BALANCE_IP_HASH;
 	else if (strcmp(method, "random") == 0)
 		b = CFG_BALANCE_RANDOM;
+	else if (strcmp(method, "hash") == 0)
+		b = CFG_BALANCE_HASH;
+	else if (strcmp(method, "least_time") == 0)
+		b = CFG_BALANCE_LEAST_TIME;
 	else
 		return cfg_invalid(err, d, method, "unknown balancing method");
-	if (nargs > 0) {
-		if (b != CFG_BALANCE_RANDOM)
-			return cfg_invalid(err, d, args[0], "%s takes no argument", method);
-		if (strcmp(args[0], "two") != 0)
-			return cfg_invalid(err, d, args[0], "random takes only \"two\"");
-		b = CFG_BALANCE_RANDOM_TWO;
+	/* only hash takes two arguments (after `balance hash`) and needs one */
+	if (b == CFG_BALANCE_HASH ? nargs == 0 : nargs > 1) {
+		*err = cfg_sprintf("invalid number of arguments in \"%s\" directive", d->name);
+		return -1;
 	}
-	if (b == CFG_BALANCE_IP_HASH) {
+	if (b == CFG_BALANCE_HASH) {
+		if (nargs == 2) {
+			if (strcmp(args[1], "consistent") != 0)
+				return cfg_invalid(err, d, args[1],
+				                   "hash takes only \"consistent\" after the key");
+			b = CFG_BALANCE_HASH_CONSISTENT;
+		}
+	} else if (nargs > 0) {
+		if (b == CFG_BALANCE_LEAST_TIME) {
+			if (strcmp(args[0], "last_byte") == 0)
+				b = CFG_BALANCE_LEAST_TIME_LAST_BYTE;
+			else if (strcmp(args[0], "header") != 0)
+				return cfg_invalid(
+				        err, d, args[0],
+				        "least_time takes only \"header\" or \"last_byte\"");
+		} else if (b != CFG_BALANCE_RANDOM) {
+			return cfg_invalid(err, d, args[0], "%s takes no argument", method);
+		} else if (strcmp(args[0], "two") != 0) {
+			return cfg_invalid(err, d, args[0], "random takes only \"two\"");
+		} else {
+			b = CFG_BALANCE_RANDOM_TWO;
+		}
+	}
+	if (b == CFG_BALANCE_IP_HASH || b == CFG_BALANCE_HASH || b == CFG_BALANCE_HASH_CONSISTENT) {
 		for (i = 0; i < up->npeers; i++)
 			if (up->peers[i].flags & CFG_PEER_BACKUP)
 				return cfg_invalid(err, d, method,
-				                   "ip_hash does not support backup servers");
+				                   "%s does not support backup servers", method);
 	}
+	if ((b == CFG_BALANCE_HASH || b == CFG_BALANCE_HASH_CONSISTENT) &&
+	    cfg_key_compile(up, d, args[0], err) == -1)
+		return -1;
 	up->balance = b;
 	return 0;
 }
@@ -1786,6 +1998,8 @@ cfg_block_upstream(struct cfg_parser *p, const struct cfg_directive *d, char **a
 		return -1;
 	}
 	cfg_upstream_merge(up);
+	if (up->balance == CFG_BALANCE_HASH_CONSISTENT && cfg_ring_build(up) == -1)
+		return cfg_nomem(err);
 	return 0;
 }
 
@@ -2008,6 +2222,8 @@ cfg_free(struct cfg *cfg, int locks)
 			free(up->peers[j].name);
 		free(up->peers);
 		free(up->name);
+		cfg_key_free(up->key, up->nkey);
+		free(up->ring);
 		if (locks)
 			pthread_mutex_destroy(&up->lock);
 	}

@@ -44,23 +44,60 @@ struct cfg_peer {
 	_Atomic int64_t fail_window_ms; /* start of the failure window (monotonic ms) */
 	_Atomic int64_t down_until_ms;  /* peer is skipped until then (monotonic ms) */
 	atomic_int active;              /* requests in flight on this peer, all workers */
+	/*
+	 * least_time: moving average (weight 1/8 per sample) of the response time, in
+	 * microseconds (kept finer than the millisecond samples so that small ones still
+	 * move it); 0 until the first response
+	 */
+	_Atomic int64_t ewma_us;
 };
 
 /* How an upstream chooses among its peers (balance directive); see upstream.h. */
 enum cfg_balance {
-	CFG_BALANCE_UNSET,       /* parser only: the merge makes it round_robin */
-	CFG_BALANCE_ROUND_ROBIN, /* smooth weighted round robin (default) */
-	CFG_BALANCE_LEAST_CONN,  /* fewest active requests relative to weight */
-	CFG_BALANCE_IP_HASH,     /* keyed by the client address */
-	CFG_BALANCE_RANDOM,      /* weighted random */
-	CFG_BALANCE_RANDOM_TWO,  /* the less loaded of two weighted-random peers */
+	CFG_BALANCE_UNSET,                /* parser only: the merge makes it round_robin */
+	CFG_BALANCE_ROUND_ROBIN,          /* smooth weighted round robin (default) */
+	CFG_BALANCE_LEAST_CONN,           /* fewest active requests relative to weight */
+	CFG_BALANCE_IP_HASH,              /* keyed by the client address */
+	CFG_BALANCE_RANDOM,               /* weighted random */
+	CFG_BALANCE_RANDOM_TWO,           /* the less loaded of two weighted-random peers */
+	CFG_BALANCE_HASH,                 /* keyed by a request template, modulo total weight */
+	CFG_BALANCE_HASH_CONSISTENT,      /* keyed by a request template, on a ketama ring */
+	CFG_BALANCE_LEAST_TIME,           /* lowest response time (to the head) and load */
+	CFG_BALANCE_LEAST_TIME_LAST_BYTE, /* lowest response time (to the last byte) and load */
+};
+
+/* One part of a compiled `hash` key template. */
+enum cfg_key_var {
+	CFG_KEY_LITERAL,     /* text as written */
+	CFG_KEY_REQUEST_URI, /* $request_uri: the request target as received */
+	CFG_KEY_REMOTE_ADDR, /* $remote_addr: the client address, numeric */
+	CFG_KEY_HOST,        /* $host: absolute-form authority host, else Host's; no port */
+	CFG_KEY_HTTP,        /* $http_NAME: a request header (text: the name, `_` made `-`) */
+	CFG_KEY_COOKIE,      /* $cookie_NAME: a cookie of the Cookie header(s) (text: NAME) */
+	CFG_KEY_ARG,         /* $arg_NAME: a query-string argument (text: NAME) */
+};
+
+struct cfg_key_part {
+	enum cfg_key_var var;
+	char *text; /* the literal, or the NAME of $http_, $cookie_, $arg_; else NULL */
+	size_t len;
+};
+
+/* A point of a consistent-hash ring: sorted by hash, then by peer. */
+struct cfg_ring_point {
+	uint32_t hash;
+	uint32_t peer; /* index into cfg_upstream.peers */
 };
 
 struct cfg_upstream {
 	char *name;
 	struct cfg_peer *peers;
 	size_t npeers;
-	enum cfg_balance balance;      /* balance, or least_conn; ip_hash; random [two]; */
+	enum cfg_balance balance; /* balance, or least_conn; ip_hash; random; hash; ... */
+	struct cfg_key_part *key; /* hash: the compiled key template */
+	size_t nkey;
+	struct cfg_ring_point *ring; /* hash ... consistent: 160 points per unit of weight */
+	size_t nring;
 	int keepalive;                 /* idle connections kept per worker; 0 = no pooling */
 	uint32_t keepalive_timeout_ms; /* idle pooled connection lifetime, default 60s */
 	int keepalive_requests;        /* requests per upstream connection, default 1000 */
@@ -147,6 +184,13 @@ void cfg_unref(struct cfg *cfg);
  * allowed in (1 main, 2 upstream, 4 server). NULL past the last entry.
  */
 const char *cfg_directive_at(size_t i, unsigned int *contexts);
+
+/*
+ * The hash of hash keys and of ring points (FNV-1a with a murmur3 finalizer), shared so
+ * that both sides of the ring agree. h is the seed: CFG_HASH_SEED for a fresh hash.
+ */
+#define CFG_HASH_SEED 2166136261u
+uint32_t cfg_hash(const void *p, size_t n, uint32_t h);
 
 /* Value parsers shared with tests: return 0, or -1 with *err set (malloc'd). */
 int cfg_parse_size(const char *s, uint64_t *out, char **err);

@@ -81,6 +81,9 @@ struct session {
 	struct cfg_peer *peer;
 	struct cfg_peer *tried[UP_MAX_TRIES];
 	int ntried;
+	int64_t up_start_ms; /* when the request went to s->peer (least_time) */
+	size_t hkeylen;
+	char hkey[UP_KEY_MAX]; /* the hash key of the request (balance hash) */
 	int up_connecting;
 	int up_reused;
 	int up_requests; /* requests served before on the upstream connection */
@@ -855,6 +858,8 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 		return;
 	}
 	session_build_request(s, msg);
+	/* msg is gone once drained: the hash key is kept for session_connect() and retries */
+	s->hkeylen = up_hash_key(srv->upstream, msg, s->client, s->hkey, sizeof(s->hkey));
 	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 
 	/*
@@ -1084,8 +1089,8 @@ session_connect(struct session *s)
 	int64_t now = up_now_ms();
 
 	while (s->ntried < UP_MAX_TRIES) {
-		struct cfg_peer *peer = up_pick(u, (const struct sockaddr *)&s->client_ss, s->tried,
-		                                s->ntried, now);
+		struct cfg_peer *peer = up_pick(u, (const struct sockaddr *)&s->client_ss, s->hkey,
+		                                s->hkeylen, s->tried, s->ntried, now);
 		struct bufferevent *bev;
 		int reqs = 0;
 
@@ -1094,6 +1099,7 @@ session_connect(struct session *s)
 		up_note_live(u, 1);
 		s->tried[s->ntried++] = peer;
 		s->peer = peer;
+		s->up_start_ms = now;
 		atomic_fetch_add(&peer->active, 1);
 
 		if ((bev = up_pool_get(&s->env->pool, &peer->addr, &reqs)) != NULL) {
@@ -1270,6 +1276,7 @@ session_read_response_head(struct session *s)
 		return;
 	}
 	up_peer_ok(s->peer);
+	up_peer_time(srv->upstream, s->peer, 0, s->up_start_ms);
 
 	enum http_body kind = http_response_body(msg, s->method);
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
@@ -1409,6 +1416,8 @@ static void
 session_response_done(struct session *s)
 {
 	bev_flush(s->cbev);
+	if (s->peer != NULL)
+		up_peer_time(s->srv->upstream, s->peer, 1, s->up_start_ms);
 	session_release_upstream(s, s->up_keepalive && s->req.done && !s->up_eof);
 	session_log_access(s);
 	s->nreq++;

@@ -52,12 +52,28 @@ up_less_loaded(const struct cfg_peer *a, int active_a, const struct cfg_peer *b,
 }
 
 /*
+ * The load of p before its weight: least_conn's active requests, or least_time's
+ * (average response time + 1ms) * (active + 1), in microseconds. The average is capped
+ * at an hour by up_peer_time(), so the products with a weight stay far from overflow.
+ */
+static int64_t
+up_load(const struct cfg_peer *p, int time)
+{
+	int64_t a = atomic_load_explicit(&p->active, memory_order_relaxed);
+
+	if (!time)
+		return a;
+	return (atomic_load_explicit(&p->ewma_us, memory_order_relaxed) + 1000) * (a + 1);
+}
+
+/*
  * Smooth weighted round robin among the eligible peers; with tie != NULL, only among those
- * exactly as loaded as tie (least_conn's tie-break). Called with u->lock held.
+ * with a load (up_load(), time as given) relative to weight exactly that of tie, tie_load
+ * (the tie-break of least_conn and least_time). Called with u->lock held.
  */
 static struct cfg_peer *
 up_wrr(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried, int ntried,
-       int64_t now_ms, const struct cfg_peer *tie, int tie_active)
+       int64_t now_ms, const struct cfg_peer *tie, int64_t tie_load, int time)
 {
 	struct cfg_peer *best = NULL;
 	int total = 0;
@@ -67,12 +83,8 @@ up_wrr(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried, i
 
 		if (!up_eligible(p, backup, tried, ntried, now_ms))
 			continue;
-		if (tie != NULL) {
-			int a = atomic_load_explicit(&p->active, memory_order_relaxed);
-
-			if ((int64_t)a * tie->weight != (int64_t)tie_active * p->weight)
-				continue;
-		}
+		if (tie != NULL && up_load(p, time) * tie->weight != tie_load * p->weight)
+			continue;
 		p->cur_weight += p->weight;
 		total += p->weight;
 		if (best == NULL || p->cur_weight > best->cur_weight)
@@ -90,40 +102,41 @@ up_pick_rr(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *trie
 	struct cfg_peer *p;
 
 	pthread_mutex_lock(&u->lock);
-	p = up_wrr(u, backup, tried, ntried, now_ms, NULL, 0);
+	p = up_wrr(u, backup, tried, ntried, now_ms, NULL, 0, 0);
 	pthread_mutex_unlock(&u->lock);
 	return p;
 }
 
 /*
- * least_conn: the fewest active requests relative to weight, ties broken by smooth weighted
- * round robin among the tied peers (as nginx does). Counts move under our feet (other
- * workers do not take the lock to count); when the tie set has emptied meanwhile, the
- * least loaded peer seen first is taken.
+ * least_conn (time 0): the fewest active requests relative to weight; least_time (time 1):
+ * the lowest up_load() relative to weight. Ties are broken by smooth weighted round robin
+ * among the tied peers (as nginx does). Counts move under our feet (other workers do not
+ * take the lock to count); when the tie set has emptied meanwhile, the least loaded peer
+ * seen first is taken.
  */
 static struct cfg_peer *
-up_pick_least_conn(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried,
-                   int ntried, int64_t now_ms)
+up_pick_least(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried, int ntried,
+              int64_t now_ms, int time)
 {
 	struct cfg_peer *least = NULL, *p;
-	int least_active = 0;
+	int64_t least_load = 0;
 
 	pthread_mutex_lock(&u->lock);
 	for (size_t i = 0; i < u->npeers; i++) {
-		int a;
+		int64_t l;
 
 		p = &u->peers[i];
 		if (!up_eligible(p, backup, tried, ntried, now_ms))
 			continue;
-		a = atomic_load_explicit(&p->active, memory_order_relaxed);
-		if (least == NULL || up_less_loaded(p, a, least, least_active)) {
+		l = up_load(p, time);
+		if (least == NULL || l * least->weight < least_load * p->weight) {
 			least = p;
-			least_active = a;
+			least_load = l;
 		}
 	}
 	p = NULL;
 	if (least != NULL &&
-	    (p = up_wrr(u, backup, tried, ntried, now_ms, least, least_active)) == NULL)
+	    (p = up_wrr(u, backup, tried, ntried, now_ms, least, least_load, time)) == NULL)
 		p = least;
 	pthread_mutex_unlock(&u->lock);
 	return p;
@@ -175,6 +188,200 @@ up_pick_ip_hash(struct cfg_upstream *u, const struct sockaddr *client,
 			return &u->peers[i];
 	}
 	return up_pick_rr(u, 0, tried, ntried, now_ms);
+}
+
+/*
+ * hash KEY: the key's hash modulo the total weight of the primaries (`down` ones included,
+ * so that marking one down moves only its own keys); an ineligible peer rehashes, at most
+ * 20 times, then round robin decides. No key: round robin.
+ */
+static struct cfg_peer *
+up_pick_hash(struct cfg_upstream *u, const char *key, size_t keylen, struct cfg_peer *const *tried,
+             int ntried, int64_t now_ms)
+{
+	uint32_t hash;
+	int64_t total = 0;
+
+	if (key == NULL)
+		return up_pick_rr(u, 0, tried, ntried, now_ms);
+	for (size_t i = 0; i < u->npeers; i++)
+		total += u->peers[i].weight;
+	hash = cfg_hash(key, keylen, CFG_HASH_SEED);
+	for (uint32_t t = 0; t < UP_IP_HASH_TRIES && total > 0; t++) {
+		int64_t w = hash % total;
+		size_t i;
+
+		for (i = 0; w >= u->peers[i].weight; i++)
+			w -= u->peers[i].weight;
+		if (up_eligible(&u->peers[i], 0, tried, ntried, now_ms))
+			return &u->peers[i];
+		hash = cfg_hash(&hash, sizeof(hash), CFG_HASH_SEED + t + 1);
+	}
+	return up_pick_rr(u, 0, tried, ntried, now_ms);
+}
+
+/*
+ * hash KEY consistent: the first ring point at or after the key's hash (wrapping), then on
+ * along the ring past ineligible peers. The ring holds every primary, `down` ones too.
+ */
+static struct cfg_peer *
+up_pick_consistent(struct cfg_upstream *u, const char *key, size_t keylen,
+                   struct cfg_peer *const *tried, int ntried, int64_t now_ms)
+{
+	size_t lo = 0, hi = u->nring;
+	uint32_t hash;
+
+	if (key == NULL || u->nring == 0)
+		return up_pick_rr(u, 0, tried, ntried, now_ms);
+	hash = cfg_hash(key, keylen, CFG_HASH_SEED);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (u->ring[mid].hash < hash)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t n = 0; n < u->nring; n++) {
+		struct cfg_peer *p = &u->peers[u->ring[(lo + n) % u->nring].peer];
+
+		if (up_eligible(p, 0, tried, ntried, now_ms))
+			return p;
+	}
+	return NULL;
+}
+
+/* The value of cookie name[0..len) in the Cookie header(s) of msg. */
+static struct http_slice
+up_cookie(const struct http_msg *msg, const char *name, size_t len)
+{
+	struct http_slice none = {NULL, 0};
+
+	for (size_t i = 0; i < msg->nheaders; i++) {
+		const struct http_header *h = &msg->headers[i];
+		const char *c = h->value.p, *end = c + h->value.len;
+
+		if (!http_slice_eq(h->name, "cookie"))
+			continue;
+		while (c < end) {
+			const char *semi = memchr(c, ';', (size_t)(end - c)), *eq;
+
+			if (semi == NULL)
+				semi = end;
+			while (c < semi && (*c == ' ' || *c == '\t'))
+				c++;
+			eq = memchr(c, '=', (size_t)(semi - c));
+			if (eq != NULL && (size_t)(eq - c) == len && memcmp(c, name, len) == 0) {
+				struct http_slice v = {eq + 1, (size_t)(semi - eq - 1)};
+
+				return v;
+			}
+			c = semi + 1;
+		}
+	}
+	return none;
+}
+
+/* The value of query argument name[0..len) of the target path (empty for `name` alone). */
+static struct http_slice
+up_arg(struct http_slice path, const char *name, size_t len)
+{
+	struct http_slice none = {NULL, 0};
+	const char *end = path.p + path.len, *a = memchr(path.p, '?', path.len);
+
+	if (a == NULL)
+		return none;
+	for (a++; a < end;) {
+		const char *amp = memchr(a, '&', (size_t)(end - a)), *eq;
+
+		if (amp == NULL)
+			amp = end;
+		eq = memchr(a, '=', (size_t)(amp - a));
+		if (eq == NULL)
+			eq = amp;
+		if ((size_t)(eq - a) == len && memcmp(a, name, len) == 0) {
+			struct http_slice v = {eq, 0};
+
+			if (eq < amp) {
+				v.p = eq + 1;
+				v.len = (size_t)(amp - eq - 1);
+			}
+			return v;
+		}
+		a = amp + 1;
+	}
+	return none;
+}
+
+size_t
+up_hash_key(const struct cfg_upstream *u, const struct http_msg *msg, const char *client, char *buf,
+            size_t size)
+{
+	size_t n = 0;
+
+	if (u->balance != CFG_BALANCE_HASH && u->balance != CFG_BALANCE_HASH_CONSISTENT)
+		return 0;
+	for (size_t i = 0; i < u->nkey; i++) {
+		const struct cfg_key_part *k = &u->key[i];
+		struct http_slice v = {NULL, 0};
+		const struct http_header *h;
+
+		switch (k->var) {
+		case CFG_KEY_LITERAL:
+			v.p = k->text;
+			v.len = k->len;
+			break;
+		case CFG_KEY_REQUEST_URI:
+			v = msg->target;
+			break;
+		case CFG_KEY_REMOTE_ADDR:
+			v.p = client;
+			v.len = strlen(client);
+			break;
+		case CFG_KEY_HOST:
+			v = msg->host; /* the authority's, else the Host header's; no port */
+			break;
+		case CFG_KEY_HTTP:
+			if ((h = http_header_find(msg, k->text)) != NULL)
+				v = h->value;
+			break;
+		case CFG_KEY_COOKIE:
+			v = up_cookie(msg, k->text, k->len);
+			break;
+		case CFG_KEY_ARG:
+			v = up_arg(msg->path, k->text, k->len);
+			break;
+		}
+		if (v.len > size - n)
+			v.len = size - n;
+		if (v.len > 0)
+			memcpy(buf + n, v.p, v.len);
+		n += v.len;
+	}
+	return n;
+}
+
+/* An hour, in microseconds: the most one response time counts for in the average. */
+#define UP_TIME_MAX_US ((int64_t)3600 * 1000 * 1000)
+
+void
+up_peer_time_add(struct cfg_peer *p, int64_t ms)
+{
+	int64_t old, sample, avg;
+
+	sample = ms < 0 ? 0 : ms > UP_TIME_MAX_US / 1000 ? UP_TIME_MAX_US : ms * 1000;
+	old = atomic_load_explicit(&p->ewma_us, memory_order_relaxed);
+	do {
+		/* the first sample stands alone; then each weighs 1/8 */
+		avg = old == 0 ? sample : old + (sample - old) / 8;
+	} while (!atomic_compare_exchange_weak(&p->ewma_us, &old, avg));
+}
+
+void
+up_peer_time(const struct cfg_upstream *u, struct cfg_peer *p, int last_byte, int64_t start_ms)
+{
+	if (u->balance == (last_byte ? CFG_BALANCE_LEAST_TIME_LAST_BYTE : CFG_BALANCE_LEAST_TIME))
+		up_peer_time_add(p, up_now_ms() - start_ms);
 }
 
 /* A per-thread xorshift64* generator, seeded from getrandom(), else the clock and thread. */
@@ -250,8 +457,8 @@ up_pick_random(struct cfg_upstream *u, unsigned backup, int two, struct cfg_peer
 }
 
 struct cfg_peer *
-up_pick(struct cfg_upstream *u, const struct sockaddr *client, struct cfg_peer *const *tried,
-        int ntried, int64_t now_ms)
+up_pick(struct cfg_upstream *u, const struct sockaddr *client, const char *key, size_t keylen,
+        struct cfg_peer *const *tried, int ntried, int64_t now_ms)
 {
 	struct cfg_peer *p = NULL;
 
@@ -260,7 +467,20 @@ up_pick(struct cfg_upstream *u, const struct sockaddr *client, struct cfg_peer *
 	     backup += CFG_PEER_BACKUP) {
 		switch (u->balance) {
 		case CFG_BALANCE_LEAST_CONN:
-			p = up_pick_least_conn(u, backup, tried, ntried, now_ms);
+			p = up_pick_least(u, backup, tried, ntried, now_ms, 0);
+			break;
+		case CFG_BALANCE_LEAST_TIME:
+		case CFG_BALANCE_LEAST_TIME_LAST_BYTE:
+			p = up_pick_least(u, backup, tried, ntried, now_ms, 1);
+			break;
+		case CFG_BALANCE_HASH:
+			/* the parser refuses backups with hash */
+			if (backup == 0)
+				p = up_pick_hash(u, key, keylen, tried, ntried, now_ms);
+			break;
+		case CFG_BALANCE_HASH_CONSISTENT:
+			if (backup == 0)
+				p = up_pick_consistent(u, key, keylen, tried, ntried, now_ms);
 			break;
 		case CFG_BALANCE_IP_HASH:
 			/* the parser refuses backups with ip_hash */

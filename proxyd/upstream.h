@@ -11,7 +11,15 @@
  *                nginx), IPv6 by the whole address; an ineligible peer rehashes (at most 20
  *                times), then round robin decides; no client address also means round robin;
  *   random       weighted random (a per-thread PRNG); `random two` draws two distinct
- *                peers and takes the one with fewer active requests relative to weight.
+ *                peers and takes the one with fewer active requests relative to weight;
+ *   hash         keyed by a key built per request from a template (up_hash_key()): the
+ *                hash modulo the total weight, rehashing (at most 20 times) on an
+ *                ineligible peer, then round robin; with `consistent`, the first point at
+ *                or after the hash on a ketama ring built at load, walking on past
+ *                ineligible peers, so removing one of N peers moves about 1/N of the keys;
+ *   least_time   the lowest (average response time + 1ms) * (active + 1) / weight, the
+ *                time measured to the response head or to its last byte; ties broken as
+ *                least_conn's.
  * Eligible peers are those not configured `down`, not marked down by passive health and
  * not already tried by this request; `backup` peers are considered only when no primary is
  * eligible. Balancer state lives in the peers of the config generation and is shared by
@@ -30,18 +38,37 @@
 #include <sys/queue.h>
 
 #include "cfg.h"
+#include "http.h"
 
 struct bufferevent;
 struct event_base;
 
 #define UP_MAX_TRIES 32
+#define UP_KEY_MAX   1024 /* hash keys are truncated beyond this */
 
 /*
  * Returns an eligible peer not in tried[0..ntried), or NULL when none is left. client is the
  * client's address for ip_hash (AF_INET or AF_INET6; NULL or another family: round robin).
+ * key[0..keylen) is the hash key (hash methods; NULL: round robin), built by up_hash_key().
  */
-struct cfg_peer *up_pick(struct cfg_upstream *u, const struct sockaddr *client,
-                         struct cfg_peer *const *tried, int ntried, int64_t now_ms);
+struct cfg_peer *up_pick(struct cfg_upstream *u, const struct sockaddr *client, const char *key,
+                         size_t keylen, struct cfg_peer *const *tried, int ntried, int64_t now_ms);
+/*
+ * Build the hash key of the request msg for u into buf[0..size), truncated beyond size;
+ * client is the client address text ($remote_addr). Returns the key length, 0 when u
+ * does not hash (or the key is empty).
+ */
+size_t up_hash_key(const struct cfg_upstream *u, const struct http_msg *msg, const char *client,
+                   char *buf, size_t size);
+/*
+ * least_time: the response from p, whose request went to it at start_ms (up_now_ms()),
+ * reached its head (last_byte 0) or its last byte (last_byte 1) now. Does nothing (not
+ * even read the clock) unless u balances by least_time of that kind.
+ */
+void up_peer_time(const struct cfg_upstream *u, struct cfg_peer *p, int last_byte,
+                  int64_t start_ms);
+/* Add a response time of ms milliseconds to p's least_time average. */
+void up_peer_time_add(struct cfg_peer *p, int64_t ms);
 /* Passive health: a connect error or timeout on p. */
 void up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms);
 /* A response arrived from p: its failure window starts afresh. */

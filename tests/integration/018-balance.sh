@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Balancing methods and server flags through the real daemon (#3): ip_hash keeps a client
 # on one origin, least_conn avoids an origin with requests hanging on it, a backup answers
-# once the primaries are down and not before, and a `down` server never gets a request.
+# once the primaries are down and not before, a `down` server never gets a request, hash
+# keeps a key on one origin and spreads keys, and least_time avoids a slow origin.
 . "$TESTLIB"
-plan 12
+plan 18
 
-for n in h1 h2 h3 l1 l2 bk pr sb d1 d2; do
+for n in h1 h2 h3 l1 l2 bk pr sb d1 d2 k1 k2 k3 c1 c2 c3 t1 t2; do
 	start_origin $n
 done
 dead1=$(dead_port)
@@ -17,6 +18,9 @@ port_lc=$(free_port_static)
 port_bk=$(free_port_static)
 port_sb=$(free_port_static)
 port_dn=$(free_port_static)
+port_hk=$(free_port_static)
+port_ch=$(free_port_static)
+port_lt=$(free_port_static)
 cat >"$T/proxyd.conf" <<CONF
 workers 2;
 error_log stderr info;
@@ -46,14 +50,34 @@ upstream dn {
 	server 127.0.0.1:$d1_port;
 	server 127.0.0.1:$d2_port down;
 }
+upstream hk {
+	hash \$arg_user;
+	server 127.0.0.1:$k1_port;
+	server 127.0.0.1:$k2_port;
+	server 127.0.0.1:$k3_port;
+}
+upstream ch {
+	balance hash "uri:\$request_uri" consistent;
+	server 127.0.0.1:$c1_port;
+	server 127.0.0.1:$c2_port;
+	server 127.0.0.1:$c3_port;
+}
+upstream lt {
+	balance least_time header;
+	server 127.0.0.1:$t1_port;
+	server 127.0.0.1:$t2_port;
+}
 server { listen 127.0.0.1:$port_ih; proxy_pass ih; }
+server { listen 127.0.0.1:$port_hk; proxy_pass hk; }
+server { listen 127.0.0.1:$port_ch; proxy_pass ch; }
+server { listen 127.0.0.1:$port_lt; proxy_pass lt; }
 server { listen 127.0.0.1:$port_lc; proxy_pass lc; }
 server { listen 127.0.0.1:$port_bk; proxy_pass bk; }
 server { listen 127.0.0.1:$port_sb; proxy_pass sb; }
 server { listen 127.0.0.1:$port_dn; proxy_pass dn; }
 CONF
 start_proxyd "$T/proxyd.conf" "$port_ih"
-for p in $port_lc $port_bk $port_sb $port_dn; do
+for p in $port_lc $port_bk $port_sb $port_dn $port_hk $port_ch $port_lt; do
 	wait_port 127.0.0.1 "$p" || bail "proxyd does not listen on $p"
 done
 
@@ -117,6 +141,42 @@ for i in $(seq 1 20); do
 done >"$T/dn.out"
 is "$(grep -c "^$d1_uuid\$" "$T/dn.out")" 20 "down: the other server takes all 20 requests"
 is "$(origin_stat "$d2_port" requests)" 1 "down: the down server saw no request but /stats"
+
+# --- hash $arg_user: one user, one origin; users spread --------------------------------------
+for i in $(seq 1 10); do
+	curl -s "http://127.0.0.1:$port_hk/?page=$i&user=alice"
+done >"$T/hk.out"
+got=$(grep -c -E "^($k1_uuid|$k2_uuid|$k3_uuid)\$" "$T/hk.out")
+is "$got:$(sort -u "$T/hk.out" | wc -l | tr -d ' ')" "10:1" \
+	"hash: 10 requests of one user, other arguments, reach one origin"
+for i in $(seq 1 30); do
+	curl -s "http://127.0.0.1:$port_hk/?user=u$i"
+done >"$T/hk2.out"
+n=$(sort -u "$T/hk2.out" | grep -c -E "^($k1_uuid|$k2_uuid|$k3_uuid)\$")
+ok "$([ "$n" -ge 2 ] && echo 0 || echo 1)" "hash: 30 users spread over $n of 3 origins"
+
+# --- hash $request_uri consistent: one URI, one origin ---------------------------------------
+for i in $(seq 1 10); do
+	curl -s "http://127.0.0.1:$port_ch/?same=1"
+done >"$T/ch.out"
+got=$(grep -c -E "^($c1_uuid|$c2_uuid|$c3_uuid)\$" "$T/ch.out")
+is "$got:$(sort -u "$T/ch.out" | wc -l | tr -d ' ')" "10:1" \
+	"hash consistent: 10 requests for one URI reach one origin"
+for i in $(seq 1 30); do
+	curl -s "http://127.0.0.1:$port_ch/?item=$i"
+done >"$T/ch2.out"
+n=$(sort -u "$T/ch2.out" | grep -c -E "^($c1_uuid|$c2_uuid|$c3_uuid)\$")
+ok "$([ "$n" -ge 2 ] && echo 0 || echo 1)" "hash consistent: 30 URIs spread over $n of 3 origins"
+
+# --- least_time: a slow answer steers later requests away ------------------------------------
+# Fresh peers tie at zero, so the first request goes to one of them by round robin; it
+# takes 300ms, and every later fast request must then go to the other origin.
+slow=$(curl -s -m 5 "http://127.0.0.1:$port_lt/?delay=300")
+like "$slow" "^($t1_uuid|$t2_uuid)\$" "least_time: the delayed request is answered"
+for i in $(seq 1 10); do
+	curl -s -m 4 "http://127.0.0.1:$port_lt/"
+done >"$T/lt.out"
+is "$(grep -c -v "^$slow\$" "$T/lt.out")" 10 "least_time: all 10 later requests avoid the slow origin"
 
 # --- the config still checks, and proxyd runs through a reload ------------------------------
 kill -HUP "$PROXYD_PID"

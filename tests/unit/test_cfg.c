@@ -997,6 +997,15 @@ START_TEST(test_balance)
 	        {"random;", CFG_BALANCE_RANDOM},
 	        {"balance random two;", CFG_BALANCE_RANDOM_TWO},
 	        {"random two;", CFG_BALANCE_RANDOM_TWO},
+	        {"balance hash $request_uri;", CFG_BALANCE_HASH},
+	        {"hash $remote_addr;", CFG_BALANCE_HASH},
+	        {"balance hash $host consistent;", CFG_BALANCE_HASH_CONSISTENT},
+	        {"hash \"u-$arg_user\" consistent;", CFG_BALANCE_HASH_CONSISTENT},
+	        {"balance least_time;", CFG_BALANCE_LEAST_TIME},
+	        {"balance least_time header;", CFG_BALANCE_LEAST_TIME},
+	        {"least_time;", CFG_BALANCE_LEAST_TIME},
+	        {"least_time last_byte;", CFG_BALANCE_LEAST_TIME_LAST_BYTE},
+	        {"balance least_time last_byte;", CFG_BALANCE_LEAST_TIME_LAST_BYTE},
 	};
 	char text[512];
 	struct cfg *cfg;
@@ -1025,6 +1034,26 @@ START_TEST(test_balance)
 	/* ip_hash with down servers is fine (down keeps the hash of the others in place) */
 	cfg = load_ok("upstream u { ip_hash; server 127.0.0.1:1 down; server 127.0.0.1:2; }\n" SRV);
 	ck_assert_int_eq(cfg->upstreams[0].balance, CFG_BALANCE_IP_HASH);
+	cfg_unref(cfg);
+
+	/* a hash key template compiles into parts; consistent builds the ring */
+	cfg = load_ok("upstream u { hash \"$http_x_user_id/$cookie_sid:$arg_a$request_uri\" "
+	              "consistent; server 127.0.0.1:1 weight=2; server 127.0.0.1:2 down; }\n" SRV);
+	struct cfg_upstream *up = &cfg->upstreams[0];
+	ck_assert_uint_eq(up->nkey, 6);
+	ck_assert_int_eq(up->key[0].var, CFG_KEY_HTTP);
+	ck_assert_str_eq(up->key[0].text, "x-user-id");
+	ck_assert_int_eq(up->key[1].var, CFG_KEY_LITERAL);
+	ck_assert_str_eq(up->key[1].text, "/");
+	ck_assert_int_eq(up->key[2].var, CFG_KEY_COOKIE);
+	ck_assert_str_eq(up->key[2].text, "sid");
+	ck_assert_int_eq(up->key[3].var, CFG_KEY_LITERAL);
+	ck_assert_int_eq(up->key[4].var, CFG_KEY_ARG);
+	ck_assert_str_eq(up->key[4].text, "a");
+	ck_assert_int_eq(up->key[5].var, CFG_KEY_REQUEST_URI);
+	ck_assert_uint_eq(up->nring, 3 * 160);
+	for (size_t i = 1; i < up->nring; i++)
+		ck_assert_uint_le(up->ring[i - 1].hash, up->ring[i].hash);
 	cfg_unref(cfg);
 }
 END_TEST
@@ -1220,6 +1249,35 @@ static const struct {
         {UP "server {\n listen 1;\n proxy_pass u;\n balance random;\n}\n", 5,
          "\"balance\" directive is not allowed here"},
         {UP SRV "ip_hash;\n", 3, "\"ip_hash\" directive is not allowed here"},
+        /* values: hash and least_time */
+        {"upstream u {\n server 127.0.0.1:1;\n hash $uri;\n}\n" SRV, 3,
+         "invalid value \"$uri\" in \"hash\" directive: unknown variable \"$uri\""},
+        {"upstream u {\n server 127.0.0.1:1;\n balance hash \"k-$http_\";\n}\n" SRV, 3,
+         "invalid value \"k-$http_\" in \"balance\" directive: unknown variable \"$http_\""},
+        {"upstream u {\n server 127.0.0.1:1;\n hash \"a$\";\n}\n" SRV, 3,
+         "invalid value \"a$\" in \"hash\" directive: unknown variable \"$\""},
+        {"upstream u {\n server 127.0.0.1:1;\n hash \"\";\n}\n" SRV, 3,
+         "invalid value \"\" in \"hash\" directive: the hash key must not be empty"},
+        {"upstream u {\n server 127.0.0.1:1;\n balance hash;\n}\n" SRV, 3,
+         "invalid number of arguments in \"balance\" directive"},
+        {"upstream u {\n server 127.0.0.1:1;\n hash $host ring;\n}\n" SRV, 3,
+         "invalid value \"ring\" in \"hash\" directive: hash takes only \"consistent\" after "
+         "the key"},
+        {"upstream u {\n hash $request_uri;\n server 127.0.0.1:1;\n"
+         " server 127.0.0.1:2 backup;\n}\n" SRV,
+         4,
+         "invalid value \"backup\" in \"server\" directive: hash does not support backup "
+         "servers"},
+        {"upstream u {\n server 127.0.0.1:2 backup;\n server 127.0.0.1:1;\n"
+         " balance hash $request_uri consistent;\n}\n" SRV,
+         4,
+         "invalid value \"hash\" in \"balance\" directive: hash does not support backup "
+         "servers"},
+        {"upstream u {\n server 127.0.0.1:1;\n least_time first_byte;\n}\n" SRV, 3,
+         "invalid value \"first_byte\" in \"least_time\" directive: least_time takes only "
+         "\"header\" or \"last_byte\""},
+        {"upstream u {\n server 127.0.0.1:1;\n balance least_time header x;\n}\n" SRV, 3,
+         "invalid number of arguments in \"balance\" directive"},
         {"upstream u {\n server 127.0.0.1:1 standby;\n}\n" SRV, 2,
          "invalid value \"standby\" in \"server\" directive: unknown parameter"},
         /* values: main */

@@ -84,7 +84,7 @@ static int
 pick(struct cfg_upstream *u, const struct sockaddr *client, struct cfg_peer *const *tried,
      int ntried)
 {
-	struct cfg_peer *p = up_pick(u, client, tried, ntried, NOW);
+	struct cfg_peer *p = up_pick(u, client, NULL, 0, tried, ntried, NOW);
 
 	if (p == NULL)
 		return -1;
@@ -605,6 +605,206 @@ START_TEST(test_failed_lone_usable_peer)
 }
 END_TEST
 
+/* ---- hash ---- */
+
+/* The index of the peer up_pick() returns for key (a NUL-terminated string). */
+static int
+pick_key(struct cfg_upstream *u, const char *key)
+{
+	struct cfg_peer *p = up_pick(u, NULL, key, strlen(key), NULL, 0, NOW);
+
+	if (p == NULL)
+		return -1;
+	return (int)(p - u->peers);
+}
+
+START_TEST(test_hash_stable_and_weighted)
+{
+	struct cfg_upstream *u = load_upstream("balance hash $request_uri;\n"
+	                                       "server 127.0.0.1:1 weight=1;\n"
+	                                       "server 127.0.0.1:2 weight=1;\n"
+	                                       "server 127.0.0.1:3 weight=2;");
+	int counts[3] = {0, 0, 0};
+	char key[32];
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_HASH);
+	for (int i = 0; i < 4000; i++) {
+		int k;
+
+		snprintf(key, sizeof(key), "/item/%d", i);
+		k = pick_key(u, key);
+		ck_assert_int_ge(k, 0);
+		/* the same key always lands on the same peer */
+		ck_assert_int_eq(pick_key(u, key), k);
+		ck_assert_int_eq(pick_key(u, key), k);
+		counts[k]++;
+	}
+	/* by weight: 1000, 1000, 2000 expected */
+	ck_assert_msg(counts[0] > 800 && counts[0] < 1200, "peer 0 got %d", counts[0]);
+	ck_assert_msg(counts[1] > 800 && counts[1] < 1200, "peer 1 got %d", counts[1]);
+	ck_assert_msg(counts[2] > 1700 && counts[2] < 2300, "peer 2 got %d", counts[2]);
+	/* an ineligible peer rehashes its keys elsewhere; other keys stay */
+	mark_down(&u->peers[2]);
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "/item/%d", i);
+		ck_assert_int_ne(pick_key(u, key), 2);
+	}
+	/* no key at all: round robin */
+	ck_assert_int_ge(pick(u, NULL, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(test_hash_consistent_moves_few)
+{
+	struct cfg_upstream *u = load_upstream("hash \"key-$request_uri\" consistent;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;\n"
+	                                       "server 127.0.0.1:4;\n"
+	                                       "server 127.0.0.1:5;");
+	enum { NKEYS = 10000 };
+	static int home[NKEYS];
+	int counts[5] = {0, 0, 0, 0, 0}, moved = 0;
+	char key[32];
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_HASH_CONSISTENT);
+	ck_assert_uint_eq(u->nring, 5 * 160);
+	for (int i = 0; i < NKEYS; i++) {
+		snprintf(key, sizeof(key), "/k/%d", i);
+		home[i] = pick_key(u, key);
+		ck_assert_int_ge(home[i], 0);
+		ck_assert_int_eq(pick_key(u, key), home[i]);
+		counts[home[i]]++;
+	}
+	for (int k = 0; k < 5; k++)
+		ck_assert_msg(counts[k] > 1000 && counts[k] < 3000, "peer %d got %d of %d", k,
+		              counts[k], NKEYS);
+	/* one of five peers goes: only its keys move, about 1/5 of them */
+	mark_down(&u->peers[3]);
+	for (int i = 0; i < NKEYS; i++) {
+		int k;
+
+		snprintf(key, sizeof(key), "/k/%d", i);
+		k = pick_key(u, key);
+		ck_assert_int_ne(k, 3);
+		if (home[i] != 3)
+			ck_assert_int_eq(k, home[i]);
+		else
+			moved++;
+	}
+	ck_assert_msg(moved > NKEYS / 10 && moved < NKEYS * 3 / 10, "%d of %d keys moved", moved,
+	              NKEYS);
+	/* all peers ineligible: none */
+	for (int k = 0; k < 5; k++)
+		mark_down(&u->peers[k]);
+	ck_assert_int_eq(pick_key(u, "/k/1"), -1);
+}
+END_TEST
+
+START_TEST(test_hash_consistent_down_and_tried)
+{
+	struct cfg_upstream *u = load_upstream("hash $request_uri consistent;\n"
+	                                       "server 127.0.0.1:1 weight=2;\n"
+	                                       "server 127.0.0.1:2 down;\n"
+	                                       "server 127.0.0.1:3;");
+	struct cfg_peer *tried[1];
+	struct cfg_peer *p;
+
+	ck_assert_uint_eq(u->nring, 4 * 160);
+	for (int i = 0; i < 500; i++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "/d/%d", i);
+		ck_assert_int_ne(pick_key(u, key), 1);
+		/* a retry walks on to another peer */
+		p = up_pick(u, NULL, key, strlen(key), NULL, 0, NOW);
+		tried[0] = p;
+		p = up_pick(u, NULL, key, strlen(key), tried, 1, NOW);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_ptr_ne(p, tried[0]);
+		ck_assert_ptr_ne(p, &u->peers[1]);
+	}
+}
+END_TEST
+
+/* ---- least_time ---- */
+
+START_TEST(test_least_time)
+{
+	struct cfg_upstream *u = load_upstream("balance least_time;\n"
+	                                       "server 127.0.0.1:1;\n"
+	                                       "server 127.0.0.1:2;\n"
+	                                       "server 127.0.0.1:3;");
+	int counts[3];
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_LEAST_TIME);
+	/* fresh peers all average 0: a tie, so round robin */
+	pick_many(u, 300, counts);
+	ck_assert_int_eq(counts[0], 100);
+	ck_assert_int_eq(counts[1], 100);
+	ck_assert_int_eq(counts[2], 100);
+	/* last-byte times are not what this upstream measures; head times are */
+	up_peer_time(u, &u->peers[1], 1, up_now_ms() - 5000);
+	ck_assert_int_eq(atomic_load(&u->peers[1].ewma_us), 0);
+	up_peer_time(u, &u->peers[1], 0, up_now_ms() - 5000);
+	ck_assert_int_ge(atomic_load(&u->peers[1].ewma_us), 5000000);
+	ck_assert_int_lt(atomic_load(&u->peers[1].ewma_us), 6000000);
+	atomic_store(&u->peers[1].ewma_us, 0);
+	up_peer_time_add(&u->peers[0], 100);
+	up_peer_time_add(&u->peers[1], 10);
+	up_peer_time_add(&u->peers[2], 50);
+	ck_assert_int_eq(atomic_load(&u->peers[0].ewma_us), 100000);
+	ck_assert_int_eq(atomic_load(&u->peers[1].ewma_us), 10000);
+	pick_many(u, 20, counts);
+	ck_assert_int_eq(counts[1], 20);
+	/* later samples move the average by 1/8 */
+	up_peer_time_add(&u->peers[1], 90);
+	ck_assert_int_eq(atomic_load(&u->peers[1].ewma_us), 20000);
+	/* active counts weigh in: 21ms * 4 > 51ms * 1 */
+	atomic_store(&u->peers[1].active, 3);
+	pick_many(u, 20, counts);
+	ck_assert_int_eq(counts[2], 20);
+	/* 101ms * 1 < 51ms * 3 */
+	atomic_store(&u->peers[1].active, 10);
+	atomic_store(&u->peers[2].active, 2);
+	pick_many(u, 20, counts);
+	ck_assert_int_eq(counts[0], 20);
+	/* equal scores: round robin among the tied only */
+	atomic_store(&u->peers[0].ewma_us, 50000);
+	atomic_store(&u->peers[2].ewma_us, 50000);
+	atomic_store(&u->peers[2].active, 0);
+	atomic_store(&u->peers[0].active, 0);
+	pick_many(u, 20, counts);
+	ck_assert_int_eq(counts[0], 10);
+	ck_assert_int_eq(counts[2], 10);
+}
+END_TEST
+
+START_TEST(test_least_time_last_byte_weights)
+{
+	struct cfg_upstream *u = load_upstream("least_time last_byte;\n"
+	                                       "server 127.0.0.1:1 weight=4;\n"
+	                                       "server 127.0.0.1:2;");
+	int counts[2];
+
+	ck_assert_int_eq(u->balance, CFG_BALANCE_LEAST_TIME_LAST_BYTE);
+	up_peer_time(u, &u->peers[0], 0, up_now_ms() - 1000); /* a head time: ignored */
+	ck_assert_int_eq(atomic_load(&u->peers[0].ewma_us), 0);
+	up_peer_time(u, &u->peers[0], 1, up_now_ms() - 1000);
+	ck_assert_int_ge(atomic_load(&u->peers[0].ewma_us), 1000000);
+	/* 4x slower but 4x the weight, and 3 requests on it: (40+1)*4/4 > (10+1)*1/1 */
+	atomic_store(&u->peers[0].ewma_us, 40000);
+	up_peer_time_add(&u->peers[1], 10);
+	atomic_store(&u->peers[0].active, 3);
+	pick_many(u, 10, counts);
+	ck_assert_int_eq(counts[1], 10);
+	/* idle: 41/4 < 11 */
+	atomic_store(&u->peers[0].active, 0);
+	pick_many(u, 10, counts);
+	ck_assert_int_eq(counts[0], 10);
+}
+END_TEST
+
 static Suite *
 upstream_suite(void)
 {
@@ -645,6 +845,19 @@ upstream_suite(void)
 	tcase_add_test(tc, test_random_weights);
 	tcase_add_test(tc, test_random_two);
 	tcase_add_test(tc, test_random_two_spread);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hash");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_hash_stable_and_weighted);
+	tcase_add_test(tc, test_hash_consistent_moves_few);
+	tcase_add_test(tc, test_hash_consistent_down_and_tried);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("least_time");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_least_time);
+	tcase_add_test(tc, test_least_time_last_byte_weights);
 	suite_add_tcase(s, tc);
 
 	return s;
