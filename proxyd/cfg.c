@@ -66,6 +66,15 @@
 #define CFG_DEF_UP_KEEPALIVE           0
 #define CFG_DEF_UP_KEEPALIVE_TIMEOUT   60000
 #define CFG_DEF_UP_KEEPALIVE_REQUESTS  1000
+#define CFG_DEF_HEALTH_INTERVAL        5000
+#define CFG_DEF_HEALTH_TIMEOUT         2000
+#define CFG_DEF_HEALTH_URI             "/health"
+#define CFG_DEF_HEALTH_FAILS           3
+#define CFG_DEF_HEALTH_PASSES          2
+#define CFG_HEALTH_MAX_MS              3600000
+#define CFG_HEALTH_MAX_COUNT           1000
+#define CFG_HEALTH_MAX_URI             1024
+#define CFG_HEALTH_BAD_EXPECT          "expect takes a status N or a range N-M within 100-599"
 #define CFG_DEF_LISTEN_BACKLOG         511
 #define CFG_DEF_PROXY_TIMEOUT          60000
 #define CFG_DEF_KEEPALIVE_TIMEOUT      75000
@@ -602,6 +611,8 @@ static int cfg_block_server(struct cfg_parser *, const struct cfg_directive *, c
                             void *, char **);
 static int cfg_set_peer(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
                         char **);
+static int cfg_set_health_check(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                                void *, char **);
 static int cfg_set_balance(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                            void *, char **);
 static int cfg_set_listen(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
@@ -651,6 +662,7 @@ static const struct cfg_directive cfg_upstream_directives[] = {
          offsetof(struct cfg_upstream, keepalive_timeout_ms), NULL},
         {"keepalive_requests", CFG_CTX_UPSTREAM, CFG_TAKE(1), cfg_set_number,
          offsetof(struct cfg_upstream, keepalive_requests), &cfg_range_positive},
+        {"health_check", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(0, 6), cfg_set_health_check, 0, NULL},
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -1936,6 +1948,122 @@ cfg_set_balance(struct cfg_parser *p, const struct cfg_directive *d, char **args
 	return 0;
 }
 
+/* A health_check duration parameter: positive, at most an hour. */
+static int
+cfg_health_duration(const struct cfg_directive *d, const char *a, const char *v, uint32_t *ms,
+                    char **err)
+{
+	char *why = NULL;
+
+	if (cfg_parse_duration(v, ms, &why) == -1) {
+		cfg_invalid(err, d, a, "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	if (*ms == 0 || *ms > CFG_HEALTH_MAX_MS)
+		return cfg_invalid(err, d, a, "must be between 1ms and 1h");
+	return 0;
+}
+
+/*
+ * health_check [interval=DURATION] [timeout=DURATION] [uri=PATH] [expect=N|N-M] [fails=N]
+ *              [passes=N];
+ */
+static int
+cfg_set_health_check(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                     void *conf, char **err)
+{
+	struct cfg_upstream *up = conf;
+	struct cfg_health hc = {CFG_UNSET_MS, CFG_UNSET_MS, NULL,     CFG_UNSET,
+	                        CFG_UNSET,    CFG_UNSET,    CFG_UNSET};
+	const char *uri = NULL;
+	uint64_t v, w;
+
+	(void)p;
+	if (up->hc.interval_ms != 0)
+		return cfg_duplicate(err, d);
+	for (size_t i = 0; i < nargs; i++) {
+		const char *a = args[i], *eq = strchr(a, '=');
+		size_t klen = eq != NULL ? (size_t)(eq - a) : strlen(a);
+		const char *val = eq != NULL ? eq + 1 : "";
+
+#define CFG_HC_KEY(k) (klen == sizeof(k) - 1 && strncmp(a, k, klen) == 0 && eq != NULL)
+		if (CFG_HC_KEY("interval") || CFG_HC_KEY("timeout")) {
+			uint32_t *ms = a[0] == 'i' ? &hc.interval_ms : &hc.timeout_ms;
+
+			if (*ms != CFG_UNSET_MS)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (cfg_health_duration(d, a, val, ms, err) == -1)
+				return -1;
+		} else if (CFG_HC_KEY("uri")) {
+			if (uri != NULL)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (val[0] != '/')
+				return cfg_invalid(err, d, a, "the uri must start with \"/\"");
+			for (const char *c = val; *c != '\0'; c++)
+				if ((unsigned char)*c <= ' ' || *c == 0x7f)
+					return cfg_invalid(err, d, a,
+					                   "the uri must not contain spaces or "
+					                   "control characters");
+			if (strlen(val) > CFG_HEALTH_MAX_URI)
+				return cfg_invalid(err, d, a, "the uri is longer than %d bytes",
+				                   CFG_HEALTH_MAX_URI);
+			uri = val;
+		} else if (CFG_HC_KEY("expect")) {
+			const char *dash = strchr(val, '-');
+			char lo[8];
+
+			if (hc.expect_lo != CFG_UNSET)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (dash == NULL) {
+				if (cfg_parse_uint(val, 999, &v) == -1)
+					return cfg_invalid(err, d, a, CFG_HEALTH_BAD_EXPECT);
+				w = v;
+			} else {
+				if ((size_t)(dash - val) >= sizeof(lo))
+					return cfg_invalid(err, d, a, CFG_HEALTH_BAD_EXPECT);
+				memcpy(lo, val, (size_t)(dash - val));
+				lo[dash - val] = '\0';
+				if (cfg_parse_uint(lo, 999, &v) == -1 ||
+				    cfg_parse_uint(dash + 1, 999, &w) == -1)
+					return cfg_invalid(err, d, a, CFG_HEALTH_BAD_EXPECT);
+			}
+			if (v < 100 || w > 599 || v > w)
+				return cfg_invalid(err, d, a, CFG_HEALTH_BAD_EXPECT);
+			hc.expect_lo = (int)v;
+			hc.expect_hi = (int)w;
+		} else if (CFG_HC_KEY("fails") || CFG_HC_KEY("passes")) {
+			int *n = a[0] == 'f' ? &hc.fails : &hc.passes;
+
+			if (*n != CFG_UNSET)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (cfg_parse_uint(val, CFG_HEALTH_MAX_COUNT, &v) == -1 || v < 1)
+				return cfg_invalid(err, d, a, "must be between 1 and %d",
+				                   CFG_HEALTH_MAX_COUNT);
+			*n = (int)v;
+		} else {
+			return cfg_invalid(err, d, a, "unknown parameter");
+		}
+#undef CFG_HC_KEY
+	}
+	if ((hc.uri = strdup(uri != NULL ? uri : CFG_DEF_HEALTH_URI)) == NULL)
+		return cfg_nomem(err);
+	if (hc.interval_ms == CFG_UNSET_MS)
+		hc.interval_ms = CFG_DEF_HEALTH_INTERVAL;
+	if (hc.timeout_ms == CFG_UNSET_MS)
+		hc.timeout_ms = CFG_DEF_HEALTH_TIMEOUT;
+	if (hc.expect_lo == CFG_UNSET) {
+		hc.expect_lo = 200;
+		hc.expect_hi = 399;
+	}
+	if (hc.fails == CFG_UNSET)
+		hc.fails = CFG_DEF_HEALTH_FAILS;
+	if (hc.passes == CFG_UNSET)
+		hc.passes = CFG_DEF_HEALTH_PASSES;
+	up->hc = hc;
+	return 0;
+}
+
 static void
 cfg_upstream_merge(struct cfg_upstream *up)
 {
@@ -2224,6 +2352,7 @@ cfg_free(struct cfg *cfg, int locks)
 		free(up->name);
 		cfg_key_free(up->key, up->nkey);
 		free(up->ring);
+		free(up->hc.uri);
 		if (locks)
 			pthread_mutex_destroy(&up->lock);
 	}

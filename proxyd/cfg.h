@@ -45,6 +45,12 @@ struct cfg_peer {
 	_Atomic int64_t down_until_ms;  /* peer is skipped until then (monotonic ms) */
 	atomic_int active;              /* requests in flight on this peer, all workers */
 	/*
+	 * active health: 1 while the health checker (health.c, worker 0 only) holds the
+	 * peer down after `fails` consecutive failed checks; 0 (up) from load on, and again
+	 * after `passes` consecutive passed checks
+	 */
+	atomic_int health_down;
+	/*
 	 * least_time: moving average (weight 1/8 per sample) of the response time, in
 	 * microseconds (kept finer than the millisecond samples so that small ones still
 	 * move it); 0 until the first response
@@ -83,6 +89,17 @@ struct cfg_key_part {
 	size_t len;
 };
 
+/* health_check of an upstream (health.h); interval_ms 0: no active checks. */
+struct cfg_health {
+	uint32_t interval_ms; /* interval=, default 5s */
+	uint32_t timeout_ms;  /* timeout=, default 2s: connect to the end of the head */
+	char *uri;            /* uri=, default "/health" */
+	int expect_lo;        /* expect=N or N-M: the passing statuses, default 200-399 */
+	int expect_hi;
+	int fails;  /* fails=, default 3: consecutive failures that mark a peer down */
+	int passes; /* passes=, default 2: consecutive passes that mark it up again */
+};
+
 /* A point of a consistent-hash ring: sorted by hash, then by peer. */
 struct cfg_ring_point {
 	uint32_t hash;
@@ -101,6 +118,7 @@ struct cfg_upstream {
 	int keepalive;                 /* idle connections kept per worker; 0 = no pooling */
 	uint32_t keepalive_timeout_ms; /* idle pooled connection lifetime, default 60s */
 	int keepalive_requests;        /* requests per upstream connection, default 1000 */
+	struct cfg_health hc;          /* health_check; hc.interval_ms 0 when absent */
 	const char *file;
 	int line;
 

@@ -28,7 +28,8 @@ up_now_ms(void)
 
 /*
  * Whether p may serve this request: not configured down, in the set being considered
- * (primaries or backups), not marked down by passive health, not already tried.
+ * (primaries or backups), not marked down by passive health nor by the active health
+ * checker (health.c), not already tried.
  */
 static int
 up_eligible(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *tried, int ntried,
@@ -37,6 +38,8 @@ up_eligible(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *t
 	if ((p->flags & CFG_PEER_DOWN) || (p->flags & CFG_PEER_BACKUP) != backup)
 		return 0;
 	if (atomic_load_explicit(&p->down_until_ms, memory_order_relaxed) > now_ms)
+		return 0;
+	if (atomic_load_explicit(&p->health_down, memory_order_relaxed))
 		return 0;
 	for (int i = 0; i < ntried; i++)
 		if (tried[i] == p)

@@ -20,13 +20,14 @@
  *   least_time   the lowest (average response time + 1ms) * (active + 1) / weight, the
  *                time measured to the response head or to its last byte; ties broken as
  *                least_conn's.
- * Eligible peers are those not configured `down`, not marked down by passive health and
- * not already tried by this request; `backup` peers are considered only when no primary is
- * eligible. Balancer state lives in the peers of the config generation and is shared by
- * every worker (the lock is held for the O(npeers) round-robin and least_conn picks only).
- * A peer that fails max_fails times within fail_timeout is skipped for fail_timeout; an
- * upstream with a single peer that is not `down` never marks it down (there is nowhere else
- * to go).
+ * Eligible peers are those not configured `down`, not marked down by passive health
+ * (max_fails), not marked down by active health checks (health_down, see health.h) and
+ * not already tried by this request (both kinds of health must allow a peer); `backup`
+ * peers are considered only when no primary is eligible. Balancer state lives in the peers of the
+ * config generation and is shared by every worker (the lock is held for the O(npeers) round-robin
+ * and least_conn picks only). A peer that fails max_fails times within fail_timeout is skipped for
+ * fail_timeout; an upstream with a single peer that is not `down` never marks it down (there is
+ * nowhere else to go).
  *
  * The pool keeps idle keep-alive connections to upstream peers, per worker (never shared
  * between threads), keyed by peer address so that it survives a reload.

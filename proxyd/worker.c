@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "health.h"
 #include "log.h"
 #include "session.h"
 #include "worker.h"
@@ -55,6 +56,7 @@ struct worker {
 	int stop;             /* under lock: 1 drain, 2 close everything now */
 	int paused;
 	int joined;
+	struct health *health; /* worker 0: the checks of cfg's upstreams (health.h) */
 };
 
 static struct worker *workers;
@@ -308,6 +310,11 @@ worker_apply(struct worker *w, struct wmsg *m)
 	w->cfg = m->cfg;
 	m->cfg = NULL;
 	wmsg_free(m);
+	/* Active health checks run in worker 0 only: one check per interval, not N. */
+	if (w->id == 0 && !w->env.stopping) {
+		health_stop(w->health);
+		w->health = health_start(w->env.base, w->cfg);
+	}
 }
 
 static void
@@ -376,6 +383,8 @@ worker_ctlcb(evutil_socket_t fd, short what, void *arg)
 		w->ls = NULL;
 		w->nls = 0;
 		event_del(w->resume);
+		health_stop(w->health);
+		w->health = NULL;
 		up_pool_clear(&w->env.pool);
 		session_env_drain(&w->env);
 		if (w->env.nsessions == 0)
@@ -393,6 +402,8 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	event_base_dispatch(w->env.base);
+	health_stop(w->health);
+	w->health = NULL;
 	session_env_close_all(&w->env);
 	up_pool_clear(&w->env.pool);
 	return NULL;
@@ -557,6 +568,8 @@ workers_stop(uint32_t grace_ms)
 		wmsg_free(w->pending);
 		event_free(w->ctl);
 		event_free(w->resume);
+		health_stop(w->health); /* a worker that never ran */
+		w->health = NULL;
 		if (w->cfg)
 			cfg_unref(w->cfg);
 		event_base_free(w->env.base);

@@ -533,6 +533,9 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(up->peers[0].weight, 1);
 	ck_assert_int_eq(up->peers[0].max_fails, 1);
 	ck_assert_uint_eq(up->peers[0].fail_timeout_ms, 10000);
+	ck_assert_uint_eq(up->hc.interval_ms, 0); /* no health_check: no active checks */
+	ck_assert_ptr_null(up->hc.uri);
+	ck_assert_int_eq(up->peers[0].health_down, 0);
 
 	ck_assert_uint_eq(cfg->nservers, 1);
 	s = &cfg->servers[0];
@@ -1021,6 +1024,31 @@ START_TEST(test_balance)
 		cfg_unref(cfg);
 	}
 
+	/* health_check: defaults, then every parameter */
+	cfg = load_ok("upstream u { server 127.0.0.1:1; health_check; }\n" SRV);
+	ck_assert_uint_eq(cfg->upstreams[0].hc.interval_ms, 5000);
+	ck_assert_uint_eq(cfg->upstreams[0].hc.timeout_ms, 2000);
+	ck_assert_str_eq(cfg->upstreams[0].hc.uri, "/health");
+	ck_assert_int_eq(cfg->upstreams[0].hc.expect_lo, 200);
+	ck_assert_int_eq(cfg->upstreams[0].hc.expect_hi, 399);
+	ck_assert_int_eq(cfg->upstreams[0].hc.fails, 3);
+	ck_assert_int_eq(cfg->upstreams[0].hc.passes, 2);
+	cfg_unref(cfg);
+	cfg = load_ok("upstream u { server 127.0.0.1:1; health_check interval=200ms timeout=1s "
+	              "uri=/status?x=1 expect=204 fails=1 passes=5; }\n" SRV);
+	ck_assert_uint_eq(cfg->upstreams[0].hc.interval_ms, 200);
+	ck_assert_uint_eq(cfg->upstreams[0].hc.timeout_ms, 1000);
+	ck_assert_str_eq(cfg->upstreams[0].hc.uri, "/status?x=1");
+	ck_assert_int_eq(cfg->upstreams[0].hc.expect_lo, 204);
+	ck_assert_int_eq(cfg->upstreams[0].hc.expect_hi, 204);
+	ck_assert_int_eq(cfg->upstreams[0].hc.fails, 1);
+	ck_assert_int_eq(cfg->upstreams[0].hc.passes, 5);
+	cfg_unref(cfg);
+	cfg = load_ok("upstream u { server 127.0.0.1:1; health_check expect=100-599; }\n" SRV);
+	ck_assert_int_eq(cfg->upstreams[0].hc.expect_lo, 100);
+	ck_assert_int_eq(cfg->upstreams[0].hc.expect_hi, 599);
+	cfg_unref(cfg);
+
 	cfg = load_ok("upstream u {\n server 127.0.0.1:1 down weight=3;\n"
 	              " server 127.0.0.1:2 backup max_fails=2;\n"
 	              " server 127.0.0.1:3 backup down;\n least_conn;\n}\n" SRV);
@@ -1341,6 +1369,44 @@ static const struct {
          "max_fails must be a non-negative number"},
         {"upstream u {\n server 127.0.0.1:1 max_fails=1 max_fails=1;\n}\n" SRV, 2,
          "duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check interval=0;\n}\n" SRV, 3,
+         "invalid value \"interval=0\" in \"health_check\" directive: must be between 1ms and 1h"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check interval=abc;\n}\n" SRV, 3,
+         "invalid value \"interval=abc\" in \"health_check\" directive: not a duration"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check timeout=2h;\n}\n" SRV, 3,
+         "invalid value \"timeout=2h\" in \"health_check\" directive: must be between 1ms and 1h"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check interval=1s interval=2s;\n}\n" SRV, 3,
+         "invalid value \"interval=2s\" in \"health_check\" directive: duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check uri=health;\n}\n" SRV, 3,
+         "invalid value \"uri=health\" in \"health_check\" directive: the uri must start with "
+         "\"/\""},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check \"uri=/a b\";\n}\n" SRV, 3,
+         "the uri must not contain spaces or control characters"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check expect=99;\n}\n" SRV, 3,
+         "invalid value \"expect=99\" in \"health_check\" directive: expect takes a status N or a "
+         "range N-M within 100-599"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check expect=600;\n}\n" SRV, 3,
+         "expect takes a status N or a range N-M within 100-599"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check expect=300-200;\n}\n" SRV, 3,
+         "expect takes a status N or a range N-M within 100-599"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check expect=200-;\n}\n" SRV, 3,
+         "expect takes a status N or a range N-M within 100-599"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check expect=2xx;\n}\n" SRV, 3,
+         "expect takes a status N or a range N-M within 100-599"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check fails=0;\n}\n" SRV, 3,
+         "invalid value \"fails=0\" in \"health_check\" directive: must be between 1 and 1000"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check passes=1001;\n}\n" SRV, 3,
+         "invalid value \"passes=1001\" in \"health_check\" directive: must be between 1 and 1000"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check fails=1 fails=2;\n}\n" SRV, 3,
+         "duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check port=80;\n}\n" SRV, 3,
+         "invalid value \"port=80\" in \"health_check\" directive: unknown parameter"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check interval;\n}\n" SRV, 3,
+         "invalid value \"interval\" in \"health_check\" directive: unknown parameter"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check;\n health_check;\n}\n" SRV, 4,
+         "\"health_check\" directive is duplicate"},
+        {"upstream u {\n server 127.0.0.1:1;\n health_check a b c d e f g;\n}\n" SRV, 3,
+         "invalid number of arguments in \"health_check\" directive"},
         {"upstream u {\n server 127.0.0.1:1 fail_timeout=abc;\n}\n" SRV, 2,
          "invalid value \"fail_timeout=abc\" in \"server\" directive: not a duration"},
         {"upstream u {\n server 127.0.0.1:1 fail_timeout=50d;\n}\n" SRV, 2, "too large"},
