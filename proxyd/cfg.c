@@ -619,6 +619,8 @@ static int cfg_set_listen(struct cfg_parser *, const struct cfg_directive *, cha
                           void *, char **);
 static int cfg_set_proxy_pass(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                               void *, char **);
+static int cfg_set_next_upstream(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                                 void *, char **);
 static int cfg_set_access_log(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                               void *, char **);
 
@@ -685,6 +687,12 @@ static const struct cfg_directive cfg_server_directives[] = {
          offsetof(struct cfg_server, client_body_timeout_ms), &cfg_range_positive},
         {"send_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
          offsetof(struct cfg_server, send_timeout_ms), &cfg_range_positive},
+        {"proxy_next_upstream", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 11), cfg_set_next_upstream,
+         offsetof(struct cfg_server, next_upstream), NULL},
+        {"proxy_next_upstream_tries", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_number,
+         offsetof(struct cfg_server, next_upstream_tries), NULL},
+        {"proxy_next_upstream_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, next_upstream_timeout_ms), NULL},
         {"client_max_header_size", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_size,
          offsetof(struct cfg_server, client_max_header_size), &cfg_range_positive},
         {"client_max_target", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_size,
@@ -2133,6 +2141,54 @@ cfg_block_upstream(struct cfg_parser *p, const struct cfg_directive *d, char **a
 
 /* ---- server context ---- */
 
+/* proxy_next_upstream error | timeout | invalid_header | http_NNN | non_idempotent ... | off */
+static int
+cfg_set_next_upstream(struct cfg_parser *p, const struct cfg_directive *d, char **args,
+                      size_t nargs, void *conf, char **err)
+{
+	static const struct {
+		const char *name;
+		int bit;
+	} conds[] = {
+	        {"error", CFG_NEXT_ERROR},
+	        {"timeout", CFG_NEXT_TIMEOUT},
+	        {"invalid_header", CFG_NEXT_INVALID_HEADER},
+	        {"http_500", CFG_NEXT_HTTP_500},
+	        {"http_502", CFG_NEXT_HTTP_502},
+	        {"http_503", CFG_NEXT_HTTP_503},
+	        {"http_504", CFG_NEXT_HTTP_504},
+	        {"http_403", CFG_NEXT_HTTP_403},
+	        {"http_404", CFG_NEXT_HTTP_404},
+	        {"http_429", CFG_NEXT_HTTP_429},
+	        {"non_idempotent", CFG_NEXT_NON_IDEMPOTENT},
+	};
+	int *fp = cfg_field(conf, d);
+	int bits = 0;
+
+	(void)p;
+	if (*fp != CFG_UNSET)
+		return cfg_duplicate(err, d);
+	for (size_t i = 0; i < nargs; i++) {
+		size_t j;
+
+		if (strcmp(args[i], "off") == 0) {
+			if (nargs > 1)
+				return cfg_invalid(
+				        err, d, args[i],
+				        "\"off\" cannot be combined with other conditions");
+			break;
+		}
+		for (j = 0; j < sizeof(conds) / sizeof(conds[0]); j++)
+			if (strcmp(args[i], conds[j].name) == 0)
+				break;
+		if (j == sizeof(conds) / sizeof(conds[0]))
+			return cfg_invalid(err, d, args[i], "unknown condition");
+		bits |= conds[j].bit;
+	}
+	*fp = bits;
+	return 0;
+}
+
 /* listen ADDR:PORT|PORT|*:PORT|[IPv6]:PORT [backlog=N]; */
 static int
 cfg_set_listen(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -2258,6 +2314,9 @@ cfg_server_init(struct cfg_server *srv)
 	srv->client_header_timeout_ms = CFG_UNSET_MS;
 	srv->client_body_timeout_ms = CFG_UNSET_MS;
 	srv->send_timeout_ms = CFG_UNSET_MS;
+	srv->next_upstream = CFG_UNSET;
+	srv->next_upstream_tries = CFG_UNSET;
+	srv->next_upstream_timeout_ms = CFG_UNSET_MS;
 	srv->client_max_header_size = CFG_UNSET_SIZE;
 	srv->client_max_target = CFG_UNSET_SIZE;
 	srv->client_max_headers = CFG_UNSET_SIZE;
@@ -2286,6 +2345,9 @@ cfg_server_merge(struct cfg_server *srv)
 	CFG_MERGE(srv->client_header_timeout_ms, CFG_UNSET_MS, CFG_DEF_CLIENT_TIMEOUT);
 	CFG_MERGE(srv->client_body_timeout_ms, CFG_UNSET_MS, CFG_DEF_CLIENT_TIMEOUT);
 	CFG_MERGE(srv->send_timeout_ms, CFG_UNSET_MS, CFG_DEF_SEND_TIMEOUT);
+	CFG_MERGE(srv->next_upstream, CFG_UNSET, CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT);
+	CFG_MERGE(srv->next_upstream_tries, CFG_UNSET, 0);
+	CFG_MERGE(srv->next_upstream_timeout_ms, CFG_UNSET_MS, 0);
 	CFG_MERGE(srv->client_max_header_size, CFG_UNSET_SIZE, CFG_DEF_CLIENT_MAX_HEADER_SIZE);
 	CFG_MERGE(srv->client_max_target, CFG_UNSET_SIZE, CFG_DEF_CLIENT_MAX_TARGET);
 	CFG_MERGE(srv->client_max_headers, CFG_UNSET_SIZE, CFG_DEF_CLIENT_MAX_HEADERS);

@@ -139,6 +139,19 @@ struct cfg_log {
 	int fd; /* opened O_APPEND at load; -1 for "off" */
 };
 
+/* struct cfg_server.next_upstream: when a request goes on to the next peer */
+#define CFG_NEXT_ERROR          0x001 /* error: refused, reset or closed before the head */
+#define CFG_NEXT_TIMEOUT        0x002 /* timeout: connect, or read before the head */
+#define CFG_NEXT_INVALID_HEADER 0x004 /* invalid_header: a bad or incomplete head */
+#define CFG_NEXT_HTTP_500       0x008
+#define CFG_NEXT_HTTP_502       0x010
+#define CFG_NEXT_HTTP_503       0x020
+#define CFG_NEXT_HTTP_504       0x040
+#define CFG_NEXT_HTTP_403       0x080
+#define CFG_NEXT_HTTP_404       0x100
+#define CFG_NEXT_HTTP_429       0x200
+#define CFG_NEXT_NON_IDEMPOTENT 0x400 /* non_idempotent: POST, LOCK, PATCH may go on too */
+
 struct cfg_server {
 	struct cfg_listen *listens;
 	size_t nlistens;
@@ -152,6 +165,10 @@ struct cfg_server {
 	uint32_t client_header_timeout_ms; /* default 60s */
 	uint32_t client_body_timeout_ms;   /* default 60s */
 	uint32_t send_timeout_ms;          /* default 60s */
+
+	int next_upstream;                 /* CFG_NEXT_*, default error|timeout; 0: off */
+	int next_upstream_tries;           /* default 0: as many as there are peers */
+	uint32_t next_upstream_timeout_ms; /* from the first try; default 0: none */
 
 	size_t client_max_header_size; /* default 32k */
 	size_t client_max_target;      /* default 8k */

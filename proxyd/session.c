@@ -89,7 +89,10 @@ struct session {
 	int up_requests; /* requests served before on the upstream connection */
 	int up_eof;
 	int up_keepalive;
-	int last_timeout; /* the last upstream failure was a timeout */
+	int last_timeout;     /* the last upstream failure was a timeout */
+	int idempotent;       /* method idempotent, or an Idempotency-Key header (retries) */
+	int req_sent;         /* some of the request body went upstream: no more retries */
+	int64_t req_start_ms; /* the first try (proxy_next_upstream_timeout) */
 	struct pump req, resp;
 	enum http_method method;
 	int minor;
@@ -111,6 +114,7 @@ static uint64_t session_ids;
 static void session_close(struct session *s, const char *why);
 static void session_read_head(struct session *s);
 static void session_connect(struct session *s);
+static int session_next_allowed(struct session *s, int cond, int reached);
 static void session_error(struct session *s, int status, const char *why);
 static void session_fail(struct session *s, int status, const char *perr, const char *why);
 static void session_pump_request(struct session *s);
@@ -561,6 +565,7 @@ session_enter_head(struct session *s)
 	s->head_parse_at = 0;
 	s->ntried = 0;
 	s->up_reused = s->up_eof = s->up_keepalive = s->last_timeout = 0;
+	s->req_sent = 0;
 	s->resp_started = s->resp_got = s->resp_held = 0;
 	s->status = 0;
 	s->perr = NULL;
@@ -835,6 +840,10 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	enum http_body kind = http_request_body(msg);
 
 	s->method = msg->method;
+	s->idempotent = msg->method == HTTP_M_GET || msg->method == HTTP_M_HEAD ||
+	                msg->method == HTTP_M_OPTIONS || msg->method == HTTP_M_TRACE ||
+	                msg->method == HTTP_M_PUT || msg->method == HTTP_M_DELETE ||
+	                http_header_find(msg, "idempotency-key") != NULL;
 	s->minor = msg->version_minor;
 	s->expect100 = (msg->flags & HTTP_F_EXPECT_100) != 0;
 	s->keepalive = http_keepalive(msg) && srv->keepalive_timeout_ms > 0 &&
@@ -869,6 +878,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	 */
 	evtimer_del(s->timer);
 	s->state = S_UPSTREAM;
+	s->req_start_ms = up_now_ms();
 	session_connect(s);
 }
 
@@ -1097,6 +1107,7 @@ session_connect(struct session *s)
 		if (peer == NULL)
 			break;
 		up_note_live(u, 1);
+		s->resp_got = 0;
 		s->tried[s->ntried++] = peer;
 		s->peer = peer;
 		s->up_start_ms = now;
@@ -1131,6 +1142,8 @@ session_connect(struct session *s)
 			snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", peer->addr.text);
 			session_release_upstream(s, 0);
 			up_peer_failed(u, peer, now);
+			if (!session_next_allowed(s, CFG_NEXT_ERROR, 0))
+				break;
 			continue;
 		}
 		return;
@@ -1147,14 +1160,41 @@ session_connect(struct session *s)
 }
 
 /*
- * The upstream connection failed before any response byte. Try the next peer when that
- * cannot duplicate the request: nothing was sent yet (connect failed), or a reused idle
- * connection was closed under us and the request is idempotent with no body sent.
+ * Whether the request may go on to the next peer after a failure of kind cond (CFG_NEXT_*)
+ * (proxy_next_upstream). reached: the request may have reached the peer, so it must also
+ * be safe to repeat: no body byte sent, and idempotent unless non_idempotent is listed.
+ * Whether a peer is left is up to session_connect().
+ */
+static int
+session_next_allowed(struct session *s, int cond, int reached)
+{
+	const struct cfg_server *srv = s->srv;
+
+	if (!(srv->next_upstream & cond))
+		return 0;
+	if (srv->next_upstream_tries > 0 && s->ntried >= srv->next_upstream_tries)
+		return 0;
+	if (srv->next_upstream_timeout_ms > 0 &&
+	    up_now_ms() - s->req_start_ms >= (int64_t)srv->next_upstream_timeout_ms)
+		return 0;
+	if (!reached)
+		return 1;
+	if (s->req_sent)
+		return 0;
+	return s->idempotent || (srv->next_upstream & CFG_NEXT_NON_IDEMPOTENT);
+}
+
+/*
+ * The upstream connection failed before the response head was complete. Try the next
+ * peer when proxy_next_upstream allows it (session_next_allowed()), or when a reused idle
+ * connection was closed under us and the request is idempotent with no body sent (that
+ * does not count as a try).
  */
 static void
 session_upstream_failed(struct session *s, int timeout, int err, const char *why)
 {
 	int connecting = s->up_connecting, reused = s->up_reused;
+	int cond = timeout ? CFG_NEXT_TIMEOUT : CFG_NEXT_ERROR;
 	int retry = 0;
 
 	/* the error type the client is told if this is the last try */
@@ -1174,17 +1214,20 @@ session_upstream_failed(struct session *s, int timeout, int err, const char *why
 	          s->peer ? s->peer->addr.text : "-", why,
 	          connecting ? " while connecting to upstream" : " while reading response header");
 	if (connecting) {
-		retry = 1;
 		up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
 		s->last_timeout = timeout;
+		retry = session_next_allowed(s, cond, 0);
 	} else if (reused && !timeout && s->req.moved == 0 &&
 	           (s->method == HTTP_M_GET || s->method == HTTP_M_HEAD ||
 	            s->method == HTTP_M_OPTIONS || s->method == HTTP_M_PUT ||
 	            s->method == HTTP_M_DELETE || s->method == HTTP_M_TRACE)) {
 		retry = 1;
 		s->ntried--; /* a stale pooled connection says nothing about the peer */
-	} else if (!s->resp_got) {
-		up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
+	} else {
+		if (!s->resp_got)
+			up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
+		s->last_timeout = timeout;
+		retry = session_next_allowed(s, cond, 1);
 	}
 	session_release_upstream(s, 0);
 	if (retry) {
@@ -1205,9 +1248,16 @@ session_pump_request(struct session *s)
 		uint64_t moved = s->req.moved;
 		int r = pump_run(&s->req, in, out);
 
+		if (r != 0 || evbuffer_get_length(in) != before)
+			s->req_sent = 1; /* body framing or bytes went out: not repeatable */
 		if (r == 0 && evbuffer_get_length(out) < RELAY_HIGH) {
+			size_t more;
+
 			bev_read_more(s->cbev);
+			more = evbuffer_get_length(in);
 			r = pump_run(&s->req, in, out);
+			if (r != 0 || evbuffer_get_length(in) != more)
+				s->req_sent = 1;
 		}
 		if (r == -1) {
 			session_error(s, 400,
@@ -1235,6 +1285,58 @@ session_pump_request(struct session *s)
 	}
 }
 
+/* The proxy_next_upstream condition of a response status, or 0. */
+static int
+session_status_cond(int status)
+{
+	switch (status) {
+	case 500:
+		return CFG_NEXT_HTTP_500;
+	case 502:
+		return CFG_NEXT_HTTP_502;
+	case 503:
+		return CFG_NEXT_HTTP_503;
+	case 504:
+		return CFG_NEXT_HTTP_504;
+	case 403:
+		return CFG_NEXT_HTTP_403;
+	case 404:
+		return CFG_NEXT_HTTP_404;
+	case 429:
+		return CFG_NEXT_HTTP_429;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The response from s->peer is bad (CFG_NEXT_INVALID_HEADER) or has a status listed in
+ * proxy_next_upstream: discard it and try the next peer, if that is allowed and a peer is
+ * left. On the last try nothing is intercepted: the caller relays the response (or fails
+ * it). Returns 1 when the next peer is being tried (the connection is closed, not pooled).
+ */
+static int
+session_next_response(struct session *s, int cond, int status)
+{
+	struct cfg_upstream *u = s->srv->upstream;
+	int64_t now = up_now_ms();
+
+	if (!session_next_allowed(s, cond, 1) || !up_peers_left(u, s->tried, s->ntried, now))
+		return 0;
+	if (status != 0) {
+		log_info("*%" PRIu64 " client %s: upstream %s answered %d, trying the next peer",
+		         s->id, s->client, s->peer->addr.text, status);
+		/* as nginx: 403 and 404 say nothing about the peer's health */
+		if (cond & (CFG_NEXT_HTTP_403 | CFG_NEXT_HTTP_404))
+			up_peer_ok(s->peer);
+		else
+			up_peer_failed(u, s->peer, now);
+	}
+	session_release_upstream(s, 0);
+	session_connect(s);
+	return 1;
+}
+
 static void
 session_read_response_head(struct session *s)
 {
@@ -1259,6 +1361,9 @@ session_read_response_head(struct session *s)
 			log_warnx("*%" PRIu64
 			          " client %s: upstream %s sent an invalid response: %s",
 			          s->id, s->client, s->peer->addr.text, msg->error);
+			up_peer_failed(srv->upstream, s->peer, up_now_ms());
+			if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0))
+				return;
 			session_fail(s, 502, "http_protocol_error",
 			             "invalid response from upstream");
 			return;
@@ -1272,9 +1377,16 @@ session_read_response_head(struct session *s)
 	if (msg->status_code == 101) {
 		log_warnx("*%" PRIu64 " upstream %s switched protocols unasked", s->id,
 		          s->peer->addr.text);
+		up_peer_failed(srv->upstream, s->peer, up_now_ms());
+		if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0))
+			return;
 		session_fail(s, 502, "http_protocol_error", "unexpected 101 from upstream");
 		return;
 	}
+	int cond = session_status_cond(msg->status_code);
+
+	if (cond != 0 && session_next_response(s, cond, msg->status_code))
+		return;
 	up_peer_ok(s->peer);
 	up_peer_time(srv->upstream, s->peer, 0, s->up_start_ms);
 
@@ -1479,6 +1591,9 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			/* a response head cut short */
 			log_warnx("*%" PRIu64 " upstream %s closed the connection mid-header",
 			          s->id, s->peer->addr.text);
+			up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
+			if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0))
+				return;
 			session_fail(s, 502, "http_response_incomplete",
 			             "upstream sent an incomplete response header");
 			return;

@@ -47,6 +47,17 @@ up_eligible(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *t
 	return 1;
 }
 
+int
+up_peers_left(const struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
+              int64_t now_ms)
+{
+	for (size_t i = 0; i < u->npeers; i++)
+		if (up_eligible(&u->peers[i], 0, tried, ntried, now_ms) ||
+		    up_eligible(&u->peers[i], CFG_PEER_BACKUP, tried, ntried, now_ms))
+			return 1;
+	return 0;
+}
+
 /* Whether a is less loaded than b: active requests relative to weight. */
 static int
 up_less_loaded(const struct cfg_peer *a, int active_a, const struct cfg_peer *b, int active_b)

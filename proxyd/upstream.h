@@ -54,6 +54,9 @@ struct event_base;
  */
 struct cfg_peer *up_pick(struct cfg_upstream *u, const struct sockaddr *client, const char *key,
                          size_t keylen, struct cfg_peer *const *tried, int ntried, int64_t now_ms);
+/* Whether up_pick() could still find a peer not in tried[0..ntried) (any balance method). */
+int up_peers_left(const struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
+                  int64_t now_ms);
 /*
  * Build the hash key of the request msg for u into buf[0..size), truncated beyond size;
  * client is the client address text ($remote_addr). Returns the key length, 0 when u
@@ -70,7 +73,7 @@ void up_peer_time(const struct cfg_upstream *u, struct cfg_peer *p, int last_byt
                   int64_t start_ms);
 /* Add a response time of ms milliseconds to p's least_time average. */
 void up_peer_time_add(struct cfg_peer *p, int64_t ms);
-/* Passive health: a connect error or timeout on p. */
+/* Passive health: a connect error or timeout, a bad head or a listed http_NNN from p. */
 void up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms);
 /* A response arrived from p: its failure window starts afresh. */
 void up_peer_ok(struct cfg_peer *p);

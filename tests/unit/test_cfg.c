@@ -362,6 +362,9 @@ START_TEST(test_full)
 	         "    listen 9090;\n"
 	         "    proxy_pass other;   # defined below\n"
 	         "    x_forwarded_for on;\n"
+	         "    proxy_next_upstream http_503 error non_idempotent http_404;\n"
+	         "    proxy_next_upstream_tries 3;\n"
+	         "    proxy_next_upstream_timeout 2s;\n"
 	         "    access_log %s;\n"
 	         "}\n"
 	         "\n"
@@ -439,7 +442,7 @@ START_TEST(test_full)
 	}
 
 	ck_assert_str_eq(other->name, "other");
-	ck_assert_int_eq(other->line, 51);
+	ck_assert_int_eq(other->line, 54);
 	ck_assert_uint_eq(other->npeers, 1);
 	ck_assert_str_eq(peer(other, 0)->addr.text, "10.0.0.1:80");
 	ck_assert_int_eq(other->keepalive, 0);
@@ -493,6 +496,11 @@ START_TEST(test_full)
 	ck_assert_str_eq(s->listens[0].addr.text, "0.0.0.0:9090");
 	ck_assert_int_eq(s->x_forwarded_for, 1);
 	ck_assert_int_eq(s->x_forwarded_proto, 1);
+	ck_assert_int_eq(s->next_upstream, CFG_NEXT_HTTP_503 | CFG_NEXT_ERROR |
+	                                           CFG_NEXT_NON_IDEMPOTENT | CFG_NEXT_HTTP_404);
+	ck_assert_int_eq(s->next_upstream_tries, 3);
+	ck_assert_uint_eq(s->next_upstream_timeout_ms, 2000);
+	ck_assert_int_eq(cfg->servers[0].next_upstream, CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT);
 	ck_assert_str_eq(s->access_log.path, tpath("access2.log"));
 	ck_assert_int_ge(s->access_log.fd, 0);
 	ck_assert_int_ne(s->access_log.fd, cfg->servers[0].access_log.fd);
@@ -553,6 +561,9 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(s->client_header_timeout_ms, 60000);
 	ck_assert_uint_eq(s->client_body_timeout_ms, 60000);
 	ck_assert_uint_eq(s->send_timeout_ms, 60000);
+	ck_assert_int_eq(s->next_upstream, CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT);
+	ck_assert_int_eq(s->next_upstream_tries, 0);
+	ck_assert_uint_eq(s->next_upstream_timeout_ms, 0);
 	ck_assert_uint_eq(s->client_max_header_size, 32 * 1024);
 	ck_assert_uint_eq(s->client_max_target, 8 * 1024);
 	ck_assert_uint_eq(s->client_max_headers, 100);
@@ -1484,6 +1495,22 @@ static const struct {
         {UP "server {\n client_max_body_size 17179869184g;\n}\n", 3, "size is too large"},
         {UP "server {\n via yes;\n}\n", 3,
          "invalid value \"yes\" in \"via\" directive: it must be \"on\" or \"off\""},
+        {UP "server {\n proxy_next_upstream error bogus;\n}\n", 3,
+         "invalid value \"bogus\" in \"proxy_next_upstream\" directive: unknown condition"},
+        {UP "server {\n proxy_next_upstream http_418;\n}\n", 3,
+         "invalid value \"http_418\" in \"proxy_next_upstream\" directive"},
+        {UP "server {\n proxy_next_upstream error off;\n}\n", 3,
+         "invalid value \"off\" in \"proxy_next_upstream\" directive: \"off\" cannot be "
+         "combined with other conditions"},
+        {UP "server {\n proxy_next_upstream off timeout;\n}\n", 3, "\"off\" cannot be combined"},
+        {UP "server {\n proxy_next_upstream off;\n proxy_next_upstream error;\n}\n", 4,
+         "\"proxy_next_upstream\" directive is duplicate"},
+        {UP "server {\n proxy_next_upstream;\n}\n", 3,
+         "invalid number of arguments in \"proxy_next_upstream\" directive"},
+        {UP "server {\n proxy_next_upstream_tries -1;\n}\n", 3,
+         "invalid value \"-1\" in \"proxy_next_upstream_tries\" directive"},
+        {UP "server {\n proxy_next_upstream_timeout soon;\n}\n", 3,
+         "invalid value \"soon\" in \"proxy_next_upstream_timeout\" directive"},
         {UP "server {\n x_forwarded_for ON;\n}\n", 3,
          "invalid value \"ON\" in \"x_forwarded_for\" directive"},
         {UP "server {\n x_forwarded_proto 1;\n}\n", 3,
