@@ -87,6 +87,8 @@
 #define CFG_DEF_CLIENT_MAX_BODY_SIZE   (1024 * 1024)
 #define CFG_MAX_WORKERS                256
 #define CFG_MAX_WEIGHT                 1000
+#define CFG_MAX_PEER_CONNS             100000
+#define CFG_MAX_SLOW_START             (3600 * 1000)
 
 /* Where a directive is allowed (struct cfg_directive.flags). */
 #define CFG_CTX_MAIN     0x01
@@ -650,7 +652,7 @@ static const struct cfg_directive cfg_main_directives[] = {
 };
 
 static const struct cfg_directive cfg_upstream_directives[] = {
-        {"server", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 6), cfg_set_peer, 0, NULL},
+        {"server", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 8), cfg_set_peer, 0, NULL},
         {"balance", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 3), cfg_set_balance, 0, NULL},
         /* nginx spellings of balance */
         {"least_conn", CFG_CTX_UPSTREAM, CFG_TAKE(0), cfg_set_balance, 0, NULL},
@@ -1610,7 +1612,10 @@ done:
 
 /* ---- upstream context ---- */
 
-/* server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION] [backup] [down]; */
+/*
+ * server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION] [max_conns=N]
+ *        [slow_start=DURATION] [backup] [down];
+ */
 static int
 cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
              void *conf, char **err)
@@ -1619,8 +1624,8 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 	struct cfg_addr *addrs = NULL;
 	struct cfg_peer *peers;
 	unsigned flags = 0;
-	int weight = CFG_UNSET, max_fails = CFG_UNSET;
-	uint32_t fail_timeout = CFG_UNSET_MS;
+	int weight = CFG_UNSET, max_fails = CFG_UNSET, max_conns = CFG_UNSET;
+	uint32_t fail_timeout = CFG_UNSET_MS, slow_start = CFG_UNSET_MS;
 	size_t i, naddrs;
 	uint64_t v;
 	char *why = NULL;
@@ -1653,6 +1658,23 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 				free(why);
 				return -1;
 			}
+		} else if (strncmp(a, "max_conns=", 10) == 0) {
+			if (max_conns != CFG_UNSET)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (cfg_parse_uint(a + 10, CFG_MAX_PEER_CONNS, &v) == -1)
+				return cfg_invalid(err, d, a, "max_conns must be between 0 and %d",
+				                   CFG_MAX_PEER_CONNS);
+			max_conns = (int)v;
+		} else if (strncmp(a, "slow_start=", 11) == 0) {
+			if (slow_start != CFG_UNSET_MS)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (cfg_parse_duration(a + 11, &slow_start, &why) == -1) {
+				cfg_invalid(err, d, a, "%s", why != NULL ? why : "out of memory");
+				free(why);
+				return -1;
+			}
+			if (slow_start > CFG_MAX_SLOW_START)
+				return cfg_invalid(err, d, a, "slow_start must be at most 1h");
 		} else if (strcmp(a, "backup") == 0 || strcmp(a, "down") == 0) {
 			unsigned f = a[0] == 'b' ? CFG_PEER_BACKUP : CFG_PEER_DOWN;
 
@@ -1693,6 +1715,8 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 		peer->max_fails = max_fails != CFG_UNSET ? max_fails : CFG_DEF_PEER_MAX_FAILS;
 		peer->fail_timeout_ms =
 		        fail_timeout != CFG_UNSET_MS ? fail_timeout : CFG_DEF_PEER_FAIL_TIMEOUT;
+		peer->max_conns = max_conns != CFG_UNSET ? max_conns : 0;
+		peer->slow_start_ms = slow_start != CFG_UNSET_MS ? slow_start : 0;
 	}
 	free(addrs);
 	return 0;

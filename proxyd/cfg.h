@@ -37,6 +37,8 @@ struct cfg_peer {
 	int weight;               /* weight=, default 1 */
 	int max_fails;            /* max_fails=, default 1; 0 disables */
 	uint32_t fail_timeout_ms; /* fail_timeout=, default 10s */
+	int max_conns;          /* max_conns=, active requests at most (all workers); 0: no limit */
+	uint32_t slow_start_ms; /* slow_start=, weight ramp after recovery; 0: off */
 
 	/* runtime (upstream.c) */
 	int cur_weight;                 /* smooth WRR state, under the upstream lock */
@@ -44,6 +46,13 @@ struct cfg_peer {
 	_Atomic int64_t fail_window_ms; /* start of the failure window (monotonic ms) */
 	_Atomic int64_t down_until_ms;  /* peer is skipped until then (monotonic ms) */
 	atomic_int active;              /* requests in flight on this peer, all workers */
+	/*
+	 * slow_start: when the peer came back (monotonic ms; 0: never down). Set to
+	 * down_until_ms when passive health marks it down (so it is in the future while the
+	 * peer is down), and to the time the health checker marks it up.
+	 */
+	_Atomic int64_t recovered_ms;
+	atomic_int slow_note; /* 1: log the passive recovery once it is seen */
 	/*
 	 * active health: 1 while the health checker (health.c, worker 0 only) holds the
 	 * peer down after `fails` consecutive failed checks; 0 (up) from load on, and again

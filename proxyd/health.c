@@ -14,6 +14,7 @@
 #include "health.h"
 #include "http.h"
 #include "log.h"
+#include "upstream.h"
 
 /* One checked peer: its timers, the check in flight, and its consecutive results. */
 struct health_peer {
@@ -50,6 +51,13 @@ health_done(struct health_peer *hp, int ok, const char *reason)
 		if (hp->passes < hc->passes)
 			hp->passes++;
 		if (hp->passes >= hc->passes && atomic_load(&hp->p->health_down)) {
+			if (hp->p->slow_start_ms > 0) {
+				atomic_store(&hp->p->recovered_ms, up_now_ms());
+				atomic_store(&hp->p->slow_note, 0); /* logged here */
+				log_notice("upstream \"%s\": peer %s is back, slow start over %us",
+				           hp->u->name, hp->p->addr.text,
+				           (hp->p->slow_start_ms + 999) / 1000);
+			}
 			atomic_store(&hp->p->health_down, 0);
 			log_notice("upstream \"%s\": peer %s is up (health check)", hp->u->name,
 			           hp->p->addr.text);

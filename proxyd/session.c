@@ -1148,6 +1148,14 @@ session_connect(struct session *s)
 		}
 		return;
 	}
+	if (s->ntried == 0 && up_peers_limited(u, s->tried, s->ntried, now)) {
+		/* live peers, all at their max_conns: not a health transition (no up_note_live) */
+		log_info("*%" PRIu64 " client %s: upstream \"%s\": every peer is at its max_conns",
+		         s->id, s->client, u->name);
+		s->perr = "connection_limit_reached";
+		session_error(s, 503, "upstream connection limit reached");
+		return;
+	}
 	if (s->ntried == 0) {
 		/* every peer is marked down: nothing was tried, the service is unavailable */
 		up_note_live(u, 0);

@@ -29,11 +29,14 @@ up_now_ms(void)
 /*
  * Whether p may serve this request: not configured down, in the set being considered
  * (primaries or backups), not marked down by passive health nor by the active health
- * checker (health.c), not already tried.
+ * checker (health.c), not already tried and, unless ignore_limit, below its max_conns.
+ * The max_conns check is not atomic with the increment of `active` (session.c): workers
+ * picking at the same moment may each pass it, so the limit may be exceeded by up to
+ * workers - 1.
  */
 static int
-up_eligible(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *tried, int ntried,
-            int64_t now_ms)
+up_eligible_(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *tried, int ntried,
+             int64_t now_ms, int ignore_limit)
 {
 	if ((p->flags & CFG_PEER_DOWN) || (p->flags & CFG_PEER_BACKUP) != backup)
 		return 0;
@@ -44,7 +47,17 @@ up_eligible(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *t
 	for (int i = 0; i < ntried; i++)
 		if (tried[i] == p)
 			return 0;
+	if (!ignore_limit && p->max_conns > 0 &&
+	    atomic_load_explicit(&p->active, memory_order_relaxed) >= p->max_conns)
+		return 0;
 	return 1;
+}
+
+static int
+up_eligible(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *tried, int ntried,
+            int64_t now_ms)
+{
+	return up_eligible_(p, backup, tried, ntried, now_ms, 0);
 }
 
 int
@@ -58,11 +71,46 @@ up_peers_left(const struct cfg_upstream *u, struct cfg_peer *const *tried, int n
 	return 0;
 }
 
-/* Whether a is less loaded than b: active requests relative to weight. */
-static int
-up_less_loaded(const struct cfg_peer *a, int active_a, const struct cfg_peer *b, int active_b)
+int
+up_peers_limited(const struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
+                 int64_t now_ms)
 {
-	return (int64_t)active_a * b->weight < (int64_t)active_b * a->weight;
+	for (size_t i = 0; i < u->npeers; i++)
+		if (up_eligible_(&u->peers[i], 0, tried, ntried, now_ms, 1) ||
+		    up_eligible_(&u->peers[i], CFG_PEER_BACKUP, tried, ntried, now_ms, 1))
+			return 1;
+	return 0;
+}
+
+/*
+ * The weight of p now: with slow_start, it ramps linearly from 1 to p->weight over
+ * slow_start_ms from the moment p came back (recovered_ms); its configured weight
+ * otherwise. The first caller to see a passive recovery logs it.
+ */
+static int
+up_weight(struct cfg_peer *p, int64_t now_ms)
+{
+	int64_t since, rec;
+
+	if (p->slow_start_ms == 0 || p->weight <= 1)
+		return p->weight;
+	rec = atomic_load_explicit(&p->recovered_ms, memory_order_relaxed);
+	if (rec == 0 || (since = now_ms - rec) >= (int64_t)p->slow_start_ms)
+		return p->weight;
+	if (since < 0)
+		return 1; /* still down: not eligible anyway */
+	if (atomic_load_explicit(&p->slow_note, memory_order_relaxed) &&
+	    atomic_exchange(&p->slow_note, 0))
+		log_notice("peer %s is back, slow start over %us", p->addr.text,
+		           (p->slow_start_ms + 999) / 1000);
+	return 1 + (int)((int64_t)(p->weight - 1) * since / (int64_t)p->slow_start_ms);
+}
+
+/* Whether a is less loaded than b: active requests relative to weight (up_weight()). */
+static int
+up_less_loaded(int active_a, int weight_a, int active_b, int weight_b)
+{
+	return (int64_t)active_a * weight_b < (int64_t)active_b * weight_a;
 }
 
 /*
@@ -87,20 +135,22 @@ up_load(const struct cfg_peer *p, int time)
  */
 static struct cfg_peer *
 up_wrr(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *tried, int ntried,
-       int64_t now_ms, const struct cfg_peer *tie, int64_t tie_load, int time)
+       int64_t now_ms, struct cfg_peer *tie, int64_t tie_load, int time)
 {
 	struct cfg_peer *best = NULL;
-	int total = 0;
+	int total = 0, tie_w = tie != NULL ? up_weight(tie, now_ms) : 0;
 
 	for (size_t i = 0; i < u->npeers; i++) {
 		struct cfg_peer *p = &u->peers[i];
+		int w;
 
 		if (!up_eligible(p, backup, tried, ntried, now_ms))
 			continue;
-		if (tie != NULL && up_load(p, time) * tie->weight != tie_load * p->weight)
+		w = up_weight(p, now_ms);
+		if (tie != NULL && up_load(p, time) * tie_w != tie_load * w)
 			continue;
-		p->cur_weight += p->weight;
-		total += p->weight;
+		p->cur_weight += w;
+		total += w;
 		if (best == NULL || p->cur_weight > best->cur_weight)
 			best = p;
 	}
@@ -134,18 +184,22 @@ up_pick_least(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *t
 {
 	struct cfg_peer *least = NULL, *p;
 	int64_t least_load = 0;
+	int least_w = 0;
 
 	pthread_mutex_lock(&u->lock);
 	for (size_t i = 0; i < u->npeers; i++) {
 		int64_t l;
+		int w;
 
 		p = &u->peers[i];
 		if (!up_eligible(p, backup, tried, ntried, now_ms))
 			continue;
 		l = up_load(p, time);
-		if (least == NULL || l * least->weight < least_load * p->weight) {
+		w = up_weight(p, now_ms);
+		if (least == NULL || l * least_w < least_load * w) {
 			least = p;
 			least_load = l;
+			least_w = w;
 		}
 	}
 	p = NULL;
@@ -431,7 +485,7 @@ up_random_peer(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *
 	for (size_t i = 0; i < u->npeers; i++)
 		if (&u->peers[i] != skip &&
 		    up_eligible(&u->peers[i], backup, tried, ntried, now_ms))
-			total += (uint64_t)u->peers[i].weight;
+			total += (uint64_t)up_weight(&u->peers[i], now_ms);
 	if (total == 0)
 		return NULL;
 	w = ((uint64_t)up_random() * total) >> 32;
@@ -440,9 +494,9 @@ up_random_peer(struct cfg_upstream *u, unsigned backup, struct cfg_peer *const *
 
 		if (p == skip || !up_eligible(p, backup, tried, ntried, now_ms))
 			continue;
-		if (w < (uint64_t)p->weight)
+		if (w < (uint64_t)up_weight(p, now_ms))
 			return p;
-		w -= (uint64_t)p->weight;
+		w -= (uint64_t)up_weight(p, now_ms);
 	}
 	/* a peer went down between the two passes: take any eligible one */
 	for (size_t i = 0; i < u->npeers; i++)
@@ -464,8 +518,9 @@ up_pick_random(struct cfg_upstream *u, unsigned backup, int two, struct cfg_peer
 		return a;
 	if ((b = up_random_peer(u, backup, tried, ntried, now_ms, a)) == NULL)
 		return a;
-	if (up_less_loaded(b, atomic_load_explicit(&b->active, memory_order_relaxed), a,
-	                   atomic_load_explicit(&a->active, memory_order_relaxed)))
+	if (up_less_loaded(
+	            atomic_load_explicit(&b->active, memory_order_relaxed), up_weight(b, now_ms),
+	            atomic_load_explicit(&a->active, memory_order_relaxed), up_weight(a, now_ms)))
 		return b;
 	return a;
 }
@@ -562,6 +617,11 @@ up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms)
 		atomic_store(&p->fails, 0);
 	}
 	if (atomic_fetch_add(&p->fails, 1) + 1 >= p->max_fails) {
+		if (p->slow_start_ms > 0) {
+			/* it comes back (slow_start) when the time is up: seen lazily */
+			atomic_store(&p->recovered_ms, now_ms + p->fail_timeout_ms);
+			atomic_store(&p->slow_note, 1);
+		}
 		atomic_store(&p->down_until_ms, now_ms + p->fail_timeout_ms);
 		atomic_store(&p->fails, 0);
 		log_warnx("upstream \"%s\": peer %s marked down for %ums", u->name, p->addr.text,

@@ -22,12 +22,18 @@
  *                least_conn's.
  * Eligible peers are those not configured `down`, not marked down by passive health
  * (max_fails), not marked down by active health checks (health_down, see health.h) and
- * not already tried by this request (both kinds of health must allow a peer); `backup`
+ * not already tried by this request (both kinds of health must allow a peer), and with
+ * max_conns, with fewer active requests than that (checked before the increment, not
+ * atomically with it, so up to workers - 1 more may pass at once); `backup`
  * peers are considered only when no primary is eligible. Balancer state lives in the peers of the
  * config generation and is shared by every worker (the lock is held for the O(npeers) round-robin
  * and least_conn picks only). A peer that fails max_fails times within fail_timeout is skipped for
  * fail_timeout; an upstream with a single peer that is not `down` never marks it down (there is
  * nowhere else to go).
+ *
+ * slow_start: a peer that comes back (its passive down time ends, or the health checker
+ * marks it up) has its weight ramp linearly from 1 to its weight over slow_start, in
+ * round_robin, least_conn, least_time and random; not in the hashes (as nginx).
  *
  * The pool keeps idle keep-alive connections to upstream peers, per worker (never shared
  * between threads), keyed by peer address so that it survives a reload.
@@ -57,6 +63,12 @@ struct cfg_peer *up_pick(struct cfg_upstream *u, const struct sockaddr *client, 
 /* Whether up_pick() could still find a peer not in tried[0..ntried) (any balance method). */
 int up_peers_left(const struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
                   int64_t now_ms);
+/*
+ * Whether a peer not in tried[0..ntried) would be eligible but for max_conns: when
+ * up_pick() finds none but this holds, every such peer is at its connection limit.
+ */
+int up_peers_limited(const struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
+                     int64_t now_ms);
 /*
  * Build the hash key of the request msg for u into buf[0..size), truncated beyond size;
  * client is the client address text ($remote_addr). Returns the key length, 0 when u

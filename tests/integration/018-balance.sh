@@ -2,11 +2,12 @@
 # Balancing methods and server flags through the real daemon (#3): ip_hash keeps a client
 # on one origin, least_conn avoids an origin with requests hanging on it, a backup answers
 # once the primaries are down and not before, a `down` server never gets a request, hash
-# keeps a key on one origin and spreads keys, and least_time avoids a slow origin.
+# keeps a key on one origin and spreads keys, least_time avoids a slow origin, and a
+# server at its max_conns is refused with 503 connection_limit_reached.
 . "$TESTLIB"
-plan 18
+plan 21
 
-for n in h1 h2 h3 l1 l2 bk pr sb d1 d2 k1 k2 k3 c1 c2 c3 t1 t2; do
+for n in h1 h2 h3 l1 l2 bk pr sb d1 d2 k1 k2 k3 c1 c2 c3 t1 t2 m1; do
 	start_origin $n
 done
 dead1=$(dead_port)
@@ -21,6 +22,7 @@ port_dn=$(free_port_static)
 port_hk=$(free_port_static)
 port_ch=$(free_port_static)
 port_lt=$(free_port_static)
+port_mc=$(free_port_static)
 cat >"$T/proxyd.conf" <<CONF
 workers 2;
 error_log stderr info;
@@ -67,7 +69,11 @@ upstream lt {
 	server 127.0.0.1:$t1_port;
 	server 127.0.0.1:$t2_port;
 }
+upstream mc {
+	server 127.0.0.1:$m1_port max_conns=1;
+}
 server { listen 127.0.0.1:$port_ih; proxy_pass ih; }
+server { listen 127.0.0.1:$port_mc; proxy_pass mc; }
 server { listen 127.0.0.1:$port_hk; proxy_pass hk; }
 server { listen 127.0.0.1:$port_ch; proxy_pass ch; }
 server { listen 127.0.0.1:$port_lt; proxy_pass lt; }
@@ -77,7 +83,7 @@ server { listen 127.0.0.1:$port_sb; proxy_pass sb; }
 server { listen 127.0.0.1:$port_dn; proxy_pass dn; }
 CONF
 start_proxyd "$T/proxyd.conf" "$port_ih"
-for p in $port_lc $port_bk $port_sb $port_dn $port_hk $port_ch $port_lt; do
+for p in $port_mc $port_lc $port_bk $port_sb $port_dn $port_hk $port_ch $port_lt; do
 	wait_port 127.0.0.1 "$p" || bail "proxyd does not listen on $p"
 done
 
@@ -177,6 +183,23 @@ for i in $(seq 1 10); do
 	curl -s -m 4 "http://127.0.0.1:$port_lt/"
 done >"$T/lt.out"
 is "$(grep -c -v "^$slow\$" "$T/lt.out")" 10 "least_time: all 10 later requests avoid the slow origin"
+
+# --- max_conns: the only server holds one request; the next one gets 503 ---------------------
+# The held request is a delayed one (3s), so that it ends by itself and frees the server.
+curl -s -o /dev/null -m 8 "http://127.0.0.1:$port_mc/?delay=3000" &
+mc_pid=$!
+# origin active counts connections, the /stats one included
+for _ in $(seq 1 100); do
+	[ "$(origin_stat "$m1_port" active)" -ge 2 ] && break
+	sleep 0.05
+done
+curl -s -D "$T/mc.head" -o /dev/null "http://127.0.0.1:$port_mc/"
+like "$(head -1 "$T/mc.head")" "^HTTP/1.1 503 " "max_conns: a second request gets 503"
+like "$(tr -d '\r' <"$T/mc.head")" "Proxy-Status: proxyd; error=connection_limit_reached" \
+	"max_conns: Proxy-Status says connection_limit_reached"
+wait "$mc_pid"
+is "$(curl -s -o /dev/null -w '%{http_code}' -m 4 "http://127.0.0.1:$port_mc/")" 200 \
+	"max_conns: once the held request ends the server takes requests again"
 
 # --- the config still checks, and proxyd runs through a reload ------------------------------
 kill -HUP "$PROXYD_PID"

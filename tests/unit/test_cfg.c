@@ -692,7 +692,7 @@ START_TEST(test_values_edge)
 	/* the same upstream for two servers; weight bounds; keepalive 0 */
 	cfg = load_ok("upstream u {\n"
 	              "  server 127.0.0.1:1 weight=1 max_fails=2147483647 fail_timeout=0;\n"
-	              "  server 127.0.0.1:65535 weight=1000;\n"
+	              "  server 127.0.0.1:65535 weight=1000 max_conns=100000 slow_start=1h;\n"
 	              "  keepalive 0;\n"
 	              "}\n"
 	              "server { listen 1; proxy_pass u; }\n"
@@ -702,6 +702,10 @@ START_TEST(test_values_edge)
 	ck_assert_int_eq(cfg->upstreams[0].peers[0].max_fails, 2147483647);
 	ck_assert_uint_eq(cfg->upstreams[0].peers[0].fail_timeout_ms, 0);
 	ck_assert_int_eq(cfg->upstreams[0].peers[1].weight, 1000);
+	ck_assert_int_eq(cfg->upstreams[0].peers[0].max_conns, 0);
+	ck_assert_uint_eq(cfg->upstreams[0].peers[0].slow_start_ms, 0);
+	ck_assert_int_eq(cfg->upstreams[0].peers[1].max_conns, 100000);
+	ck_assert_uint_eq(cfg->upstreams[0].peers[1].slow_start_ms, 3600000);
 	ck_assert_int_eq(cfg->upstreams[0].keepalive, 0);
 	cfg_unref(cfg);
 }
@@ -1165,8 +1169,8 @@ static const struct {
         {UP SRV "server x {\n}\n", 3, "invalid number of arguments in \"server\" directive"},
         {"upstream u {\n server;\n}\n" SRV, 2,
          "invalid number of arguments in \"server\" directive"},
-        {"upstream u {\n server 127.0.0.1:1 weight=1 max_fails=1 fail_timeout=1s down backup "
-         "x;\n}\n" SRV,
+        {"upstream u {\n server 127.0.0.1:1 weight=1 max_fails=1 fail_timeout=1s max_conns=1 "
+         "slow_start=1s down backup x;\n}\n" SRV,
          2, "invalid number of arguments in \"server\" directive"},
         {"upstream u {\n server 127.0.0.1:1;\n balance;\n}\n" SRV, 3,
          "invalid number of arguments in \"balance\" directive"},
@@ -1380,6 +1384,23 @@ static const struct {
          "max_fails must be a non-negative number"},
         {"upstream u {\n server 127.0.0.1:1 max_fails=1 max_fails=1;\n}\n" SRV, 2,
          "duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1 max_conns=-1;\n}\n" SRV, 2,
+         "invalid value \"max_conns=-1\" in \"server\" directive: max_conns must be between 0 "
+         "and 100000"},
+        {"upstream u {\n server 127.0.0.1:1 max_conns=100001;\n}\n" SRV, 2,
+         "max_conns must be between 0 and 100000"},
+        {"upstream u {\n server 127.0.0.1:1 max_conns=;\n}\n" SRV, 2,
+         "max_conns must be between 0 and 100000"},
+        {"upstream u {\n server 127.0.0.1:1 max_conns=1 max_conns=2;\n}\n" SRV, 2,
+         "invalid value \"max_conns=2\" in \"server\" directive: duplicate parameter"},
+        {"upstream u {\n server 127.0.0.1:1 slow_start=abc;\n}\n" SRV, 2,
+         "invalid value \"slow_start=abc\" in \"server\" directive: not a duration"},
+        {"upstream u {\n server 127.0.0.1:1 slow_start=1h1ms;\n}\n" SRV, 2,
+         "invalid value \"slow_start=1h1ms\" in \"server\" directive: slow_start must be at "
+         "most 1h"},
+        {"upstream u {\n server 127.0.0.1:1 slow_start=;\n}\n" SRV, 2, "not a duration"},
+        {"upstream u {\n server 127.0.0.1:1 slow_start=1s slow_start=1s;\n}\n" SRV, 2,
+         "invalid value \"slow_start=1s\" in \"server\" directive: duplicate parameter"},
         {"upstream u {\n server 127.0.0.1:1;\n health_check interval=0;\n}\n" SRV, 3,
          "invalid value \"interval=0\" in \"health_check\" directive: must be between 1ms and 1h"},
         {"upstream u {\n server 127.0.0.1:1;\n health_check interval=abc;\n}\n" SRV, 3,

@@ -805,6 +805,133 @@ START_TEST(test_least_time_last_byte_weights)
 }
 END_TEST
 
+/* ---- max_conns and slow_start ---- */
+
+/* A peer at its max_conns is skipped by every method, and eligible again below it. */
+START_TEST(test_max_conns)
+{
+	static const char *const methods[] = {"round_robin",      "least_conn", "ip_hash",
+	                                      "random",           "random two", "least_time",
+	                                      "hash $remote_addr"};
+	char body[256];
+
+	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+		snprintf(body, sizeof(body),
+		         "balance %s;\nserver 127.0.0.1:1 max_conns=2;\nserver 127.0.0.1:2;",
+		         methods[m]);
+		struct cfg_upstream *u = load_upstream(body);
+		struct sockaddr_in sin = sin4("192.0.2.7");
+
+		ck_assert_int_eq(u->peers[0].max_conns, 2);
+		ck_assert_int_eq(u->peers[1].max_conns, 0);
+		atomic_store(&u->peers[0].active, 2);
+		for (int i = 0; i < 50; i++) {
+			struct cfg_peer *p =
+			        up_pick(u, (const struct sockaddr *)&sin, "k", 1, NULL, 0, NOW);
+
+			ck_assert_ptr_eq(p, &u->peers[1]);
+		}
+		ck_assert(up_peers_left(u, NULL, 0, NOW));
+		/* both unavailable: the first by its limit only */
+		struct cfg_peer *tried[1] = {&u->peers[1]};
+
+		ck_assert_ptr_null(up_pick(u, NULL, NULL, 0, tried, 1, NOW));
+		ck_assert(!up_peers_left(u, tried, 1, NOW));
+		ck_assert(up_peers_limited(u, tried, 1, NOW));
+		atomic_store(&u->peers[0].active, 1);
+		ck_assert_ptr_eq(up_pick(u, NULL, NULL, 0, tried, 1, NOW), &u->peers[0]);
+		/* marked down: not merely limited */
+		mark_down(&u->peers[0]);
+		ck_assert(!up_peers_limited(u, tried, 1, NOW));
+		cfg_unref(cfg);
+		cfg = NULL;
+	}
+}
+END_TEST
+
+/*
+ * Right after recovery a peer with slow_start has weight 1 (here 1/11 of the picks next
+ * to a peer of weight 10), half way its weight is about half, and after slow_start its
+ * full weight.
+ */
+START_TEST(test_slow_start_rr)
+{
+	struct cfg_upstream *u = load_upstream("server 127.0.0.1:1 weight=10;\n"
+	                                       "server 127.0.0.1:2 weight=10 slow_start=10s;");
+	struct cfg_peer *b = &u->peers[1];
+	int counts[2] = {0, 0};
+
+	ck_assert_uint_eq(b->slow_start_ms, 10000);
+	/* passive: marked down until NOW, recovered_ms set as up_peer_failed() does */
+	atomic_store(&b->down_until_ms, (int64_t)NOW);
+	atomic_store(&b->recovered_ms, (int64_t)NOW);
+	ck_assert_ptr_eq(up_pick(u, NULL, NULL, 0, NULL, 0, NOW - 1), &u->peers[0]);
+	for (int i = 0; i < 110; i++)
+		counts[up_pick(u, NULL, NULL, 0, NULL, 0, NOW) - u->peers]++;
+	ck_assert_int_eq(counts[1], 10);
+	counts[0] = counts[1] = 0;
+	/* half way: weight 1 + 9 * 5 / 10 = 5 */
+	for (int i = 0; i < 150; i++)
+		counts[up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 5000) - u->peers]++;
+	ck_assert_int_eq(counts[1], 50);
+	counts[0] = counts[1] = 0;
+	for (int i = 0; i < 100; i++)
+		counts[up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 10000) - u->peers]++;
+	ck_assert_int_eq(counts[1], 50);
+}
+END_TEST
+
+/* The same ramp through up_peer_failed(), in least_conn and random. */
+START_TEST(test_slow_start_methods)
+{
+	static const char *const methods[] = {"least_conn", "random"};
+	char body[256];
+
+	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+		snprintf(body, sizeof(body),
+		         "balance %s;\nserver 127.0.0.1:1 weight=10;\n"
+		         "server 127.0.0.1:2 weight=10 slow_start=1m fail_timeout=5s;",
+		         methods[m]);
+		struct cfg_upstream *u = load_upstream(body);
+		struct cfg_peer *b = &u->peers[1];
+		int counts[2] = {0, 0};
+
+		up_peer_failed(u, b, NOW);
+		ck_assert_int_eq(atomic_load(&b->down_until_ms), NOW + 5000);
+		ck_assert_int_eq(atomic_load(&b->recovered_ms), NOW + 5000);
+		ck_assert_ptr_eq(up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 4999), &u->peers[0]);
+		if (m == 0) {
+			/* least_conn: 1 active on b weighs as 10 on a */
+			atomic_store(&b->active, 1);
+			atomic_store(&u->peers[0].active, 9);
+			ck_assert_ptr_eq(up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 5000),
+			                 &u->peers[0]);
+			atomic_store(&u->peers[0].active, 11);
+			ck_assert_ptr_eq(up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 5000), b);
+			/* 1 on b against 2 on a: a while b ramps, b at its full weight */
+			atomic_store(&u->peers[0].active, 2);
+			ck_assert_ptr_eq(up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 5000),
+			                 &u->peers[0]);
+			ck_assert_ptr_eq(up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 65000), b);
+			cfg_unref(cfg);
+			cfg = NULL;
+			continue;
+		}
+		for (int i = 0; i < 11000; i++)
+			counts[up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 5000) - u->peers]++;
+		ck_assert_int_ge(counts[1], 1000 - 150);
+		ck_assert_int_le(counts[1], 1000 + 150);
+		counts[0] = counts[1] = 0;
+		for (int i = 0; i < 10000; i++)
+			counts[up_pick(u, NULL, NULL, 0, NULL, 0, NOW + 65000) - u->peers]++;
+		ck_assert_int_ge(counts[1], 5000 - 250);
+		ck_assert_int_le(counts[1], 5000 + 250);
+		cfg_unref(cfg);
+		cfg = NULL;
+	}
+}
+END_TEST
+
 static Suite *
 upstream_suite(void)
 {
@@ -858,6 +985,13 @@ upstream_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_least_time);
 	tcase_add_test(tc, test_least_time_last_byte_weights);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("limits");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_max_conns);
+	tcase_add_test(tc, test_slow_start_rr);
+	tcase_add_test(tc, test_slow_start_methods);
 	suite_add_tcase(s, tc);
 
 	return s;
