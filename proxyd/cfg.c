@@ -94,7 +94,8 @@
 #define CFG_CTX_MAIN     0x01
 #define CFG_CTX_UPSTREAM 0x02
 #define CFG_CTX_SERVER   0x04
-#define CFG_CTX_ANY      (CFG_CTX_MAIN | CFG_CTX_UPSTREAM | CFG_CTX_SERVER)
+#define CFG_CTX_ADMIN    0x08
+#define CFG_CTX_ANY      (CFG_CTX_MAIN | CFG_CTX_UPSTREAM | CFG_CTX_SERVER | CFG_CTX_ADMIN)
 #define CFG_BLOCK        0x10 /* "name args { ... }" rather than "name args;" */
 
 /* Argument count rules: they expand to the argmin, argmax pair of a table entry. */
@@ -623,6 +624,10 @@ static int cfg_set_proxy_pass(struct cfg_parser *, const struct cfg_directive *,
                               void *, char **);
 static int cfg_set_next_upstream(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                                  void *, char **);
+static int cfg_block_admin(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                           void *, char **);
+static int cfg_set_admin_listen(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                                void *, char **);
 static int cfg_set_access_log(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                               void *, char **);
 
@@ -648,6 +653,7 @@ static const struct cfg_directive cfg_main_directives[] = {
          offsetof(struct cfg, shutdown_timeout_ms), NULL},
         {"upstream", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(1), cfg_block_upstream, 0, NULL},
         {"server", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(0), cfg_block_server, 0, NULL},
+        {"admin", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(0), cfg_block_admin, 0, NULL},
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -714,13 +720,17 @@ static const struct cfg_directive cfg_server_directives[] = {
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
+static const struct cfg_directive cfg_admin_directives[] = {
+        {"listen", CFG_CTX_ADMIN, CFG_TAKE(1), cfg_set_admin_listen, 0, NULL},
+        {"allow_remote", CFG_CTX_ADMIN, CFG_FLAG, cfg_set_flag,
+         offsetof(struct cfg_admin, allow_remote), NULL},
+        {NULL, 0, 0, 0, NULL, 0, NULL},
+};
+
 /* Every directive, in one place. A name may appear once per context. */
 static const struct cfg_directive *const cfg_tables[] = {
-        cfg_core_directives,
-        cfg_main_directives,
-        cfg_upstream_directives,
-        cfg_server_directives,
-        NULL,
+        cfg_core_directives,   cfg_main_directives,  cfg_upstream_directives,
+        cfg_server_directives, cfg_admin_directives, NULL,
 };
 
 const char *
@@ -2422,6 +2432,87 @@ cfg_block_server(struct cfg_parser *p, const struct cfg_directive *d, char **arg
 	return 0;
 }
 
+/* admin listen ADDR:PORT; (one address; checked for loopback when the block ends) */
+static int
+cfg_set_admin_listen(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                     void *conf, char **err)
+{
+	struct cfg_admin *adm = conf;
+	struct cfg_addr *addrs = NULL;
+	size_t naddrs;
+	char *why = NULL;
+
+	(void)nargs;
+	if (adm->listen.file != NULL)
+		return cfg_duplicate(err, d);
+	if (cfg_addr_parse(args[0], 1, &addrs, &naddrs, &why) == -1) {
+		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	adm->listen.addr = addrs[0];
+	adm->listen.backlog = CFG_DEF_LISTEN_BACKLOG;
+	adm->listen.file = p->file;
+	adm->listen.line = p->line;
+	free(addrs);
+	return 0;
+}
+
+static int
+cfg_addr_is_loopback(const struct cfg_addr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
+		const uint8_t *b = sin6->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && b[12] == 127;
+	}
+	return 0;
+}
+
+/* admin { listen ADDR:PORT; [allow_remote on;] } -- at most one */
+static int
+cfg_block_admin(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                void *conf, char **err)
+{
+	struct cfg *cfg = conf;
+	struct cfg_admin *adm = &cfg->admin;
+	int line = p->line;
+
+	(void)args, (void)nargs;
+	if (adm->enabled) {
+		*err = cfg_sprintf("duplicate \"%s\" block, already at %s:%d", d->name, adm->file,
+		                   adm->line);
+		return -1;
+	}
+	memset(adm, 0, sizeof(*adm));
+	adm->enabled = 1;
+	adm->allow_remote = CFG_UNSET;
+	adm->file = p->file;
+	adm->line = line;
+	if (cfg_parse_block(p, CFG_CTX_ADMIN, adm, "admin", line) == -1)
+		return -1;
+	if (adm->listen.file == NULL) {
+		*err = cfg_sprintf("admin has no \"listen\"");
+		return -1;
+	}
+	if (adm->allow_remote == CFG_UNSET)
+		adm->allow_remote = 0;
+	if (!adm->allow_remote && !cfg_addr_is_loopback(&adm->listen.addr)) {
+		cfg_error(p, adm->listen.file, adm->listen.line,
+		          "admin listen address must be loopback (or set allow_remote on)");
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- load, validate, free ---- */
 
 static void
@@ -2474,6 +2565,18 @@ cfg_validate(struct cfg_parser *p)
 		          "no \"server\" block");
 		return -1;
 	}
+	for (i = 0; cfg->admin.enabled && i < cfg->nservers; i++) {
+		for (j = 0; j < cfg->servers[i].nlistens; j++) {
+			const struct cfg_listen *l = &cfg->servers[i].listens[j];
+
+			if (strcmp(l->addr.text, cfg->admin.listen.addr.text) == 0) {
+				cfg_error(p, cfg->admin.listen.file, cfg->admin.listen.line,
+				          "duplicate listen address \"%s\", already used at %s:%d",
+				          l->addr.text, l->file, l->line);
+				return -1;
+			}
+		}
+	}
 	for (i = 0; i < cfg->nservers; i++) {
 		struct cfg_pass *pass = &p->pass[i];
 
@@ -2520,6 +2623,8 @@ cfg_runtime_init(struct cfg_parser *p)
 			atomic_init(&peer->fail_window_ms, 0);
 			atomic_init(&peer->down_until_ms, 0);
 			atomic_init(&peer->active, 0);
+			atomic_init(&peer->requests, 0);
+			atomic_init(&peer->failures, 0);
 		}
 	}
 	atomic_init(&cfg->refs, 1);

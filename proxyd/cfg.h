@@ -65,6 +65,9 @@ struct cfg_peer {
 	 * move it); 0 until the first response
 	 */
 	_Atomic int64_t ewma_us;
+	/* statistics for the admin endpoint (admin.h): peers picked, passive failures */
+	_Atomic uint64_t requests;
+	_Atomic uint64_t failures;
 };
 
 /* How an upstream chooses among its peers (balance directive); see upstream.h. */
@@ -143,6 +146,15 @@ struct cfg_listen {
 	int line;
 };
 
+/* admin { listen ADDR:PORT; allow_remote on|off; } (admin.h); enabled 0 when absent. */
+struct cfg_admin {
+	int enabled;
+	struct cfg_listen listen; /* listen (required in the block) */
+	int allow_remote;         /* allow_remote, default off: listen must be loopback */
+	const char *file;         /* where the block starts */
+	int line;
+};
+
 struct cfg_log {
 	char *path;
 	int fd; /* opened O_APPEND at load; -1 for "off" */
@@ -211,6 +223,7 @@ struct cfg {
 	size_t nupstreams;
 	struct cfg_server *servers;
 	size_t nservers;
+	struct cfg_admin admin; /* the admin endpoint; admin.enabled 0 when absent */
 
 	/* the files read, for "file:line" in messages; owned by the tree */
 	char **files;
@@ -225,7 +238,7 @@ void cfg_unref(struct cfg *cfg);
 /*
  * The i-th entry of the directive tables, for tests that check names are unique per
  * context and documented: its name, and in *contexts a bitmask of the contexts it is
- * allowed in (1 main, 2 upstream, 4 server). NULL past the last entry.
+ * allowed in (1 main, 2 upstream, 4 server, 8 admin). NULL past the last entry.
  */
 const char *cfg_directive_at(size_t i, unsigned int *contexts);
 

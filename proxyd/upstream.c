@@ -567,6 +567,8 @@ up_pick(struct cfg_upstream *u, const struct sockaddr *client, const char *key, 
 			break;
 		}
 	}
+	if (p != NULL)
+		atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
 	return p;
 }
 
@@ -603,6 +605,7 @@ up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms)
 {
 	size_t usable = 0;
 
+	atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
 	if (p->max_fails == 0)
 		return;
 	for (size_t i = 0; i < u->npeers && usable < 2; i++)

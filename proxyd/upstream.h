@@ -31,6 +31,10 @@
  * fail_timeout; an upstream with a single peer that is not `down` never marks it down (there is
  * nowhere else to go).
  *
+ * Statistics: up_pick() adds one to the requests of the peer it returns, up_peer_failed()
+ * one to its failures (whether or not max_fails marks it down); the admin endpoint
+ * reports both.
+ *
  * slow_start: a peer that comes back (its passive down time ends, or the health checker
  * marks it up) has its weight ramp linearly from 1 to its weight over slow_start, in
  * round_robin, least_conn, least_time and random; not in the hashes (as nginx).

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "admin.h"
 #include "health.h"
 #include "log.h"
 #include "session.h"
@@ -40,6 +41,9 @@ struct wmsg {
 	struct cfg *cfg;
 	struct wlistener **ls;
 	size_t nls;
+	/* worker 0: the admin endpoint's address ("" for none) and its new socket (-1: keep) */
+	char admin_key[64];
+	int admin_fd;
 };
 
 struct worker {
@@ -57,6 +61,7 @@ struct worker {
 	int paused;
 	int joined;
 	struct health *health; /* worker 0: the checks of cfg's upstreams (health.h) */
+	struct admin *admin;   /* worker 0: the admin endpoint (admin.h), or NULL */
 };
 
 static struct worker *workers;
@@ -173,6 +178,8 @@ wmsg_free(struct wmsg *m)
 	for (size_t i = 0; i < m->nls; i++)
 		wlistener_free(m->ls[i]);
 	free(m->ls);
+	if (m->admin_fd != -1)
+		close(m->admin_fd);
 	if (m->cfg)
 		cfg_unref(m->cfg);
 	free(m);
@@ -193,6 +200,19 @@ wmsg_build(struct worker *w, struct cfg *cfg, char **err)
 
 	if (m == NULL)
 		goto nomem;
+	m->admin_fd = -1;
+	/* worker 0 serves the admin endpoint; its socket is kept while the address stays */
+	if (w->id == 0 && cfg->admin.enabled) {
+		const struct cfg_listen *l = &cfg->admin.listen;
+
+		snprintf(m->admin_key, sizeof(m->admin_key), "%s", l->addr.text);
+		if (posted == NULL || !posted->admin.enabled ||
+		    strcmp(posted->admin.listen.addr.text, l->addr.text) != 0) {
+			if (listen_probe(l, err) == -1 ||
+			    (m->admin_fd = listen_socket(l, err)) == -1)
+				goto fail;
+		}
+	}
 	for (size_t i = 0; i < cfg->nservers; i++)
 		n += cfg->servers[i].nlistens;
 	if ((m->ls = calloc(n, sizeof(*m->ls))) == NULL)
@@ -264,6 +284,28 @@ worker_resumecb(evutil_socket_t fd, short what, void *arg)
 			evconnlistener_enable(w->ls[i]->lev);
 }
 
+/* Worker 0: keep, replace or close the admin endpoint as m says (worker thread). */
+static void
+worker_apply_admin(struct worker *w, struct wmsg *m)
+{
+	if (w->env.stopping || m->admin_key[0] == '\0') {
+		admin_stop(w->admin);
+		w->admin = NULL;
+		return;
+	}
+	if (m->admin_fd != -1) {
+		admin_stop(w->admin);
+		w->admin = admin_start(w->env.base, m->admin_fd, m->admin_key);
+		m->admin_fd = -1;
+	} else if (w->admin == NULL || strcmp(admin_key(w->admin), m->admin_key) != 0) {
+		log_warnx("worker %d: lost the admin socket for %s", w->id, m->admin_key);
+		admin_stop(w->admin);
+		w->admin = NULL;
+	}
+	if (w->admin != NULL)
+		admin_set_cfg(w->admin, w->cfg);
+}
+
 /* Install a generation and its listeners (worker thread). */
 static void
 worker_apply(struct worker *w, struct wmsg *m)
@@ -309,12 +351,14 @@ worker_apply(struct worker *w, struct wmsg *m)
 		cfg_unref(w->cfg);
 	w->cfg = m->cfg;
 	m->cfg = NULL;
-	wmsg_free(m);
 	/* Active health checks run in worker 0 only: one check per interval, not N. */
 	if (w->id == 0 && !w->env.stopping) {
 		health_stop(w->health);
 		w->health = health_start(w->env.base, w->cfg);
 	}
+	if (w->id == 0)
+		worker_apply_admin(w, m);
+	wmsg_free(m);
 }
 
 static void
@@ -385,6 +429,8 @@ worker_ctlcb(evutil_socket_t fd, short what, void *arg)
 		event_del(w->resume);
 		health_stop(w->health);
 		w->health = NULL;
+		admin_stop(w->admin);
+		w->admin = NULL;
 		up_pool_clear(&w->env.pool);
 		session_env_drain(&w->env);
 		if (w->env.nsessions == 0)
@@ -404,6 +450,8 @@ worker_main(void *arg)
 	event_base_dispatch(w->env.base);
 	health_stop(w->health);
 	w->health = NULL;
+	admin_stop(w->admin);
+	w->admin = NULL;
 	session_env_close_all(&w->env);
 	up_pool_clear(&w->env.pool);
 	return NULL;
@@ -425,6 +473,12 @@ worker_post(struct worker *w, struct wmsg *m, int stop)
 					prev->ls[j]->fd = -1;
 				}
 			}
+		}
+		/* ... and its new admin socket */
+		if (prev != NULL && m->admin_fd == -1 && prev->admin_fd != -1 &&
+		    strcmp(prev->admin_key, m->admin_key) == 0) {
+			m->admin_fd = prev->admin_fd;
+			prev->admin_fd = -1;
 		}
 		wmsg_free(prev);
 		w->pending = m;
@@ -570,6 +624,8 @@ workers_stop(uint32_t grace_ms)
 		event_free(w->resume);
 		health_stop(w->health); /* a worker that never ran */
 		w->health = NULL;
+		admin_stop(w->admin);
+		w->admin = NULL;
 		if (w->cfg)
 			cfg_unref(w->cfg);
 		event_base_free(w->env.base);

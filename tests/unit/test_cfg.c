@@ -1556,8 +1556,63 @@ static const struct {
         {UP "server {\n listen 127.0.0.1:80;\n listen 127.0.0.1:80 backlog=5;\n proxy_pass u;\n}\n",
          4, "duplicate listen address \"127.0.0.1:80\""},
         {UP "server {\n listen [::1]:80;\n listen [0:0::1]:80;\n proxy_pass u;\n}\n", 4,
-         "duplicate listen address \"[::1]:80\""},
+         "duplicate listen address \"[::1]:80\""}, /* admin */
+        {UP SRV "admin {\n listen 10.0.0.1:9000;\n}\n", 4,
+         "admin listen address must be loopback (or set allow_remote on)"},
+        {UP SRV "admin {\n listen 9000;\n allow_remote off;\n}\n", 4,
+         "admin listen address must be loopback (or set allow_remote on)"},
+        {UP SRV "admin {\n listen [2001:db8::1]:9000;\n}\n", 4,
+         "admin listen address must be loopback (or set allow_remote on)"},
+        {UP SRV "admin {\n allow_remote on;\n}\n", 3, "admin has no \"listen\""},
+        {UP SRV "admin { listen 127.0.0.1:9000; }\nadmin {\n listen 127.0.0.1:9001;\n}\n", 4,
+         "duplicate \"admin\" block, already at "},
+        {UP SRV "admin {\n listen 127.0.0.1:9000;\n listen 127.0.0.1:9001;\n}\n", 5,
+         "\"listen\" directive is duplicate"},
+        {UP SRV "admin {\n listen 127.0.0.1:9000 backlog=5;\n}\n", 4,
+         "invalid number of arguments in \"listen\" directive"},
+        {UP SRV "admin {\n listen 127.0.0.1:9000;\n allow_remote yes;\n}\n", 5,
+         "it must be \"on\" or \"off\""},
+        {UP SRV "admin {\n listen 127.0.0.1:9000;\n proxy_pass u;\n}\n", 5,
+         "\"proxy_pass\" directive is not allowed here"},
+        {UP SRV "allow_remote on;\n", 3, "\"allow_remote\" directive is not allowed here"},
+        {UP SRV "admin;\n", 3, "\"admin\" directive has no opening \"{\""},
+        {UP
+         "server { listen 127.0.0.1:8080; proxy_pass u; }\nadmin {\n listen 127.0.0.1:8080;\n}\n",
+         4, "duplicate listen address \"127.0.0.1:8080\""},
 };
+
+/* admin { ... }: loopback addresses, allow_remote, and no block at all. */
+START_TEST(test_admin)
+{
+	static const struct {
+		const char *text;
+		const char *addr;
+		int allow_remote;
+	} ok_rows[] = {
+	        {UP SRV "admin { listen 127.0.0.1:9000; }\n", "127.0.0.1:9000", 0},
+	        {UP SRV "admin { listen 127.1.2.3:9000; }\n", "127.1.2.3:9000", 0},
+	        {UP SRV "admin { listen [::1]:9000; }\n", "[::1]:9000", 0},
+	        {UP SRV "admin { allow_remote on; listen 9000; }\n", "0.0.0.0:9000", 1},
+	};
+	char *err = NULL;
+	struct cfg *cfg;
+
+	for (size_t i = 0; i < sizeof(ok_rows) / sizeof(ok_rows[0]); i++) {
+		write_t("proxyd.conf", ok_rows[i].text);
+		cfg = cfg_load(tpath("proxyd.conf"), &err);
+		ck_assert_msg(cfg != NULL, "row %zu: %s", i, err);
+		ck_assert_int_eq(cfg->admin.enabled, 1);
+		ck_assert_str_eq(cfg->admin.listen.addr.text, ok_rows[i].addr);
+		ck_assert_int_eq(cfg->admin.allow_remote, ok_rows[i].allow_remote);
+		cfg_unref(cfg);
+	}
+	write_t("proxyd.conf", UP SRV);
+	cfg = cfg_load(tpath("proxyd.conf"), &err);
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->admin.enabled, 0);
+	cfg_unref(cfg);
+}
+END_TEST
 
 START_TEST(test_errors)
 {
@@ -1645,6 +1700,7 @@ cfg_suite(void)
 	tc = tcase_create("load");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_admin);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_workers_auto);
 	tcase_add_test(tc, test_error_log_levels);
