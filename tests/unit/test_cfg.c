@@ -30,6 +30,7 @@
 
 #include "cfg.h"
 #include "http.h"
+#include "unit.h"
 
 /* configure accepts Check 0.10; these arrived in 0.11 */
 #ifndef ck_assert_ptr_null
@@ -43,65 +44,18 @@
 #define UP  "upstream u { server 127.0.0.1:3001; }\n"
 #define SRV "server { listen 8080; proxy_pass u; }\n"
 
-static char basedir[PATH_MAX]; /* made by main(), removed at exit even if a test fails */
-static char tmpdir[PATH_MAX];  /* one per test, inside basedir */
-
-static int
-rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st, (void)type, (void)ftw;
-	remove(path);
-	return 0;
-}
+#define tmpdir unit_tmpdir
 
 static void
-setup(void)
+write_t(const char *name, const char *text)
 {
-	int n = snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", basedir);
-
-	ck_assert(n > 0 && (size_t)n < sizeof(tmpdir));
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void
-teardown(void)
-{
-	if (tmpdir[0] != '\0')
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* tmpdir + "/" + name, in a static buffer (one of a few, so two may be used at once). */
-static const char *
-tpath(const char *name)
-{
-	static char bufs[4][PATH_MAX];
-	static unsigned int next;
-	char *b = bufs[next++ % 4];
-
-	ck_assert(snprintf(b, PATH_MAX, "%s/%s", tmpdir, name) < PATH_MAX);
-	return b;
+	unit_write(name, text, strlen(text));
 }
 
 static void
 mkdir_t(const char *name)
 {
-	ck_assert_int_eq(mkdir(tpath(name), 0755), 0);
-}
-
-static void
-write_len(const char *name, const char *text, size_t len)
-{
-	FILE *f = fopen(tpath(name), "w");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
-	ck_assert_int_eq(fclose(f), 0);
-}
-
-static void
-write_t(const char *name, const char *text)
-{
-	write_len(name, text, strlen(text));
+	ck_assert_int_eq(mkdir(unit_path(name), 0755), 0);
 }
 
 /* Write text as proxyd.conf and load it. */
@@ -109,7 +63,7 @@ static struct cfg *
 load_text(const char *text, char **err)
 {
 	write_t("proxyd.conf", text);
-	return cfg_load(tpath("proxyd.conf"), err);
+	return cfg_load(unit_path("proxyd.conf"), err);
 }
 
 static struct cfg *
@@ -130,11 +84,11 @@ check_error_file(const char *file, const char *errfile, int line, const char *su
 	char prefix[PATH_MAX + 32], *err = NULL;
 	struct cfg *cfg;
 
-	cfg = cfg_load(tpath(file), &err);
+	cfg = cfg_load(unit_path(file), &err);
 	ck_assert_msg(cfg == NULL, "loaded, expected an error at line %d containing '%s'", line,
 	              substr);
 	ck_assert_ptr_nonnull(err);
-	snprintf(prefix, sizeof(prefix), "%s:%d: ", tpath(errfile), line);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", unit_path(errfile), line);
 	ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0,
 	              "error '%s' does not start with '%s'", err, prefix);
 	ck_assert_msg(strstr(err + strlen(prefix), substr) != NULL,
@@ -369,12 +323,12 @@ START_TEST(test_full)
 	         "}\n"
 	         "\n"
 	         "upstream other { server 10.0.0.1:80; }\n",
-	         tpath("access.log"), tpath("access2.log"));
+	         unit_path("access.log"), unit_path("access2.log"));
 	cfg = load_ok(text);
 
-	ck_assert_str_eq(cfg->path, tpath("proxyd.conf"));
+	ck_assert_str_eq(cfg->path, unit_path("proxyd.conf"));
 	ck_assert_uint_eq(cfg->nfiles, 1);
-	ck_assert_str_eq(cfg->files[0], tpath("proxyd.conf"));
+	ck_assert_str_eq(cfg->files[0], unit_path("proxyd.conf"));
 	ck_assert_uint_gt(cfg->generation, 0);
 	ck_assert_int_eq(atomic_load(&cfg->refs), 1);
 
@@ -390,7 +344,7 @@ START_TEST(test_full)
 	echo = &cfg->upstreams[0];
 	other = &cfg->upstreams[1];
 	ck_assert_str_eq(echo->name, "echo");
-	ck_assert_str_eq(echo->file, tpath("proxyd.conf"));
+	ck_assert_str_eq(echo->file, unit_path("proxyd.conf"));
 	ck_assert_int_eq(echo->line, 9);
 	ck_assert_int_eq(echo->keepalive, 64);
 	ck_assert_uint_eq(echo->keepalive_timeout_ms, 90000);
@@ -449,7 +403,7 @@ START_TEST(test_full)
 
 	ck_assert_uint_eq(cfg->nservers, 2);
 	s = &cfg->servers[0];
-	ck_assert_str_eq(s->file, tpath("proxyd.conf"));
+	ck_assert_str_eq(s->file, unit_path("proxyd.conf"));
 	ck_assert_int_eq(s->line, 18);
 	ck_assert_ptr_eq(s->upstream, echo);
 	ck_assert_uint_eq(s->nlistens, 5);
@@ -458,7 +412,7 @@ START_TEST(test_full)
 	ck_assert_int_eq(l[0].addr.ss.ss_family, AF_INET);
 	ck_assert_int_eq(l[0].backlog, 511);
 	ck_assert_int_eq(l[0].line, 19);
-	ck_assert_str_eq(l[0].file, tpath("proxyd.conf"));
+	ck_assert_str_eq(l[0].file, unit_path("proxyd.conf"));
 	ck_assert_str_eq(l[1].addr.text, "127.0.0.1:8081");
 	ck_assert_int_eq(l[1].backlog, 1024);
 	ck_assert_int_eq(l[1].line, 20);
@@ -486,7 +440,7 @@ START_TEST(test_full)
 	ck_assert_int_eq(s->x_forwarded_proto, 0);
 	ck_assert_int_eq(s->x_forwarded_host, 0);
 	ck_assert_int_eq(s->via, 0);
-	ck_assert_str_eq(s->access_log.path, tpath("access.log"));
+	ck_assert_str_eq(s->access_log.path, unit_path("access.log"));
 	ck_assert_int_ge(s->access_log.fd, 0);
 
 	s = &cfg->servers[1];
@@ -501,7 +455,7 @@ START_TEST(test_full)
 	ck_assert_int_eq(s->next_upstream_tries, 3);
 	ck_assert_uint_eq(s->next_upstream_timeout_ms, 2000);
 	ck_assert_int_eq(cfg->servers[0].next_upstream, CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT);
-	ck_assert_str_eq(s->access_log.path, tpath("access2.log"));
+	ck_assert_str_eq(s->access_log.path, unit_path("access2.log"));
 	ck_assert_int_ge(s->access_log.fd, 0);
 	ck_assert_int_ne(s->access_log.fd, cfg->servers[0].access_log.fd);
 
@@ -723,13 +677,13 @@ START_TEST(test_access_log)
 	snprintf(text, sizeof(text),
 	         UP "server { listen 8080; proxy_pass u; access_log \"%s\"; }\n"
 	            "server { listen 8081; proxy_pass u; access_log off; }\n",
-	         tpath("logs access.log"));
+	         unit_path("logs access.log"));
 	cfg = load_ok(text);
 	fd = cfg->servers[0].access_log.fd;
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(cfg->servers[1].access_log.fd, -1);
 	ck_assert_ptr_null(cfg->servers[1].access_log.path);
-	ck_assert_int_eq(stat(tpath("logs access.log"), &st), 0);
+	ck_assert_int_eq(stat(unit_path("logs access.log"), &st), 0);
 	ck_assert_uint_eq(st.st_mode & 0777, 0640);
 	fl = fcntl(fd, F_GETFL);
 	ck_assert_int_ne(fl, -1);
@@ -785,9 +739,9 @@ START_TEST(test_main_file_missing)
 {
 	char *err = NULL;
 
-	ck_assert_ptr_null(cfg_load(tpath("nope.conf"), &err));
+	ck_assert_ptr_null(cfg_load(unit_path("nope.conf"), &err));
 	ck_assert_ptr_nonnull(err);
-	ck_assert_msg(strstr(err, tpath("nope.conf")) != NULL, "%s", err);
+	ck_assert_msg(strstr(err, unit_path("nope.conf")) != NULL, "%s", err);
 	ck_assert_msg(strstr(err, "No such file or directory") != NULL, "%s", err);
 	free(err);
 
@@ -797,7 +751,7 @@ START_TEST(test_main_file_missing)
 	free(err);
 
 	/* err may be NULL */
-	ck_assert_ptr_null(cfg_load(tpath("nope.conf"), NULL));
+	ck_assert_ptr_null(cfg_load(unit_path("nope.conf"), NULL));
 }
 END_TEST
 
@@ -805,7 +759,7 @@ START_TEST(test_nul_byte)
 {
 	static const char text[] = "user a;\nuser\0b;\n";
 
-	write_len("proxyd.conf", text, sizeof(text) - 1);
+	unit_write("proxyd.conf", text, sizeof(text) - 1);
 	check_error_file("proxyd.conf", "proxyd.conf", 2, "unexpected NUL byte");
 }
 END_TEST
@@ -830,17 +784,17 @@ START_TEST(test_include_glob)
 	ck_assert_str_eq(cfg->upstreams[0].name, "B");
 	ck_assert_str_eq(cfg->upstreams[1].name, "a");
 	ck_assert_str_eq(cfg->upstreams[2].name, "b");
-	ck_assert_str_eq(cfg->upstreams[1].file, tpath("conf.d/a.conf"));
+	ck_assert_str_eq(cfg->upstreams[1].file, unit_path("conf.d/a.conf"));
 	ck_assert_int_eq(cfg->upstreams[1].line, 1);
-	ck_assert_str_eq(cfg->servers[0].file, tpath("conf.d/c.conf"));
+	ck_assert_str_eq(cfg->servers[0].file, unit_path("conf.d/c.conf"));
 	ck_assert_ptr_eq(cfg->servers[0].upstream, &cfg->upstreams[1]);
 	ck_assert_int_eq(cfg->workers, 2);
 	ck_assert_uint_eq(cfg->nfiles, 5);
-	ck_assert_str_eq(cfg->files[0], tpath("proxyd.conf"));
-	ck_assert_str_eq(cfg->files[1], tpath("conf.d/B.conf"));
-	ck_assert_str_eq(cfg->files[2], tpath("conf.d/a.conf"));
-	ck_assert_str_eq(cfg->files[3], tpath("conf.d/b.conf"));
-	ck_assert_str_eq(cfg->files[4], tpath("conf.d/c.conf"));
+	ck_assert_str_eq(cfg->files[0], unit_path("proxyd.conf"));
+	ck_assert_str_eq(cfg->files[1], unit_path("conf.d/B.conf"));
+	ck_assert_str_eq(cfg->files[2], unit_path("conf.d/a.conf"));
+	ck_assert_str_eq(cfg->files[3], unit_path("conf.d/b.conf"));
+	ck_assert_str_eq(cfg->files[4], unit_path("conf.d/c.conf"));
 	cfg_unref(cfg);
 }
 END_TEST
@@ -860,12 +814,12 @@ START_TEST(test_include_relative)
 	write_t("etc/snippets/server.conf", "listen 8080;\nproxy_pass u;\nvia off;\n");
 
 	ck_assert_int_eq(chdir("/"), 0);
-	cfg = cfg_load(tpath("etc/proxyd.conf"), NULL);
+	cfg = cfg_load(unit_path("etc/proxyd.conf"), NULL);
 	ck_assert_ptr_nonnull(cfg);
 	ck_assert_uint_eq(cfg->upstreams[0].npeers, 2);
 	ck_assert_int_eq(cfg->servers[0].via, 0);
 	ck_assert_str_eq(cfg->servers[0].listens[0].file,
-	                 tpath("etc/sites/../snippets/server.conf"));
+	                 unit_path("etc/sites/../snippets/server.conf"));
 	ck_assert_int_eq(cfg->servers[0].listens[0].line, 1);
 	cfg_unref(cfg);
 
@@ -882,7 +836,7 @@ START_TEST(test_include_relative)
 	cfg_unref(cfg);
 
 	/* a main file without a directory part */
-	ck_assert_int_eq(chdir(tpath("etc")), 0);
+	ck_assert_int_eq(chdir(unit_path("etc")), 0);
 	cfg = cfg_load("proxyd.conf", NULL);
 	ck_assert_ptr_nonnull(cfg);
 	ck_assert_str_eq(cfg->files[1], "sites/one.conf");
@@ -902,10 +856,10 @@ START_TEST(test_include_absolute)
 
 	mkdir_t("abs");
 	write_t("abs/u.conf", "upstream u { server 127.0.0.1:1; }\n");
-	snprintf(text, sizeof(text), "include %s;\ninclude %s;\n" SRV, tpath("abs/u.conf"),
-	         tpath("abs/*.none"));
+	snprintf(text, sizeof(text), "include %s;\ninclude %s;\n" SRV, unit_path("abs/u.conf"),
+	         unit_path("abs/*.none"));
 	cfg = load_ok(text);
-	ck_assert_str_eq(cfg->upstreams[0].file, tpath("abs/u.conf"));
+	ck_assert_str_eq(cfg->upstreams[0].file, unit_path("abs/u.conf"));
 	cfg_unref(cfg);
 }
 END_TEST
@@ -928,7 +882,7 @@ START_TEST(test_include_missing)
 	char msg[PATH_MAX + 64];
 
 	snprintf(msg, sizeof(msg), "cannot open \"%s\": No such file or directory",
-	         tpath("missing.conf"));
+	         unit_path("missing.conf"));
 	check_error(UP SRV "include missing.conf;\n", 3, msg);
 }
 END_TEST
@@ -1599,7 +1553,7 @@ START_TEST(test_admin)
 
 	for (size_t i = 0; i < sizeof(ok_rows) / sizeof(ok_rows[0]); i++) {
 		write_t("proxyd.conf", ok_rows[i].text);
-		cfg = cfg_load(tpath("proxyd.conf"), &err);
+		cfg = cfg_load(unit_path("proxyd.conf"), &err);
 		ck_assert_msg(cfg != NULL, "row %zu: %s", i, err);
 		ck_assert_int_eq(cfg->admin.enabled, 1);
 		ck_assert_str_eq(cfg->admin.listen.addr.text, ok_rows[i].addr);
@@ -1607,7 +1561,7 @@ START_TEST(test_admin)
 		cfg_unref(cfg);
 	}
 	write_t("proxyd.conf", UP SRV);
-	cfg = cfg_load(tpath("proxyd.conf"), &err);
+	cfg = cfg_load(unit_path("proxyd.conf"), &err);
 	ck_assert_msg(cfg != NULL, "%s", err);
 	ck_assert_int_eq(cfg->admin.enabled, 0);
 	cfg_unref(cfg);
@@ -1625,10 +1579,10 @@ START_TEST(test_error_first_place)
 {
 	char msg[PATH_MAX + 128];
 
-	snprintf(msg, sizeof(msg), "already used at %s:4", tpath("proxyd.conf"));
+	snprintf(msg, sizeof(msg), "already used at %s:4", unit_path("proxyd.conf"));
 	check_error(UP "server {\n\n listen 8080;\n proxy_pass u;\n}\nserver {\n listen 8080;\n}\n",
 	            8, msg);
-	snprintf(msg, sizeof(msg), "first defined at %s:2", tpath("proxyd.conf"));
+	snprintf(msg, sizeof(msg), "first defined at %s:2", unit_path("proxyd.conf"));
 	check_error("\nupstream u { server 127.0.0.1:1; }\n" SRV "upstream u {\n}\n", 4, msg);
 }
 END_TEST
@@ -1698,7 +1652,7 @@ cfg_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("load");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, unit_tmpdir_setup, unit_tmpdir_teardown);
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_admin);
 	tcase_add_test(tc, test_defaults);
@@ -1715,7 +1669,7 @@ cfg_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("include");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, unit_tmpdir_setup, unit_tmpdir_teardown);
 	tcase_add_test(tc, test_include_glob);
 	tcase_add_test(tc, test_include_relative);
 	tcase_add_test(tc, test_include_absolute);
@@ -1727,7 +1681,7 @@ cfg_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, unit_tmpdir_setup, unit_tmpdir_teardown);
 	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
 	tcase_add_test(tc, test_error_first_place);
 	suite_add_tcase(s, tc);
@@ -1738,7 +1692,7 @@ cfg_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("resolver");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, unit_tmpdir_setup, unit_tmpdir_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_unknown_host);
 	suite_add_tcase(s, tc);
@@ -1749,21 +1703,5 @@ cfg_suite(void)
 int
 main(void)
 {
-	const char *base = getenv("TMPDIR");
-	SRunner *sr;
-	int failed;
-
-	if (base == NULL || *base == '\0')
-		base = "/tmp";
-	snprintf(basedir, sizeof(basedir), "%s/test_cfg.XXXXXX", base);
-	if (mkdtemp(basedir) == NULL) {
-		perror(basedir);
-		return EXIT_FAILURE;
-	}
-	sr = srunner_create(cfg_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	nftw(basedir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_main("test_cfg", cfg_suite());
 }

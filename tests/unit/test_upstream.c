@@ -26,30 +26,18 @@
 #include <check.h>
 
 #include "cfg.h"
+#include "unit.h"
 #include "upstream.h"
 
 #define SRV "server { listen 8080; proxy_pass u; }\n"
 #define NOW 1000000 /* a "now" well past the zero of down_until_ms */
 
-static char basedir[PATH_MAX]; /* made by main(), removed at exit */
-static char tmpdir[PATH_MAX];  /* one per test, inside basedir */
-static struct cfg *cfg;        /* the configuration of the running test */
-
-static int
-rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st, (void)type, (void)ftw;
-	remove(path);
-	return 0;
-}
+static struct cfg *cfg; /* the configuration of the running test */
 
 static void
 setup(void)
 {
-	int n = snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", basedir);
-
-	ck_assert(n > 0 && (size_t)n < sizeof(tmpdir));
-	ck_assert(mkdtemp(tmpdir) != NULL);
+	unit_tmpdir_setup();
 	cfg = NULL;
 }
 
@@ -58,22 +46,19 @@ teardown(void)
 {
 	cfg_unref(cfg);
 	cfg = NULL;
-	if (tmpdir[0] != '\0')
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_tmpdir_teardown();
 }
 
 /* Load "upstream u { body } server {...}" and return upstream u. */
 static struct cfg_upstream *
 load_upstream(const char *body)
 {
-	char path[PATH_MAX + 16], *err = NULL;
-	FILE *f;
+	char text[8192], *err = NULL;
+	int n = snprintf(text, sizeof(text), "upstream u {\n%s\n}\n" SRV, body);
 
-	snprintf(path, sizeof(path), "%s/proxyd.conf", tmpdir);
-	ck_assert((f = fopen(path, "w")) != NULL);
-	fprintf(f, "upstream u {\n%s\n}\n" SRV, body);
-	ck_assert_int_eq(fclose(f), 0);
-	cfg = cfg_load(path, &err);
+	ck_assert(n > 0 && (size_t)n < sizeof(text));
+	unit_write("proxyd.conf", text, (size_t)n);
+	cfg = cfg_load(unit_path("proxyd.conf"), &err);
 	ck_assert_msg(cfg != NULL, "unexpected error: %s", err != NULL ? err : "(null)");
 	ck_assert_uint_eq(cfg->nupstreams, 1);
 	return &cfg->upstreams[0];
@@ -1000,21 +985,5 @@ upstream_suite(void)
 int
 main(void)
 {
-	const char *base = getenv("TMPDIR");
-	SRunner *sr;
-	int failed;
-
-	if (base == NULL || *base == '\0')
-		base = "/tmp";
-	snprintf(basedir, sizeof(basedir), "%s/test_upstream.XXXXXX", base);
-	if (mkdtemp(basedir) == NULL) {
-		perror(basedir);
-		return EXIT_FAILURE;
-	}
-	sr = srunner_create(upstream_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	nftw(basedir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_main("test_upstream", upstream_suite());
 }
