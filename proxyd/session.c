@@ -1001,8 +1001,20 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 			              "client closed the connection before sending the whole body");
 			return;
 		}
+		if (s->state == S_UPSTREAM && !s->resp_started) {
+			/*
+			 * The client gave up while the upstream works on its request: stop that
+			 * work too (nginx's 499), so the peer is not counted busy until
+			 * proxy_read_timeout.
+			 */
+			s->status = 499;
+			session_log_access(s);
+			session_close(s, "client closed the connection while waiting for the "
+			                 "response");
+			return;
+		}
 		if (s->state == S_UPSTREAM) {
-			/* half-close after a complete request: answer, then close */
+			/* half-close during the response: finish it, then close */
 			s->keepalive = 0;
 			bufferevent_disable(s->cbev, EV_READ);
 			return;
