@@ -83,7 +83,7 @@ struct session {
 	int ntried;
 	int64_t up_start_ms; /* when the request went to s->peer (least_time) */
 	size_t hkeylen;
-	char hkey[UP_KEY_MAX]; /* the hash key of the request (balance hash) */
+	char *hkey; /* the hash key of the request; UP_KEY_MAX bytes, only for balance hash */
 	int up_connecting;
 	int up_reused;
 	int up_requests; /* requests served before on the upstream connection */
@@ -544,6 +544,7 @@ session_close(struct session *s, const char *why)
 	if (s->hold)
 		evbuffer_free(s->hold);
 	free(s->logreq);
+	free(s->hkey);
 	cfg_unref(s->cfg);
 	TAILQ_REMOVE(&env->sessions, s, link);
 	env->nsessions--;
@@ -868,7 +869,11 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	}
 	session_build_request(s, msg);
 	/* msg is gone once drained: the hash key is kept for session_connect() and retries */
-	s->hkeylen = up_hash_key(srv->upstream, msg, s->client, s->hkey, sizeof(s->hkey));
+	if (srv->upstream->nkey > 0 && s->hkey == NULL && (s->hkey = malloc(UP_KEY_MAX)) == NULL) {
+		session_close(s, "out of memory");
+		return;
+	}
+	s->hkeylen = s->hkey ? up_hash_key(srv->upstream, msg, s->client, s->hkey, UP_KEY_MAX) : 0;
 	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 
 	/*
