@@ -119,7 +119,12 @@ peer_json(struct evbuffer *b, const struct cfg_peer *p, int64_t now_ms)
 	else
 		state = "up";
 
-	if (evbuffer_add_printf(b, "{\"server\":") < 0 || json_str(b, p->addr.text) == -1 ||
+	const struct cfg_addr *pa = cfg_peer_addr(p);
+
+	if (pa == NULL)
+		state = "unresolved";
+	if (evbuffer_add_printf(b, "{\"server\":") < 0 ||
+	    json_str(b, pa != NULL ? pa->text : p->addr.text) == -1 ||
 	    evbuffer_add_printf(b, ",\"name\":") < 0 || json_str(b, p->name) == -1)
 		return -1;
 	if (evbuffer_add_printf(
@@ -151,9 +156,15 @@ admin_upstreams_json(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms)
 		    evbuffer_add_printf(b, ",\"balance\":\"%s\",\"peers\":[",
 		                        balance_name(u->balance)) < 0)
 			return -1;
-		for (size_t j = 0; j < u->npeers; j++) {
-			if ((j > 0 && evbuffer_add(b, ",", 1) == -1) ||
-			    peer_json(b, &u->peers[j], now_ms) == -1)
+		for (size_t j = 0, n = 0; j < u->npeers; j++) {
+			const struct cfg_peer *p = &u->peers[j];
+
+			/* empty resolve slots are noise; the first stands for its name */
+			if ((p->flags & CFG_PEER_RESOLVE) && p->slot > 0 &&
+			    cfg_peer_addr(p) == NULL)
+				continue;
+			if ((n++ > 0 && evbuffer_add(b, ",", 1) == -1) ||
+			    peer_json(b, p, now_ms) == -1)
 				return -1;
 		}
 		if (evbuffer_add(b, "]}", 2) == -1)

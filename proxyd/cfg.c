@@ -60,6 +60,7 @@
 #define CFG_DEF_WORKER_CONNECTIONS     10000
 #define CFG_DEF_ERROR_LOG_LEVEL        LOG_NOTICE
 #define CFG_DEF_SHUTDOWN_TIMEOUT       10000
+#define CFG_DEF_RESOLVER_TIMEOUT       5000
 #define CFG_DEF_PEER_WEIGHT            1
 #define CFG_DEF_PEER_MAX_FAILS         1
 #define CFG_DEF_PEER_FAIL_TIMEOUT      10000
@@ -630,6 +631,8 @@ static int cfg_set_admin_listen(struct cfg_parser *, const struct cfg_directive 
                                 void *, char **);
 static int cfg_set_access_log(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                               void *, char **);
+static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                            void *, char **);
 
 static const struct cfg_range cfg_range_workers = {1, CFG_MAX_WORKERS};
 static const struct cfg_range cfg_range_positive = {1, UINT64_MAX};
@@ -654,6 +657,9 @@ static const struct cfg_directive cfg_main_directives[] = {
         {"upstream", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(1), cfg_block_upstream, 0, NULL},
         {"server", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(0), cfg_block_server, 0, NULL},
         {"admin", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(0), cfg_block_admin, 0, NULL},
+        {"resolver", CFG_CTX_MAIN, CFG_TAKE_RANGE(1, 10), cfg_set_resolver, 0, NULL},
+        {"resolver_timeout", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg, resolver.timeout_ms), &cfg_range_positive},
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -1387,6 +1393,9 @@ cfg_main_init(struct cfg *cfg)
 	cfg->worker_connections = CFG_UNSET;
 	cfg->error_log_level = CFG_UNSET;
 	cfg->shutdown_timeout_ms = CFG_UNSET_MS;
+	cfg->resolver.valid_ms = CFG_UNSET_MS;
+	cfg->resolver.timeout_ms = CFG_UNSET_MS;
+	cfg->resolver.ipv6 = CFG_UNSET;
 }
 
 static void
@@ -1407,6 +1416,12 @@ cfg_main_merge(struct cfg *cfg)
 		cfg->error_log_level = CFG_DEF_ERROR_LOG_LEVEL;
 	if (cfg->shutdown_timeout_ms == CFG_UNSET_MS)
 		cfg->shutdown_timeout_ms = CFG_DEF_SHUTDOWN_TIMEOUT;
+	if (cfg->resolver.valid_ms == CFG_UNSET_MS)
+		cfg->resolver.valid_ms = CFG_DEF_RESOLVER_VALID;
+	if (cfg->resolver.timeout_ms == CFG_UNSET_MS)
+		cfg->resolver.timeout_ms = CFG_DEF_RESOLVER_TIMEOUT;
+	if (cfg->resolver.ipv6 == CFG_UNSET)
+		cfg->resolver.ipv6 = 1;
 }
 
 /* ---- addresses ---- */
@@ -1620,11 +1635,74 @@ done:
 	return rc;
 }
 
+/*
+ * resolver ADDR[:PORT] ... [valid=DURATION] [ipv6=on|off]; (nginx's syntax; port 53 by
+ * default; IPv6 addresses in brackets)
+ */
+static int
+cfg_set_resolver(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                 void *conf, char **err)
+{
+	struct cfg_resolver *rc = &((struct cfg *)conf)->resolver;
+	char *why = NULL;
+
+	(void)p;
+	if (rc->nns > 0)
+		return cfg_duplicate(err, d);
+	for (size_t i = 0; i < nargs; i++) {
+		const char *a = args[i];
+		struct cfg_addr *addrs = NULL, *ns;
+		size_t naddrs;
+		char buf[300];
+
+		if (strncmp(a, "valid=", 6) == 0) {
+			if (cfg_parse_duration(a + 6, &rc->valid_ms, &why) == -1 ||
+			    rc->valid_ms == 0) {
+				cfg_invalid(err, d, a, "%s",
+				            why != NULL ? why : "must be positive");
+				free(why);
+				return -1;
+			}
+			continue;
+		}
+		if (strncmp(a, "ipv6=", 5) == 0) {
+			if (strcmp(a + 5, "on") != 0 && strcmp(a + 5, "off") != 0)
+				return cfg_invalid(err, d, a, "it must be \"on\" or \"off\"");
+			rc->ipv6 = strcmp(a + 5, "on") == 0;
+			continue;
+		}
+		/* a port is optional: "10.0.0.1", "[::1]", "10.0.0.1:5353", "[::1]:5353" */
+		const char *colon = strrchr(a, ':');
+		int has_port = colon != NULL && (a[0] != '[' || colon[-1] == ']') &&
+		               (a[0] == '[' || strchr(a, ':') == colon);
+
+		if (has_port)
+			snprintf(buf, sizeof(buf), "%s", a);
+		else
+			snprintf(buf, sizeof(buf), "%s:53", a);
+		if (cfg_addr_parse(buf, 0, &addrs, &naddrs, &why) == -1) {
+			cfg_invalid(err, d, a, "%s", why != NULL ? why : "out of memory");
+			free(why);
+			return -1;
+		}
+		if ((ns = cfg_array_grow(rc->ns, rc->nns, sizeof(*ns))) == NULL) {
+			free(addrs);
+			return cfg_nomem(err);
+		}
+		rc->ns = ns;
+		rc->ns[rc->nns++] = addrs[0];
+		free(addrs);
+	}
+	if (rc->nns == 0)
+		return cfg_invalid(err, d, args[0], "no name server address");
+	return 0;
+}
+
 /* ---- upstream context ---- */
 
 /*
  * server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION] [max_conns=N]
- *        [slow_start=DURATION] [backup] [down];
+ *        [slow_start=DURATION] [backup] [down] [resolve];
  */
 static int
 cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -1637,7 +1715,7 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 	int weight = CFG_UNSET, max_fails = CFG_UNSET, max_conns = CFG_UNSET;
 	uint32_t fail_timeout = CFG_UNSET_MS, slow_start = CFG_UNSET_MS;
 	size_t i, naddrs;
-	uint64_t v;
+	uint64_t v, rport = 0;
 	char *why = NULL;
 
 	(void)p;
@@ -1685,6 +1763,10 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 			}
 			if (slow_start > CFG_MAX_SLOW_START)
 				return cfg_invalid(err, d, a, "slow_start must be at most 1h");
+		} else if (strcmp(a, "resolve") == 0) {
+			if (flags & CFG_PEER_RESOLVE)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			flags |= CFG_PEER_RESOLVE;
 		} else if (strcmp(a, "backup") == 0 || strcmp(a, "down") == 0) {
 			unsigned f = a[0] == 'b' ? CFG_PEER_BACKUP : CFG_PEER_DOWN;
 
@@ -1704,7 +1786,27 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 		}
 	}
 
-	if (cfg_addr_parse(args[0], 0, &addrs, &naddrs, &why) == -1) {
+	if (flags & CFG_PEER_RESOLVE) {
+		/* slots filled at run time by discover.c; only the syntax is checked here */
+		const char *colon = strrchr(args[0], ':');
+		char host[256];
+
+		if (colon == NULL || colon == args[0] || strchr(args[0], '[') != NULL ||
+		    (size_t)(colon - args[0]) >= sizeof(host) ||
+		    cfg_parse_uint(colon + 1, 65535, &rport) == -1 || rport == 0)
+			return cfg_invalid(err, d, args[0],
+			                   "\"resolve\" needs a host name and a port, NAME:PORT");
+		memcpy(host, args[0], (size_t)(colon - args[0]));
+		host[colon - args[0]] = '\0';
+		if (cfg_is_ipv4ish(host))
+			return cfg_invalid(err, d, args[0],
+			                   "\"resolve\" needs a host name, not an address");
+		if ((addrs = calloc(CFG_RESOLVE_SLOTS, sizeof(*addrs))) == NULL)
+			return cfg_nomem(err);
+		naddrs = CFG_RESOLVE_SLOTS;
+		for (i = 0; i < naddrs; i++)
+			snprintf(addrs[i].text, sizeof(addrs[i].text), "%s", args[0]);
+	} else if (cfg_addr_parse(args[0], 0, &addrs, &naddrs, &why) == -1) {
 		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
 		free(why);
 		return -1;
@@ -1721,6 +1823,14 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 		up->npeers++;
 		peer->addr = addrs[i];
 		peer->flags = flags;
+		if (flags & CFG_PEER_RESOLVE) {
+			size_t hl = (size_t)(strrchr(args[0], ':') - args[0]);
+
+			if ((peer->host = strndup(args[0], hl)) == NULL)
+				goto nomem;
+			peer->port = (uint16_t)rport;
+			peer->slot = (unsigned)i;
+		}
 		peer->weight = weight != CFG_UNSET ? weight : CFG_DEF_PEER_WEIGHT;
 		peer->max_fails = max_fails != CFG_UNSET ? max_fails : CFG_DEF_PEER_MAX_FAILS;
 		peer->fail_timeout_ms =
@@ -2523,8 +2633,16 @@ cfg_free(struct cfg *cfg, int locks)
 	for (i = 0; i < cfg->nupstreams; i++) {
 		struct cfg_upstream *up = &cfg->upstreams[i];
 
-		for (j = 0; j < up->npeers; j++)
+		for (j = 0; j < up->npeers; j++) {
 			free(up->peers[j].name);
+			free(up->peers[j].host);
+		}
+		while (up->dyn != NULL) {
+			struct cfg_dynaddr *next = up->dyn->next;
+
+			free(up->dyn);
+			up->dyn = next;
+		}
 		free(up->peers);
 		free(up->name);
 		cfg_key_free(up->key, up->nkey);
@@ -2547,6 +2665,7 @@ cfg_free(struct cfg *cfg, int locks)
 		free(cfg->files[i]);
 	free(cfg->files);
 	free(cfg->path);
+	free(cfg->resolver.ns);
 	free(cfg->user);
 	free(cfg->pid_file);
 	free(cfg->error_log);
@@ -2619,6 +2738,8 @@ cfg_runtime_init(struct cfg_parser *p)
 			struct cfg_peer *peer = &up->peers[j];
 
 			peer->cur_weight = 0;
+			atomic_init(&peer->cur_addr,
+			            (peer->flags & CFG_PEER_RESOLVE) ? NULL : &peer->addr);
 			atomic_init(&peer->fails, 0);
 			atomic_init(&peer->fail_window_ms, 0);
 			atomic_init(&peer->down_until_ms, 0);

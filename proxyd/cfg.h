@@ -27,12 +27,21 @@ struct cfg_addr {
 };
 
 /* struct cfg_peer.flags */
-#define CFG_PEER_BACKUP 0x01 /* backup: used only when no primary peer is eligible */
-#define CFG_PEER_DOWN   0x02 /* down: never used (kept so that ip_hash keys stay put) */
+#define CFG_PEER_BACKUP  0x01 /* backup: used only when no primary peer is eligible */
+#define CFG_PEER_DOWN    0x02 /* down: never used (kept so that ip_hash keys stay put) */
+#define CFG_PEER_RESOLVE 0x04 /* resolve: one of CFG_RESOLVE_SLOTS slots of a DNS name */
+
+/* A `server NAME:PORT resolve` line becomes this many peers, filled by discover.h. */
+#define CFG_RESOLVE_SLOTS 8
+/* resolver valid=: how long answers are kept (and resolved peers re-resolved) by default */
+#define CFG_DEF_RESOLVER_VALID 30000
 
 struct cfg_peer {
-	struct cfg_addr addr;
+	struct cfg_addr addr;     /* static peers; a resolve slot's address is cur_addr's */
 	char *name;               /* as written in the config, e.g. "localhost:3001" */
+	char *host;               /* resolve: the name to look up (no port), else NULL */
+	uint16_t port;            /* resolve: the port of the server line */
+	unsigned slot;            /* resolve: 0 .. CFG_RESOLVE_SLOTS - 1 */
 	unsigned flags;           /* CFG_PEER_* */
 	int weight;               /* weight=, default 1 */
 	int max_fails;            /* max_fails=, default 1; 0 disables */
@@ -41,6 +50,12 @@ struct cfg_peer {
 	uint32_t slow_start_ms; /* slow_start=, weight ramp after recovery; 0: off */
 
 	/* runtime (upstream.c) */
+	/*
+	 * The address to connect to: &addr for a static peer; for a resolve slot the
+	 * address discover.c last gave it, or NULL (the slot is not eligible). Read with
+	 * cfg_peer_addr() and copy: an address replaced by DNS stays readable for a while.
+	 */
+	_Atomic(struct cfg_addr *) cur_addr;
 	int cur_weight;                 /* smooth WRR state, under the upstream lock */
 	atomic_int fails;               /* failures in the current window */
 	_Atomic int64_t fail_window_ms; /* start of the failure window (monotonic ms) */
@@ -136,8 +151,32 @@ struct cfg_upstream {
 
 	/* runtime (upstream.c) */
 	pthread_mutex_t lock;
-	atomic_int all_down; /* every peer is marked down; logged on each change */
+	atomic_int all_down;     /* every peer is marked down; logged on each change */
+	struct cfg_dynaddr *dyn; /* resolve: addresses handed out by discover.c (its thread) */
 };
+
+/* An address a resolve slot used; freed with the generation or once long retired. */
+struct cfg_dynaddr {
+	struct cfg_addr addr;
+	struct cfg_dynaddr *next;
+	int64_t retired_ms; /* 0 while in use */
+};
+
+/* resolver ADDR ... [valid=DURATION] [ipv6=on|off]; resolver_timeout DURATION; */
+struct cfg_resolver {
+	struct cfg_addr *ns; /* NULL: the name servers of /etc/resolv.conf */
+	size_t nns;
+	uint32_t valid_ms;   /* valid=, default 30s */
+	uint32_t timeout_ms; /* resolver_timeout, default 5s */
+	int ipv6;            /* ipv6=, default on */
+};
+
+/* The address a peer connects to now, or NULL (a resolve slot without one). */
+static inline struct cfg_addr *
+cfg_peer_addr(const struct cfg_peer *p)
+{
+	return atomic_load_explicit(&p->cur_addr, memory_order_acquire);
+}
 
 struct cfg_listen {
 	struct cfg_addr addr;
@@ -224,6 +263,7 @@ struct cfg {
 	struct cfg_server *servers;
 	size_t nservers;
 	struct cfg_admin admin; /* the admin endpoint; admin.enabled 0 when absent */
+	struct cfg_resolver resolver;
 
 	/* the files read, for "file:line" in messages; owned by the tree */
 	char **files;

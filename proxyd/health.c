@@ -152,6 +152,9 @@ health_tickcb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (hp->bev != NULL)
 		return;
+	const struct cfg_addr *pa = cfg_peer_addr(hp->p);
+	if (pa == NULL)
+		return; /* a resolve slot without an address: nothing to check */
 	hp->bev = bufferevent_socket_new(hp->h->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (hp->bev == NULL) {
 		health_done(hp, 0, "out of memory");
@@ -168,8 +171,8 @@ health_tickcb(evutil_socket_t fd, short what, void *arg)
 	bufferevent_enable(hp->bev, EV_READ | EV_WRITE);
 	event_add(hp->deadline, &tv);
 	/* the bufferevent may report a failure through health_eventcb() before returning */
-	if (bufferevent_socket_connect(hp->bev, (const struct sockaddr *)&hp->p->addr.ss,
-	                               (int)hp->p->addr.len) == -1 &&
+	if (bufferevent_socket_connect(hp->bev, (const struct sockaddr *)&pa->ss, (int)pa->len) ==
+	            -1 &&
 	    hp->bev != NULL) {
 		char why[128];
 

@@ -79,6 +79,7 @@ struct session {
 	struct evbuffer *req_head; /* upstream request head, kept for a retry */
 	struct evbuffer *hold;     /* a chunked response's head until its first chunk line */
 	struct cfg_peer *peer;
+	struct cfg_addr up_addr; /* where the upstream connection goes (a copy) */
 	struct cfg_peer *tried[UP_MAX_TRIES];
 	int ntried;
 	int64_t up_start_ms; /* when the request went to s->peer (least_time) */
@@ -517,7 +518,7 @@ session_release_upstream(struct session *s, int reusable)
 	if (reusable && !s->up_connecting &&
 	    evbuffer_get_length(bufferevent_get_input(s->ubev)) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(s->ubev)) == 0)
-		up_pool_put(&s->env->pool, s->ubev, s->srv->upstream, &s->peer->addr,
+		up_pool_put(&s->env->pool, s->ubev, s->srv->upstream, &s->up_addr,
 		            s->up_requests + 1);
 	else
 		bufferevent_free(s->ubev);
@@ -658,7 +659,7 @@ session_fail(struct session *s, int status, const char *perr, const char *why)
 {
 	s->perr = perr;
 	if (s->peer != NULL)
-		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->peer->addr.text);
+		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->up_addr.text);
 	session_error(s, status, why);
 }
 
@@ -1123,6 +1124,12 @@ session_connect(struct session *s)
 
 		if (peer == NULL)
 			break;
+		const struct cfg_addr *pa = cfg_peer_addr(peer);
+		if (pa == NULL) {
+			s->tried[s->ntried++] = peer; /* DNS emptied the slot meanwhile */
+			continue;
+		}
+		s->up_addr = *pa; /* a resolve slot may change address under us */
 		up_note_live(u, 1);
 		s->resp_got = 0;
 		s->tried[s->ntried++] = peer;
@@ -1130,7 +1137,7 @@ session_connect(struct session *s)
 		s->up_start_ms = now;
 		atomic_fetch_add(&peer->active, 1);
 
-		if ((bev = up_pool_get(&s->env->pool, &peer->addr, &reqs)) != NULL) {
+		if ((bev = up_pool_get(&s->env->pool, &s->up_addr, &reqs)) != NULL) {
 			s->ubev = bev;
 			s->up_reused = 1;
 			s->up_requests = reqs;
@@ -1151,12 +1158,12 @@ session_connect(struct session *s)
 		s->up_connecting = 1;
 		s->up_reused = 0;
 		s->up_requests = 0;
-		if (bufferevent_socket_connect(bev, (const struct sockaddr *)&peer->addr.ss,
-		                               (int)peer->addr.len) == -1) {
-			log_warn("*%" PRIu64 " connect() to %s failed", s->id, peer->addr.text);
+		if (bufferevent_socket_connect(bev, (const struct sockaddr *)&s->up_addr.ss,
+		                               (int)s->up_addr.len) == -1) {
+			log_warn("*%" PRIu64 " connect() to %s failed", s->id, s->up_addr.text);
 			s->perr = errno == ECONNREFUSED ? "connection_refused"
 			                                : "connection_terminated";
-			snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", peer->addr.text);
+			snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->up_addr.text);
 			session_release_upstream(s, 0);
 			up_peer_failed(u, peer, now);
 			if (!session_next_allowed(s, CFG_NEXT_ERROR, 0))
@@ -1233,10 +1240,10 @@ session_upstream_failed(struct session *s, int timeout, int err, const char *why
 	else
 		s->perr = "connection_terminated";
 	if (s->peer != NULL)
-		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->peer->addr.text);
+		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->up_addr.text);
 
 	log_warnx("*%" PRIu64 " client %s: upstream %s: %s%s", s->id, s->client,
-	          s->peer ? s->peer->addr.text : "-", why,
+	          s->peer ? s->up_addr.text : "-", why,
 	          connecting ? " while connecting to upstream" : " while reading response header");
 	if (connecting) {
 		up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
@@ -1350,7 +1357,7 @@ session_next_response(struct session *s, int cond, int status)
 		return 0;
 	if (status != 0) {
 		log_info("*%" PRIu64 " client %s: upstream %s answered %d, trying the next peer",
-		         s->id, s->client, s->peer->addr.text, status);
+		         s->id, s->client, s->up_addr.text, status);
 		/* as nginx: 403 and 404 say nothing about the peer's health */
 		if (cond & (CFG_NEXT_HTTP_403 | CFG_NEXT_HTTP_404))
 			up_peer_ok(s->peer);
@@ -1385,7 +1392,7 @@ session_read_response_head(struct session *s)
 		if (r == HTTP_ERROR) {
 			log_warnx("*%" PRIu64
 			          " client %s: upstream %s sent an invalid response: %s",
-			          s->id, s->client, s->peer->addr.text, msg->error);
+			          s->id, s->client, s->up_addr.text, msg->error);
 			up_peer_failed(srv->upstream, s->peer, up_now_ms());
 			if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0))
 				return;
@@ -1401,7 +1408,7 @@ session_read_response_head(struct session *s)
 	}
 	if (msg->status_code == 101) {
 		log_warnx("*%" PRIu64 " upstream %s switched protocols unasked", s->id,
-		          s->peer->addr.text);
+		          s->up_addr.text);
 		up_peer_failed(srv->upstream, s->peer, up_now_ms());
 		if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0))
 			return;
@@ -1510,7 +1517,7 @@ session_pump_response(struct session *s)
 		}
 		if (r == -1) {
 			log_warnx("*%" PRIu64 " upstream %s sent a bad chunked body: %s", s->id,
-			          s->peer->addr.text, s->resp.ch.error ? s->resp.ch.error : "?");
+			          s->up_addr.text, s->resp.ch.error ? s->resp.ch.error : "?");
 			session_fail(s, 502, "http_protocol_error",
 			             "invalid chunked body from upstream");
 			return;
@@ -1530,7 +1537,7 @@ session_pump_response(struct session *s)
 				return;
 			}
 			log_warnx("*%" PRIu64 " upstream %s closed the connection mid-body", s->id,
-			          s->peer->addr.text);
+			          s->up_addr.text);
 			session_fail(s, 502, "http_response_incomplete",
 			             "upstream prematurely closed the connection");
 			return;
@@ -1615,7 +1622,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 		if (s->resp_got && !(what & BEV_EVENT_ERROR)) {
 			/* a response head cut short */
 			log_warnx("*%" PRIu64 " upstream %s closed the connection mid-header",
-			          s->id, s->peer->addr.text);
+			          s->id, s->up_addr.text);
 			up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
 			if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0))
 				return;

@@ -18,6 +18,7 @@
 #include "upstream.h"
 
 struct event_base;
+struct resolver;
 struct session;
 TAILQ_HEAD(session_list, session);
 
@@ -25,6 +26,7 @@ TAILQ_HEAD(session_list, session);
 struct session_env {
 	struct event_base *base;
 	struct up_pool pool;
+	struct resolver *resolver; /* names of forward requests and resolve servers */
 	struct session_list sessions;
 	unsigned nsessions;
 	int stopping;            /* graceful shutdown: finish the current request, then close */

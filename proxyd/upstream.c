@@ -27,7 +27,8 @@ up_now_ms(void)
 }
 
 /*
- * Whether p may serve this request: not configured down, in the set being considered
+ * Whether p may serve this request: not configured down, an address (resolve slots may
+ * have none), in the set being considered
  * (primaries or backups), not marked down by passive health nor by the active health
  * checker (health.c), not already tried and, unless ignore_limit, below its max_conns.
  * The max_conns check is not atomic with the increment of `active` (session.c): workers
@@ -40,6 +41,8 @@ up_eligible_(const struct cfg_peer *p, unsigned backup, struct cfg_peer *const *
 {
 	if ((p->flags & CFG_PEER_DOWN) || (p->flags & CFG_PEER_BACKUP) != backup)
 		return 0;
+	if ((p->flags & CFG_PEER_RESOLVE) && cfg_peer_addr(p) == NULL)
+		return 0; /* a resolve slot DNS has not filled */
 	if (atomic_load_explicit(&p->down_until_ms, memory_order_relaxed) > now_ms)
 		return 0;
 	if (atomic_load_explicit(&p->health_down, memory_order_relaxed))
@@ -448,7 +451,8 @@ up_peer_time_add(struct cfg_peer *p, int64_t ms)
 void
 up_peer_time(const struct cfg_upstream *u, struct cfg_peer *p, int last_byte, int64_t start_ms)
 {
-	if (u->balance == (last_byte ? CFG_BALANCE_LEAST_TIME_LAST_BYTE : CFG_BALANCE_LEAST_TIME))
+	if (p != NULL &&
+	    u->balance == (last_byte ? CFG_BALANCE_LEAST_TIME_LAST_BYTE : CFG_BALANCE_LEAST_TIME))
 		up_peer_time_add(p, up_now_ms() - start_ms);
 }
 
@@ -605,6 +609,8 @@ up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms)
 {
 	size_t usable = 0;
 
+	if (p == NULL)
+		return; /* forward mode: an origin, not a peer */
 	atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
 	if (p->max_fails == 0)
 		return;
@@ -635,7 +641,7 @@ up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms)
 void
 up_peer_ok(struct cfg_peer *p)
 {
-	if (atomic_load_explicit(&p->fails, memory_order_relaxed) != 0)
+	if (p != NULL && atomic_load_explicit(&p->fails, memory_order_relaxed) != 0)
 		atomic_store(&p->fails, 0);
 }
 

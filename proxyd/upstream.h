@@ -89,7 +89,10 @@ void up_peer_time(const struct cfg_upstream *u, struct cfg_peer *p, int last_byt
                   int64_t start_ms);
 /* Add a response time of ms milliseconds to p's least_time average. */
 void up_peer_time_add(struct cfg_peer *p, int64_t ms);
-/* Passive health: a connect error or timeout, a bad head or a listed http_NNN from p. */
+/*
+ * Passive health: a connect error or timeout, a bad head or a listed http_NNN from p.
+ * Here, in up_peer_ok() and in up_peer_time(), p may be NULL (forward mode: no peer).
+ */
 void up_peer_failed(const struct cfg_upstream *u, struct cfg_peer *p, int64_t now_ms);
 /* A response arrived from p: its failure window starts afresh. */
 void up_peer_ok(struct cfg_peer *p);

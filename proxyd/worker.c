@@ -16,8 +16,10 @@
 #include <event2/listener.h>
 
 #include "admin.h"
+#include "discover.h"
 #include "health.h"
 #include "log.h"
+#include "resolve.h"
 #include "session.h"
 #include "worker.h"
 
@@ -60,8 +62,9 @@ struct worker {
 	int stop;             /* under lock: 1 drain, 2 close everything now */
 	int paused;
 	int joined;
-	struct health *health; /* worker 0: the checks of cfg's upstreams (health.h) */
-	struct admin *admin;   /* worker 0: the admin endpoint (admin.h), or NULL */
+	struct health *health;     /* worker 0: the checks of cfg's upstreams (health.h) */
+	struct admin *admin;       /* worker 0: the admin endpoint (admin.h), or NULL */
+	struct discover *discover; /* worker 0: resolve servers of cfg's upstreams */
 };
 
 static struct worker *workers;
@@ -347,15 +350,22 @@ worker_apply(struct worker *w, struct wmsg *m)
 	w->nls = m->nls;
 	m->ls = NULL;
 	m->nls = 0;
-	if (w->cfg)
-		cfg_unref(w->cfg);
+	struct cfg *prev = w->cfg;
+
 	w->cfg = m->cfg;
 	m->cfg = NULL;
+	resolver_configure(w->env.resolver, &w->cfg->resolver);
 	/* Active health checks run in worker 0 only: one check per interval, not N. */
 	if (w->id == 0 && !w->env.stopping) {
 		health_stop(w->health);
 		w->health = health_start(w->env.base, w->cfg);
+		/* the new generation starts from the addresses the old one had */
+		struct discover *d = discover_start(w->env.base, w->env.resolver, w->cfg, prev);
+		discover_stop(w->discover);
+		w->discover = d;
 	}
+	if (prev)
+		cfg_unref(prev);
 	if (w->id == 0)
 		worker_apply_admin(w, m);
 	wmsg_free(m);
@@ -429,6 +439,8 @@ worker_ctlcb(evutil_socket_t fd, short what, void *arg)
 		event_del(w->resume);
 		health_stop(w->health);
 		w->health = NULL;
+		discover_stop(w->discover);
+		w->discover = NULL;
 		admin_stop(w->admin);
 		w->admin = NULL;
 		up_pool_clear(&w->env.pool);
@@ -450,6 +462,8 @@ worker_main(void *arg)
 	event_base_dispatch(w->env.base);
 	health_stop(w->health);
 	w->health = NULL;
+	discover_stop(w->discover);
+	w->discover = NULL;
 	admin_stop(w->admin);
 	w->admin = NULL;
 	session_env_close_all(&w->env);
@@ -534,6 +548,12 @@ workers_start(struct cfg *cfg, int n, char **err)
 			return -1;
 		}
 		w->ctl = event_new(w->env.base, -1, EV_PERSIST, worker_ctlcb, w);
+		*err = NULL;
+		if ((w->env.resolver = resolver_new(w->env.base, &cfg->resolver, err)) == NULL) {
+			if (*err == NULL)
+				*err = errfmt("cannot create a resolver");
+			return -1;
+		}
 		w->resume = evtimer_new(w->env.base, worker_resumecb, w);
 		if ((m = wmsg_build(w, cfg, err)) == NULL)
 			return -1;
@@ -624,8 +644,12 @@ workers_stop(uint32_t grace_ms)
 		event_free(w->resume);
 		health_stop(w->health); /* a worker that never ran */
 		w->health = NULL;
+		discover_stop(w->discover);
+		w->discover = NULL;
 		admin_stop(w->admin);
 		w->admin = NULL;
+		resolver_free(w->env.resolver);
+		w->env.resolver = NULL;
 		if (w->cfg)
 			cfg_unref(w->cfg);
 		event_base_free(w->env.base);

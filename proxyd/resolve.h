@@ -1,0 +1,68 @@
+/*
+ * resolve.h - asynchronous name resolution with a small per-worker cache (evdns).
+ *
+ * Contract: one resolver per worker thread, on that worker's event base, never shared.
+ * Lookups go through evdns_getaddrinfo(), so /etc/hosts is honoured and numeric hosts
+ * answer at once; the name servers are those of the `resolver` directive, else those of
+ * /etc/resolv.conf (without its search list: a proxy resolves names as given).
+ *
+ * resolve_cached() answers from the cache without waiting; on RESOLVE_MISS the caller
+ * starts resolve_start(), whose callback always runs later, from the event loop, exactly
+ * once unless resolve_cancel() was called first. Concurrent lookups of one name share
+ * one query. Answers are kept for `valid=` of the resolver directive (default 30s; evdns's
+ * getaddrinfo does not report record TTLs, so `valid=` is the bound, as nginx's override);
+ * "no such name" and "no address" for min(valid, 5s); other failures (timeouts, SERVFAIL)
+ * are not cached. At most RESOLVE_CACHE_MAX names are kept; an expired or the oldest entry
+ * makes room. Names are compared without case and without a trailing dot.
+ */
+#ifndef PROXYD_RESOLVE_H
+#define PROXYD_RESOLVE_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cfg.h"
+
+struct event_base;
+struct resolver;
+struct resolve_req;
+
+#define RESOLVE_MAX_ADDRS 8
+#define RESOLVE_CACHE_MAX 4096
+#define RESOLVE_NEG_MS    5000
+#define RESOLVE_NAME_MAX  253
+
+enum resolve_status {
+	RESOLVE_OK,       /* addresses in the answer */
+	RESOLVE_MISS,     /* resolve_cached(): not cached, start a lookup */
+	RESOLVE_NONAME,   /* the name does not exist or has no address */
+	RESOLVE_FAILED,   /* the servers failed or did not answer in time */
+	RESOLVE_CANCELED, /* never passed to a callback: for internal use */
+};
+
+struct resolve_answer {
+	size_t n;
+	struct sockaddr_storage addr[RESOLVE_MAX_ADDRS]; /* port 0 */
+};
+
+typedef void (*resolve_cb)(enum resolve_status st, const struct resolve_answer *ans, void *arg);
+
+/* A resolver on base configured by rc (NULL: /etc/resolv.conf). NULL with *err on failure. */
+struct resolver *resolver_new(struct event_base *base, const struct cfg_resolver *rc, char **err);
+/* Apply a new generation's resolver settings; drops the cache when they changed. */
+void resolver_configure(struct resolver *r, const struct cfg_resolver *rc);
+/* Cancels every lookup (their callbacks do not run) and frees r; NULL is allowed. */
+void resolver_free(struct resolver *r);
+
+/* The cached answer for name, if any (RESOLVE_OK or RESOLVE_NONAME), else RESOLVE_MISS. */
+enum resolve_status resolve_cached(struct resolver *r, const char *name,
+                                   struct resolve_answer *ans);
+/* Start a lookup of name; NULL when out of memory or the name is too long (logged). */
+struct resolve_req *resolve_start(struct resolver *r, const char *name, resolve_cb cb, void *arg);
+/* The callback of req will not run. req must not have completed. */
+void resolve_cancel(struct resolve_req *req);
+
+/* Text of a status, for logs and error pages. */
+const char *resolve_strerror(enum resolve_status st);
+
+#endif /* PROXYD_RESOLVE_H */
