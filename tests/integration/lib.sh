@@ -261,3 +261,56 @@ fill_accept_queue() {
 	done
 	sleep 0.3
 }
+
+# --- DNS: the test responder tests/dnsd (DNSD) ------------------------------------------
+
+# start_dnsd NAME ZONEFILE [args...]: starts dnsd on a free port of 127.0.0.1 (UDP, and
+# TCP on the same port) serving ZONEFILE; sets DNSD_PORT and NAME_port / NAME_pid. Its
+# query log, one `query QNAME TYPE -> RCODE` line per query, is $T/dnsd-NAME.err. It is
+# stopped at exit like the origins.
+start_dnsd() {
+	local name=$1 zone=$2
+	shift 2
+	: "${DNSD:?set DNSD to the test DNS responder binary}"
+	local out="$T/dnsd-$name.out"
+	"$DNSD" -p 0 -z "$zone" "$@" >"$out" 2>"$T/dnsd-$name.err" &
+	local pid=$!
+	PIDS="$PIDS $pid"
+	for _ in $(seq 1 200); do
+		grep -q '^READY ' "$out" 2>/dev/null && break
+		sleep 0.05
+	done
+	local line
+	if ! line=$(grep '^READY ' "$out"); then
+		sed 's/^/# /' "$T/dnsd-$name.err"
+		bail "dnsd $name did not start"
+	fi
+	DNSD_PORT=$(printf '%s' "$line" | sed -n 's/.*port=\([0-9]*\).*/\1/p')
+	eval "${name}_port=$DNSD_PORT ${name}_pid=$pid"
+}
+
+# dns_set ZONEFILE LINE...: replaces the zone atomically (temporary file, then mv) with
+# the given lines (one argument may hold several). dnsd checks the file on every query and
+# re-reads it when its inode, size or mtime (to the nanosecond) changed; the new file's
+# mtime is set one second past the old one's, so even two changes within the same clock
+# tick, with a recycled inode and an equal size, are seen by the next query.
+dns_set() {
+	local zone=$1 old now
+	shift
+	now=$(date +%s)
+	old=$(stat -c %Y "$zone" 2>/dev/null) || old=0
+	[ "$((old + 1))" -gt "$now" ] && now=$((old + 1))
+	printf '%s\n' "$@" >"$zone.tmp" &&
+		touch -d "@$now" "$zone.tmp" &&
+		mv -f "$zone.tmp" "$zone" || bail "dns_set $zone failed"
+}
+
+# dns_query PORT QNAME TYPE: one UDP query to dnsd on 127.0.0.1:PORT; prints the answer's
+# addresses one per line, or NODATA, NXDOMAIN, SERVFAIL, TIMEOUT (`dnsd -q`).
+dns_query() { "$DNSD" -q "$2" "$3" 127.0.0.1 "$1"; }
+
+# dns_count NAME QNAME [TYPE]: how many queries for QNAME (lower case, no trailing dot),
+# of TYPE if given, dnsd NAME has logged so far (to check what proxyd caches).
+dns_count() {
+	grep -c "^query $2 ${3:-[A-Z0-9]*} -> " "$T/dnsd-$1.err"
+}
