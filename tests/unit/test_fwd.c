@@ -4,7 +4,7 @@
 
 /*
  * test_fwd.c - unit tests of the pure building blocks of forward mode: port ranges and
- * address classes (proxyd/netpolicy.c).
+ * address classes (proxyd/netpolicy.c) and the anonymize header policy (proxyd/anon.c).
  */
 
 #include <sys/socket.h>
@@ -18,6 +18,7 @@
 
 #include <check.h>
 
+#include "anon.h"
 #include "netpolicy.h"
 #include "unit.h"
 
@@ -271,6 +272,294 @@ START_TEST(test_policy_helpers)
 }
 END_TEST
 
+/* ---- anon ------------------------------------------------------------------------------ */
+
+static struct anon_policy *
+policy(enum anon_mode mode, const char *allow, const char *ua)
+{
+	static char buf[256];
+	char *words[16], *w, *save = NULL, *err = NULL;
+	size_t n = 0;
+	struct anon_policy *p;
+
+	buf[0] = '\0';
+	if (allow != NULL) {
+		ck_assert(strlen(allow) < sizeof(buf));
+		strcpy(buf, allow);
+	}
+	for (w = strtok_r(buf, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save))
+		words[n++] = w;
+	p = anon_policy_new(mode, words, n, ua, &err);
+	ck_assert_msg(p != NULL, "error: %s", err != NULL ? err : "(null)");
+	ck_assert_ptr_null(err);
+	return p;
+}
+
+static const struct anon_origin http_example = {"http", 4, "example.com", 11, 0};
+
+static enum anon_action
+hdr(const struct anon_policy *p, const char *name, const char *value)
+{
+	return anon_header(p, name, strlen(name), value, value != NULL ? strlen(value) : 0,
+	                   &http_example);
+}
+
+/* Identifying headers: dropped by standard mode, kept by off. */
+static const char *const identifying[] = {
+        "Via",
+        "via",
+        "X-Forwarded-For",
+        "x-forwarded-proto",
+        "X-FORWARDED-HOST",
+        "X-Forwarded-Anything",
+        "Forwarded",
+        "X-Real-IP",
+        "From",
+        "Client-IP",
+        "X-Client-IP",
+        "True-Client-IP",
+        "X-Cluster-Client-IP",
+        "CF-Connecting-IP",
+        "X-ProxyUser-Ip",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "proxy-anything",
+};
+
+START_TEST(test_anon_mode_parse)
+{
+	enum anon_mode m = ANON_STRICT;
+
+	ck_assert_int_eq(anon_mode_parse("off", &m), 0);
+	ck_assert_int_eq(m, ANON_OFF);
+	ck_assert_int_eq(anon_mode_parse("standard", &m), 0);
+	ck_assert_int_eq(m, ANON_STANDARD);
+	ck_assert_int_eq(anon_mode_parse("strict", &m), 0);
+	ck_assert_int_eq(m, ANON_STRICT);
+	ck_assert_int_eq(anon_mode_parse("Strict", &m), -1);
+	ck_assert_int_eq(anon_mode_parse("on", &m), -1);
+	ck_assert_int_eq(anon_mode_parse("", &m), -1);
+}
+END_TEST
+
+START_TEST(test_anon_off)
+{
+	struct anon_policy *p = policy(ANON_OFF, NULL, "ua");
+	size_t i;
+
+	for (i = 0; i < sizeof(identifying) / sizeof(identifying[0]); i++)
+		ck_assert_int_eq(hdr(p, identifying[i], "x"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "User-Agent", "curl"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "Referer", "http://evil.example/"), ANON_KEEP);
+	ck_assert_int_eq(anon_request_via_allowed(p), 1);
+	ck_assert_int_eq(anon_response_via_allowed(p), 1);
+	ck_assert_int_eq(anon_response_via_allowed(NULL), 1);
+	ck_assert_int_eq(anon_header(NULL, "Via", 3, "", 0, NULL), ANON_KEEP);
+	anon_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_anon_standard)
+{
+	struct anon_policy *p = policy(ANON_STANDARD, NULL, NULL);
+	static const char *const kept[] = {
+	        "User-Agent",        "Referer", "Cookie",  "X-Forwarded",
+	        "X-Real-IPs",        "Proxy",   "Viaduct", "Fromage",
+	        "X-Custom",          "Host",    "Accept",  "Content-Type",
+	        "Transfer-Encoding",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(identifying) / sizeof(identifying[0]); i++)
+		ck_assert_msg(hdr(p, identifying[i], "1.2.3.4") == ANON_DROP, "%s kept",
+		              identifying[i]);
+	for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		ck_assert_msg(hdr(p, kept[i], "x") == ANON_KEEP, "%s dropped", kept[i]);
+	ck_assert_int_eq(anon_request_via_allowed(p), 0);
+	ck_assert_int_eq(anon_response_via_allowed(p), 0);
+	anon_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_anon_standard_allow)
+{
+	struct anon_policy *p = policy(ANON_STANDARD, "via X-Forwarded-For", NULL);
+
+	ck_assert_int_eq(hdr(p, "Via", "1.1 a"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "x-forwarded-FOR", "1.2.3.4"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "X-Forwarded-Proto", "http"), ANON_DROP);
+	ck_assert_int_eq(hdr(p, "Vi", "x"), ANON_KEEP);
+	anon_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_anon_strict)
+{
+	struct anon_policy *p = policy(ANON_STRICT, NULL, "Mozilla/5.0 (proxyd)");
+	static const char *const kept[] = {
+	        "Host",
+	        "host",
+	        "Accept",
+	        "Accept-Language",
+	        "ACCEPT-ENCODING",
+	        "Content-Type",
+	        "Content-Length",
+	        "Cache-Control",
+	        "Pragma",
+	        "If-None-Match",
+	        "if-modified-since",
+	        "Range",
+	        "Authorization",
+	        "Cookie",
+	        "Transfer-Encoding",
+	};
+	static const char *const dropped[] = {
+	        "X-Custom",       "DNT",
+	        "Accept-",        "Acceptx",
+	        "Content",        "If",
+	        "Ranges",         "Hosts",
+	        "Cookie2",        "Upgrade-Insecure-Requests",
+	        "Sec-Fetch-Site", "Authorization2",
+	        "Prag",           "TE",
+	        "Authorizatio",
+	};
+	size_t i, len;
+	const char *ua;
+
+	for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		ck_assert_msg(hdr(p, kept[i], "x") == ANON_KEEP, "%s dropped", kept[i]);
+	for (i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+		ck_assert_msg(hdr(p, dropped[i], "x") == ANON_DROP, "%s kept", dropped[i]);
+	for (i = 0; i < sizeof(identifying) / sizeof(identifying[0]); i++)
+		ck_assert_msg(hdr(p, identifying[i], "x") == ANON_DROP, "%s kept", identifying[i]);
+	ck_assert_int_eq(hdr(p, "User-Agent", "curl/8"), ANON_REPLACE);
+	ck_assert_int_eq(hdr(p, "user-agent", "curl/8"), ANON_REPLACE);
+	ua = anon_user_agent(p, &len);
+	ck_assert_str_eq(ua, "Mozilla/5.0 (proxyd)");
+	ck_assert_uint_eq(len, 20);
+	ck_assert_int_eq(anon_response_via_allowed(p), 0);
+	anon_policy_free(p);
+
+	p = policy(ANON_STRICT, NULL, NULL);
+	ck_assert_int_eq(hdr(p, "User-Agent", "curl/8"), ANON_DROP);
+	ck_assert_ptr_null(anon_user_agent(p, &len));
+	ck_assert_uint_eq(len, 0);
+	anon_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_anon_strict_allow)
+{
+	struct anon_policy *p = policy(ANON_STRICT, "X-Api-Key dnt user-agent REFERER", "ua");
+
+	ck_assert_int_eq(hdr(p, "x-api-key", "k"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "X-API-KEY", "k"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "DNT", "1"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "User-Agent", "curl"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "Referer", "http://other.example/"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "X-Api-Keys", "k"), ANON_DROP);
+	ck_assert_int_eq(hdr(p, "X-Api-Ke", "k"), ANON_DROP);
+	ck_assert_int_eq(hdr(p, "Origin", "http://other.example"), ANON_DROP);
+	anon_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_anon_bad_config)
+{
+	static char ok[] = "X-Ok", badname[] = "bad name", none[] = "";
+	char *err = NULL;
+	char *bad[] = {ok, badname};
+	char *empty[] = {none};
+
+	ck_assert_ptr_null(anon_policy_new(ANON_STRICT, bad, 2, NULL, &err));
+	ck_assert_str_eq(err, "bad header name \"bad name\"");
+	free(err);
+	err = NULL;
+	ck_assert_ptr_null(anon_policy_new(ANON_STRICT, empty, 1, NULL, &err));
+	ck_assert_str_eq(err, "bad header name \"\"");
+	free(err);
+	err = NULL;
+	ck_assert_ptr_null(anon_policy_new(ANON_STRICT, NULL, 0, "a\r\nX-Evil: 1", &err));
+	ck_assert_str_eq(err, "bad user agent: control character");
+	free(err);
+}
+END_TEST
+
+START_TEST(test_anon_same_origin)
+{
+	struct anon_policy *p = policy(ANON_STRICT, NULL, NULL);
+	static const struct {
+		const char *referer;
+		enum anon_action a;
+	} cases[] = {
+	        {"http://example.com/", ANON_KEEP},
+	        {"http://example.com/a/b?c=d#e", ANON_KEEP},
+	        {"HTTP://EXAMPLE.COM/x", ANON_KEEP},
+	        {"http://example.com:80/x", ANON_KEEP},
+	        {"http://example.com:/x", ANON_KEEP},
+	        {"http://example.com", ANON_KEEP},
+	        {"http://example.com?q", ANON_KEEP},
+	        {"http://example.com:8080/", ANON_DROP},
+	        {"http://example.com:080/", ANON_KEEP},
+	        {"http://example.com:0/", ANON_DROP},
+	        {"http://example.com:65616/", ANON_DROP},
+	        {"http://example.com:123456/", ANON_DROP},
+	        {"https://example.com/", ANON_DROP},
+	        {"ftp://example.com/", ANON_DROP},
+	        {"http://evil.com/", ANON_DROP},
+	        {"http://example.com.evil.com/", ANON_DROP},
+	        {"http://example.co/", ANON_DROP},
+	        {"http://user@example.com/", ANON_DROP},
+	        {"http://example.com@evil.com/", ANON_DROP},
+	        {"http://example.com\\@evil.com/", ANON_DROP},
+	        {"//example.com/", ANON_DROP},
+	        {"http:/example.com/", ANON_DROP},
+	        {"http://", ANON_DROP},
+	        {"/relative", ANON_DROP},
+	        {"", ANON_DROP},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(hdr(p, "Referer", cases[i].referer) == cases[i].a, "Referer %s",
+		              cases[i].referer);
+
+	ck_assert_int_eq(hdr(p, "Origin", "http://example.com"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "origin", "http://Example.com:80"), ANON_KEEP);
+	ck_assert_int_eq(hdr(p, "Origin", "null"), ANON_DROP);
+	ck_assert_int_eq(hdr(p, "Origin", "http://example.com/"), ANON_DROP);
+	ck_assert_int_eq(hdr(p, "Origin", "https://example.com"), ANON_DROP);
+	ck_assert_int_eq(hdr(p, "Origin", "http://evil.com"), ANON_DROP);
+	/* no target: nothing is same-origin */
+	ck_assert_int_eq(anon_header(p, "Referer", 7, "http://example.com/", 19, NULL), ANON_DROP);
+	anon_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_anon_same_origin_ports)
+{
+	struct anon_policy *p = policy(ANON_STRICT, NULL, NULL);
+	const struct anon_origin tls = {"HTTPS", 5, "Example.COM", 11, 443};
+	const struct anon_origin alt = {"http", 4, "example.com", 11, 8080};
+	const struct anon_origin v6 = {"http", 4, "[2001:db8::1]", 13, 0};
+	static const char ref[] = "Referer";
+
+#define REF(o, v) anon_header(p, ref, 7, v, strlen(v), &(o))
+	ck_assert_int_eq(REF(tls, "https://example.com/"), ANON_KEEP);
+	ck_assert_int_eq(REF(tls, "https://example.com:443/"), ANON_KEEP);
+	ck_assert_int_eq(REF(tls, "http://example.com/"), ANON_DROP);
+	ck_assert_int_eq(REF(tls, "http://example.com:443/"), ANON_DROP);
+	ck_assert_int_eq(REF(alt, "http://example.com:8080/x"), ANON_KEEP);
+	ck_assert_int_eq(REF(alt, "http://example.com/x"), ANON_DROP);
+	ck_assert_int_eq(REF(v6, "http://[2001:DB8::1]/x"), ANON_KEEP);
+	ck_assert_int_eq(REF(v6, "http://[2001:db8::1]:80/x"), ANON_KEEP);
+	ck_assert_int_eq(REF(v6, "http://[2001:db8::2]/x"), ANON_DROP);
+	ck_assert_int_eq(REF(v6, "http://[2001:db8::1/x"), ANON_DROP);
+#undef REF
+	anon_policy_free(p);
+}
+END_TEST
+
 static Suite *
 fwd_suite(void)
 {
@@ -287,6 +576,18 @@ fwd_suite(void)
 	tcase_add_test(tc, test_classify);
 	tcase_add_test(tc, test_classify_other_family);
 	tcase_add_test(tc, test_policy_helpers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("anon");
+	tcase_add_test(tc, test_anon_mode_parse);
+	tcase_add_test(tc, test_anon_off);
+	tcase_add_test(tc, test_anon_standard);
+	tcase_add_test(tc, test_anon_standard_allow);
+	tcase_add_test(tc, test_anon_strict);
+	tcase_add_test(tc, test_anon_strict_allow);
+	tcase_add_test(tc, test_anon_bad_config);
+	tcase_add_test(tc, test_anon_same_origin);
+	tcase_add_test(tc, test_anon_same_origin_ports);
 	suite_add_tcase(s, tc);
 
 	return s;
