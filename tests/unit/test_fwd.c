@@ -4,21 +4,31 @@
 
 /*
  * test_fwd.c - unit tests of the pure building blocks of forward mode: port ranges and
- * address classes (proxyd/netpolicy.c) and the anonymize header policy (proxyd/anon.c).
+ * address classes (proxyd/netpolicy.c), the anonymize header policy (proxyd/anon.c) and
+ * proxy Basic authentication with its verification cache (proxyd/auth.c).
+ *
+ * The auth tests make their hashes at run time with crypt_gensalt_rn() and crypt_r(), write
+ * the users file into the test's own directory (tests/unit/unit.c) and count crypt_r()
+ * calls with auth_db_verifications() to tell cache hits from verifications.
  */
 
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include <check.h>
 
 #include "anon.h"
+#include "auth.h"
 #include "netpolicy.h"
 #include "unit.h"
 
@@ -560,6 +570,471 @@ START_TEST(test_anon_same_origin_ports)
 }
 END_TEST
 
+/* ---- auth ------------------------------------------------------------------------------ */
+
+/* A fresh crypt(3) hash of password with the given prefix and cost (0: default). */
+static char *
+make_hash(const char *prefix, unsigned long cost, const char *password)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	char *h;
+
+	ck_assert_ptr_nonnull(cd);
+	ck_assert_ptr_nonnull(crypt_gensalt_rn(prefix, cost, NULL, 0, salt, sizeof(salt)));
+	h = crypt_r(password, salt, cd);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_msg(h[0] != '*', "crypt_r failed for %s", prefix);
+	h = strdup(h);
+	free(cd);
+	return h;
+}
+
+/* "Basic base64(text)" in a static buffer. */
+static const char *
+basic(const char *text, size_t len)
+{
+	static char buf[2048];
+
+	ck_assert(len < 1024);
+	memcpy(buf, "Basic ", 6);
+	EVP_EncodeBlock((unsigned char *)buf + 6, (const unsigned char *)text, (int)len);
+	return buf;
+}
+
+static struct auth_db *db;
+static struct auth_cache *cache;
+static char *hash_y, *hash_2b, *hash_6;
+
+static void
+auth_setup(void)
+{
+	char text[2048];
+	char *err = NULL;
+	int n;
+
+	unit_tmpdir_setup();
+	if (hash_y == NULL) {
+		hash_y = make_hash("$y$", 0, "yes pass");
+		hash_2b = make_hash("$2b$", 5, "bcrypt:pass");
+		hash_6 = make_hash("$6$", 0, "sha\xc3\xa9");
+	}
+	n = snprintf(text, sizeof(text),
+	             "# proxyd users\n"
+	             "\n"
+	             "alice:%s\n"
+	             "   # indented comment\n"
+	             "bob:%s\r\n"
+	             "  carol:%s  \n",
+	             hash_y, hash_2b, hash_6);
+	ck_assert(n > 0 && (size_t)n < sizeof(text));
+	unit_write("users", text, (size_t)n);
+	db = auth_db_load(unit_path("users"), &err);
+	ck_assert_msg(db != NULL, "error: %s", err != NULL ? err : "(null)");
+	cache = NULL;
+}
+
+static void
+auth_teardown(void)
+{
+	auth_cache_free(cache);
+	auth_db_free(db);
+	cache = NULL;
+	db = NULL;
+	unit_tmpdir_teardown();
+}
+
+static enum auth_result
+check(const char *cred, char *user, size_t usersize)
+{
+	const char *v = basic(cred, strlen(cred));
+
+	return auth_check(db, v, strlen(v), user, usersize, cache);
+}
+
+START_TEST(test_auth_ok)
+{
+	char user[64];
+
+	ck_assert_uint_eq(auth_db_count(db), 3);
+	ck_assert_int_eq(check("alice:yes pass", user, sizeof(user)), AUTH_OK);
+	ck_assert_str_eq(user, "alice");
+	ck_assert_int_eq(check("bob:bcrypt:pass", user, sizeof(user)), AUTH_OK);
+	ck_assert_str_eq(user, "bob");
+	ck_assert_int_eq(check("carol:sha\xc3\xa9", user, sizeof(user)), AUTH_OK);
+	ck_assert_str_eq(user, "carol");
+	ck_assert_uint_eq(auth_db_verifications(db), 3);
+}
+END_TEST
+
+START_TEST(test_auth_denied)
+{
+	char user[64];
+
+	ck_assert_int_eq(check("alice:yes pas", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_str_eq(user, "alice");
+	ck_assert_int_eq(check("alice:", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_int_eq(check("alice:yes passs", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_int_eq(check("Alice:yes pass", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_int_eq(check("bob:bcrypt", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_int_eq(check("carol:sha", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_uint_eq(auth_db_verifications(db), 6);
+	/* an unknown user pays a hash too, so timing does not reveal who exists */
+	ck_assert_int_eq(check("mallory:yes pass", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_str_eq(user, "mallory");
+	ck_assert_uint_eq(auth_db_verifications(db), 7);
+	ck_assert_int_eq(check(":yes pass", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_str_eq(user, "");
+	/* a name that does not fit is refused, not truncated into another user */
+	ck_assert_int_eq(check("alice:yes pass", user, 5), AUTH_DENIED);
+	ck_assert_str_eq(user, "alic");
+	ck_assert_int_eq(check("alice:yes pass", user, 6), AUTH_OK);
+	ck_assert_int_eq(check("alice:yes pass", NULL, 0), AUTH_OK);
+}
+END_TEST
+
+START_TEST(test_auth_scheme)
+{
+	char user[64];
+	const char *b = basic("alice:yes pass", 14);
+	char v[2100];
+
+	snprintf(v, sizeof(v), "bAsIc %s", b + 6);
+	ck_assert_int_eq(auth_check(db, v, strlen(v), user, sizeof(user), NULL), AUTH_OK);
+	snprintf(v, sizeof(v), "BASIC    %s", b + 6);
+	ck_assert_int_eq(auth_check(db, v, strlen(v), user, sizeof(user), NULL), AUTH_OK);
+	/* the length bounds the value: no NUL terminator is needed or read */
+	snprintf(v, sizeof(v), "Basic %s!!!", b + 6);
+	ck_assert_int_eq(auth_check(db, v, strlen(v) - 3, user, sizeof(user), NULL), AUTH_OK);
+}
+END_TEST
+
+START_TEST(test_auth_malformed)
+{
+	static const char *const values[] = {
+	        "",
+	        "Basic",
+	        "Basic ",
+	        "Basic  ",
+	        "Basi YWxpY2U6eWVzIHBhc3M=",
+	        "Bearer YWxpY2U6eWVzIHBhc3M=",
+	        "Basic\tYWxpY2U6eWVzIHBhc3M=",
+	        "BasicYWxpY2U6eWVzIHBhc3M=",
+	        "Digest username=\"alice\"",
+	        "Basic YWxpY2U6eWVzIHBhc3M",      /* padding missing */
+	        "Basic YWxpY2U6eWVzIHBhc3M==",    /* too much padding */
+	        "Basic YWxpY2U6eWVzIHBhc3N=",     /* non-zero pad bits */
+	        "Basic YWxp=Y2U6eWVzIHBhc3M=",    /* '=' inside */
+	        "Basic YWxpY2U6eWVzIHBhc3M= ",    /* trailing space */
+	        "Basic YWxpY2U6eWVz IHBhc3M=",    /* space inside */
+	        "Basic YWxpY2U6eWVzIHBhc3M=\r\n", /* line end */
+	        "Basic YWxpY2U-eWVzIHBhc3M=",     /* base64url */
+	        "Basic YWxpY2U=",                 /* "alice": no colon */
+	        "Basic ====",
+	};
+	size_t i;
+	char user[64];
+
+	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		strcpy(user, "x");
+		ck_assert_msg(auth_check(db, values[i], strlen(values[i]), user, sizeof(user),
+		                         NULL) == AUTH_MALFORMED,
+		              "accepted: %s", values[i]);
+		ck_assert_str_eq(user, "");
+	}
+	/* control bytes and NUL in the decoded credentials */
+	{
+		static const char nul[] = "alice:yes\0pass", ctl[] = "alice:yes\npass",
+		                  del[] = "al\x7f"
+		                          "ice:yes pass",
+		                  tab[] = "alice:\tyes pass";
+		const char *v;
+
+		v = basic(nul, sizeof(nul) - 1);
+		ck_assert_int_eq(auth_check(db, v, strlen(v), user, sizeof(user), NULL),
+		                 AUTH_MALFORMED);
+		v = basic(ctl, sizeof(ctl) - 1);
+		ck_assert_int_eq(auth_check(db, v, strlen(v), user, sizeof(user), NULL),
+		                 AUTH_MALFORMED);
+		v = basic(del, sizeof(del) - 1);
+		ck_assert_int_eq(auth_check(db, v, strlen(v), user, sizeof(user), NULL),
+		                 AUTH_MALFORMED);
+		v = basic(tab, sizeof(tab) - 1);
+		ck_assert_int_eq(auth_check(db, v, strlen(v), user, sizeof(user), NULL),
+		                 AUTH_MALFORMED);
+	}
+	/* nothing was verified */
+	ck_assert_uint_eq(auth_db_verifications(db), 0);
+}
+END_TEST
+
+START_TEST(test_auth_long)
+{
+	char cred[1100], user[64], v[2048];
+	int n;
+
+	memset(cred, 'p', sizeof(cred));
+	memcpy(cred, "alice:", 6);
+	/* 1,023 decoded bytes: checked (and denied) */
+	cred[1023] = '\0';
+	ck_assert_int_eq(check(cred, user, sizeof(user)), AUTH_DENIED);
+	/* 1,025 decoded bytes: refused */
+	memset(cred, 'p', sizeof(cred));
+	memcpy(cred, "alice:", 6);
+	n = EVP_EncodeBlock((unsigned char *)v, (const unsigned char *)cred, 1025);
+	ck_assert_int_gt(n, 0);
+	{
+		char hv[2100];
+
+		snprintf(hv, sizeof(hv), "Basic %s", v);
+		ck_assert_int_eq(auth_check(db, hv, strlen(hv), user, sizeof(user), NULL),
+		                 AUTH_MALFORMED);
+	}
+}
+END_TEST
+
+static uint64_t fake_now;
+
+static uint64_t
+fake_clock(void *arg)
+{
+	ck_assert_ptr_eq(arg, &fake_now);
+	return fake_now;
+}
+
+START_TEST(test_auth_cache_hit)
+{
+	char user[64];
+
+	cache = auth_cache_new(0, 0);
+	ck_assert_ptr_nonnull(cache);
+	ck_assert_int_eq(check("alice:yes pass", user, sizeof(user)), AUTH_OK);
+	ck_assert_uint_eq(auth_db_verifications(db), 1);
+	ck_assert_uint_eq(auth_cache_hits(cache), 0);
+	ck_assert_int_eq(check("alice:yes pass", user, sizeof(user)), AUTH_OK);
+	ck_assert_str_eq(user, "alice");
+	ck_assert_int_eq(check("alice:yes pass", user, sizeof(user)), AUTH_OK);
+	ck_assert_uint_eq(auth_db_verifications(db), 1);
+	ck_assert_uint_eq(auth_cache_hits(cache), 2);
+	/* a wrong password is never a hit and never cached */
+	ck_assert_int_eq(check("alice:yes pas", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_int_eq(check("alice:yes pas", user, sizeof(user)), AUTH_DENIED);
+	ck_assert_uint_eq(auth_db_verifications(db), 3);
+	ck_assert_uint_eq(auth_cache_hits(cache), 2);
+	/* the other users have their own entries */
+	ck_assert_int_eq(check("bob:bcrypt:pass", user, sizeof(user)), AUTH_OK);
+	ck_assert_int_eq(check("bob:bcrypt:pass", user, sizeof(user)), AUTH_OK);
+	ck_assert_str_eq(user, "bob");
+	ck_assert_uint_eq(auth_db_verifications(db), 4);
+	ck_assert_uint_eq(auth_cache_hits(cache), 3);
+}
+END_TEST
+
+START_TEST(test_auth_cache_slow_hash)
+{
+	/* yescrypt at a high cost: the second check must not pay it */
+	char *h = make_hash("$y$", 9, "slow"), text[256], *err = NULL, user[16];
+	struct auth_db *slow;
+	const char *v = basic("slow:slow", 9);
+	int n = snprintf(text, sizeof(text), "slow:%s\n", h);
+
+	ck_assert(n > 0 && (size_t)n < sizeof(text));
+	unit_write("slow", text, (size_t)n);
+	slow = auth_db_load(unit_path("slow"), &err);
+	ck_assert_ptr_nonnull(slow);
+	cache = auth_cache_new(16, 0);
+	ck_assert_int_eq(auth_check(slow, v, strlen(v), user, sizeof(user), cache), AUTH_OK);
+	ck_assert_int_eq(auth_check(slow, v, strlen(v), user, sizeof(user), cache), AUTH_OK);
+	ck_assert_uint_eq(auth_db_verifications(slow), 1);
+	ck_assert_uint_eq(auth_cache_hits(cache), 1);
+	auth_db_free(slow);
+	free(h);
+}
+END_TEST
+
+START_TEST(test_auth_cache_expiry)
+{
+	char user[64];
+
+	cache = auth_cache_new(64, 60000);
+	auth_cache_set_clock(cache, fake_clock, &fake_now);
+	fake_now = 1000;
+	ck_assert_int_eq(check("carol:sha\xc3\xa9", user, sizeof(user)), AUTH_OK);
+	fake_now = 1000 + 59999;
+	ck_assert_int_eq(check("carol:sha\xc3\xa9", user, sizeof(user)), AUTH_OK);
+	ck_assert_uint_eq(auth_db_verifications(db), 1);
+	fake_now = 1000 + 60000;
+	ck_assert_int_eq(check("carol:sha\xc3\xa9", user, sizeof(user)), AUTH_OK);
+	ck_assert_uint_eq(auth_db_verifications(db), 2);
+	/* the new entry lives from its verification on */
+	fake_now = 1000 + 60000 + 59999;
+	ck_assert_int_eq(check("carol:sha\xc3\xa9", user, sizeof(user)), AUTH_OK);
+	ck_assert_uint_eq(auth_db_verifications(db), 2);
+	ck_assert_uint_eq(auth_cache_hits(cache), 2);
+	/* a short TTL */
+	auth_cache_free(cache);
+	cache = auth_cache_new(64, 5);
+	auth_cache_set_clock(cache, fake_clock, &fake_now);
+	ck_assert_int_eq(check("carol:sha\xc3\xa9", user, sizeof(user)), AUTH_OK);
+	fake_now += 5;
+	ck_assert_int_eq(check("carol:sha\xc3\xa9", user, sizeof(user)), AUTH_OK);
+	ck_assert_uint_eq(auth_db_verifications(db), 4);
+}
+END_TEST
+
+START_TEST(test_auth_cache_new_db)
+{
+	/* a reload gives a new database: the same credentials must be verified again, and a
+	   password removed from the file must stop working at once */
+	char user[64], *err = NULL, text[512];
+	struct auth_db *db2;
+	const char *v = basic("alice:yes pass", 14);
+	int n;
+
+	cache = auth_cache_new(0, 0);
+	ck_assert_int_eq(auth_check(db, v, strlen(v), user, sizeof(user), cache), AUTH_OK);
+	ck_assert_int_eq(auth_check(db, v, strlen(v), user, sizeof(user), cache), AUTH_OK);
+	ck_assert_uint_eq(auth_cache_hits(cache), 1);
+
+	n = snprintf(text, sizeof(text), "alice:%s\n", hash_6); /* alice's password changed */
+	unit_write("users2", text, (size_t)n);
+	db2 = auth_db_load(unit_path("users2"), &err);
+	ck_assert_ptr_nonnull(db2);
+	ck_assert_int_eq(auth_check(db2, v, strlen(v), user, sizeof(user), cache), AUTH_DENIED);
+	ck_assert_uint_eq(auth_db_verifications(db2), 1);
+	ck_assert_uint_eq(auth_cache_hits(cache), 1);
+	/* the same file loaded again is a new generation too */
+	auth_db_free(db2);
+	db2 = auth_db_load(unit_path("users"), &err);
+	ck_assert_ptr_nonnull(db2);
+	ck_assert_int_eq(auth_check(db2, v, strlen(v), user, sizeof(user), cache), AUTH_OK);
+	ck_assert_uint_eq(auth_db_verifications(db2), 1);
+	ck_assert_uint_eq(auth_cache_hits(cache), 1);
+	auth_db_free(db2);
+}
+END_TEST
+
+struct thread_arg {
+	const char *cred;
+	int ok;
+};
+
+static void *
+auth_thread(void *p)
+{
+	struct thread_arg *a = p;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		unsigned char b64[96];
+		char hv[128], user[32];
+
+		/* not basic(): its buffer is static */
+		EVP_EncodeBlock(b64, (const unsigned char *)a->cred, (int)strlen(a->cred));
+		snprintf(hv, sizeof(hv), "Basic %s", (char *)b64);
+		if (auth_check(db, hv, strlen(hv), user, sizeof(user), cache) == AUTH_OK)
+			a->ok++;
+	}
+	return NULL;
+}
+
+START_TEST(test_auth_cache_threads)
+{
+	/* four threads share one cache with a tiny table (constant eviction) */
+	struct thread_arg args[4] = {
+	        {"carol:sha\xc3\xa9", 0},
+	        {"bob:bcrypt:pass", 0},
+	        {"carol:sha\xc3\xa9", 0},
+	        {"carol:wrong", 0},
+	};
+	pthread_t t[4];
+	int i;
+
+	cache = auth_cache_new(2, 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, auth_thread, &args[i]), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	ck_assert_int_eq(args[0].ok, 200);
+	ck_assert_int_eq(args[1].ok, 200);
+	ck_assert_int_eq(args[2].ok, 200);
+	ck_assert_int_eq(args[3].ok, 0);
+	ck_assert_uint_ge(auth_cache_hits(cache), 1);
+	ck_assert_uint_eq(auth_cache_hits(cache) + auth_db_verifications(db), 800);
+}
+END_TEST
+
+/* Load text as a users file; returns the error (malloc'd) or NULL. */
+static char *
+load_error(const char *text)
+{
+	char *err = NULL;
+	struct auth_db *d;
+
+	unit_write("bad", text, strlen(text));
+	d = auth_db_load(unit_path("bad"), &err);
+	if (d != NULL) {
+		auth_db_free(d);
+		return NULL;
+	}
+	ck_assert_ptr_nonnull(err);
+	return err;
+}
+
+static void
+expect_load_error(const char *text, const char *suffix)
+{
+	char *err = load_error(text), want[PATH_MAX + 128];
+
+	snprintf(want, sizeof(want), "%s%s", unit_path("bad"), suffix);
+	ck_assert_msg(err != NULL, "accepted: %s", text);
+	ck_assert_str_eq(err, want);
+	free(err);
+}
+
+START_TEST(test_auth_load_errors)
+{
+	char text[1024];
+	size_t len = strlen(hash_6);
+
+	expect_load_error("", ": no users");
+	expect_load_error("# only a comment\n\n", ": no users");
+	expect_load_error("alice\n", ":1: expected user:hash");
+	snprintf(text, sizeof(text), "# c\n:%s\n", hash_6);
+	expect_load_error(text, ":2: empty user name");
+	expect_load_error("alice:\n", ":1: empty hash");
+	expect_load_error("alice:secret\n", ":1: unsupported hash (use yescrypt $y$, bcrypt $2b$ "
+	                                    "or SHA-512 $6$)");
+	expect_load_error("alice:$1$abc$0123456789012345678901\n",
+	                  ":1: unsupported hash (use yescrypt $y$, bcrypt $2b$ or SHA-512 $6$)");
+	/* truncated hashes: the final part is one character short */
+	snprintf(text, sizeof(text), "alice:%.*s\n", (int)(len - 1), hash_6);
+	expect_load_error(text, ":1: malformed hash (truncated?)");
+	snprintf(text, sizeof(text), "alice:%.*s\n", (int)(strlen(hash_y) - 1), hash_y);
+	expect_load_error(text, ":1: malformed hash (truncated?)");
+	snprintf(text, sizeof(text), "alice:%.*s\n", (int)(strlen(hash_2b) - 1), hash_2b);
+	expect_load_error(text, ":1: malformed hash (truncated?)");
+	/* a character outside crypt's alphabet */
+	snprintf(text, sizeof(text), "alice:%s\n", hash_6);
+	text[strlen(text) - 3] = '!';
+	expect_load_error(text, ":1: malformed hash");
+	snprintf(text, sizeof(text), "alice:%s extra\n", hash_6);
+	expect_load_error(text, ":1: malformed hash");
+	snprintf(text, sizeof(text), "a\tb:%s\n", hash_6);
+	expect_load_error(text, ":1: control character in user name");
+	snprintf(text, sizeof(text), "alice:%s\nbob:%s\nalice:%s\n", hash_6, hash_6, hash_y);
+	expect_load_error(text, ": duplicate user \"alice\"");
+	{
+		char *err = NULL;
+
+		ck_assert_ptr_null(auth_db_load(unit_path("missing"), &err));
+		ck_assert_ptr_nonnull(err);
+		ck_assert_ptr_nonnull(strstr(err, "missing: No such file or directory"));
+		free(err);
+	}
+}
+END_TEST
+
 static Suite *
 fwd_suite(void)
 {
@@ -588,6 +1063,22 @@ fwd_suite(void)
 	tcase_add_test(tc, test_anon_bad_config);
 	tcase_add_test(tc, test_anon_same_origin);
 	tcase_add_test(tc, test_anon_same_origin_ports);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("auth");
+	tcase_add_checked_fixture(tc, auth_setup, auth_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_auth_ok);
+	tcase_add_test(tc, test_auth_denied);
+	tcase_add_test(tc, test_auth_scheme);
+	tcase_add_test(tc, test_auth_malformed);
+	tcase_add_test(tc, test_auth_long);
+	tcase_add_test(tc, test_auth_cache_hit);
+	tcase_add_test(tc, test_auth_cache_slow_hash);
+	tcase_add_test(tc, test_auth_cache_expiry);
+	tcase_add_test(tc, test_auth_cache_new_db);
+	tcase_add_test(tc, test_auth_cache_threads);
+	tcase_add_test(tc, test_auth_load_errors);
 	suite_add_tcase(s, tc);
 
 	return s;
