@@ -564,3 +564,32 @@ done:
 		user[0] = '\0';
 	return r;
 }
+
+int
+auth_challenge(const char *realm, char *buf, size_t size)
+{
+	static const char head[] = "Basic realm=\"", tail[] = "\", charset=\"UTF-8\"";
+	size_t o = sizeof(head) - 1, i;
+
+	if (size < sizeof(head))
+		return -1;
+	memcpy(buf, head, o);
+	for (i = 0; realm[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)realm[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return -1;
+		if (c == '"' || c == '\\') {
+			if (o + 1 >= size)
+				return -1;
+			buf[o++] = '\\';
+		}
+		if (o + 1 >= size)
+			return -1;
+		buf[o++] = (char)c;
+	}
+	if (o + sizeof(tail) > size || o + sizeof(tail) - 1 > 0x7fffffff)
+		return -1;
+	memcpy(buf + o, tail, sizeof(tail));
+	return (int)(o + sizeof(tail) - 1);
+}

@@ -84,4 +84,12 @@ uint64_t auth_cache_hits(const struct auth_cache *c);
 enum auth_result auth_check(const struct auth_db *db, const char *value, size_t len, char *user,
                             size_t usersize, struct auth_cache *cache);
 
+/*
+ * The value of the Proxy-Authenticate header of a 407 for realm:
+ * `Basic realm="REALM", charset="UTF-8"`, with '"' and '\\' in realm escaped as a
+ * quoted-string (RFC 9110 5.6.4). Writes it NUL-terminated to buf and returns its length,
+ * or -1 when it does not fit in size or realm holds a control byte (cfg should refuse it).
+ */
+int auth_challenge(const char *realm, char *buf, size_t size);
+
 #endif /* PROXYD_AUTH_H */

@@ -1035,6 +1035,25 @@ START_TEST(test_auth_load_errors)
 }
 END_TEST
 
+START_TEST(test_auth_challenge)
+{
+	char buf[64];
+
+	ck_assert_int_eq(auth_challenge("proxyd", buf, sizeof(buf)), 37);
+	ck_assert_str_eq(buf, "Basic realm=\"proxyd\", charset=\"UTF-8\"");
+	ck_assert_int_eq(auth_challenge("a \"b\" \\c", buf, sizeof(buf)), 42);
+	ck_assert_str_eq(buf, "Basic realm=\"a \\\"b\\\" \\\\c\", charset=\"UTF-8\"");
+	ck_assert_int_eq(auth_challenge("", buf, sizeof(buf)), 31);
+	ck_assert_str_eq(buf, "Basic realm=\"\", charset=\"UTF-8\"");
+	/* exactly fits, one byte short */
+	ck_assert_int_eq(auth_challenge("proxyd", buf, 38), 37);
+	ck_assert_int_eq(auth_challenge("proxyd", buf, 37), -1);
+	ck_assert_int_eq(auth_challenge("a\r\nX: y", buf, sizeof(buf)), -1);
+	ck_assert_int_eq(auth_challenge("del\x7f", buf, sizeof(buf)), -1);
+	ck_assert_int_eq(auth_challenge("x", buf, 3), -1);
+}
+END_TEST
+
 static Suite *
 fwd_suite(void)
 {
@@ -1079,6 +1098,7 @@ fwd_suite(void)
 	tcase_add_test(tc, test_auth_cache_new_db);
 	tcase_add_test(tc, test_auth_cache_threads);
 	tcase_add_test(tc, test_auth_load_errors);
+	tcase_add_test(tc, test_auth_challenge);
 	suite_add_tcase(s, tc);
 
 	return s;
