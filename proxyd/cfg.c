@@ -38,7 +38,10 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "anon.h"
+#include "auth.h"
 #include "cfg.h"
+#include "netpolicy.h"
 #include "http.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -61,6 +64,9 @@
 #define CFG_DEF_ERROR_LOG_LEVEL        LOG_NOTICE
 #define CFG_DEF_SHUTDOWN_TIMEOUT       10000
 #define CFG_DEF_RESOLVER_TIMEOUT       5000
+#define CFG_DEF_TUNNEL_IDLE_TIMEOUT    300000
+#define CFG_DEF_ORIGIN_KEEPALIVE       64
+#define CFG_DEF_ORIGIN_KEEPALIVE_TIME  30000
 #define CFG_DEF_PEER_WEIGHT            1
 #define CFG_DEF_PEER_MAX_FAILS         1
 #define CFG_DEF_PEER_FAIL_TIMEOUT      10000
@@ -631,6 +637,16 @@ static int cfg_set_admin_listen(struct cfg_parser *, const struct cfg_directive 
                                 void *, char **);
 static int cfg_set_access_log(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                               void *, char **);
+static int cfg_set_mode(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                        char **);
+static int cfg_set_connect_ports(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                                 void *, char **);
+static int cfg_set_anonymize(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                             void *, char **);
+static int cfg_set_anonymize_allow(struct cfg_parser *, const struct cfg_directive *, char **,
+                                   size_t, void *, char **);
+static int cfg_set_auth(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                        char **);
 static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                             void *, char **);
 
@@ -723,6 +739,19 @@ static const struct cfg_directive cfg_server_directives[] = {
          offsetof(struct cfg_server, x_forwarded_host), NULL},
         {"via", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag, offsetof(struct cfg_server, via), NULL},
         {"access_log", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_access_log, 0, NULL},
+        {"mode", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_mode, 0, NULL},
+        {"tunnel_idle_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, tunnel_idle_timeout_ms), NULL},
+        {"deny_private_destinations", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
+         offsetof(struct cfg_server, deny_private_destinations), NULL},
+        {"origin_keepalive", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_number,
+         offsetof(struct cfg_server, origin_keepalive), NULL},
+        {"connect_ports", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_connect_ports, 0, NULL},
+        {"anonymize", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_anonymize, 0, NULL},
+        {"anonymize_allow", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_anonymize_allow, 0, NULL},
+        {"anonymize_user_agent", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_string,
+         offsetof(struct cfg_server, anon_user_agent), NULL},
+        {"auth", CFG_CTX_SERVER, CFG_TAKE_RANGE(3, 5), cfg_set_auth, 0, NULL},
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -2411,6 +2440,131 @@ cfg_set_proxy_pass(struct cfg_parser *p, const struct cfg_directive *d, char **a
 	return 0;
 }
 
+/* connect_ports PORT|LO-HI ...; */
+static int
+cfg_set_connect_ports(struct cfg_parser *p, const struct cfg_directive *d, char **args,
+                      size_t nargs, void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	char *why = NULL;
+
+	(void)p;
+	if (srv->connect_ports != NULL)
+		return cfg_duplicate(err, d);
+	if ((srv->connect_ports = np_ports_parse(args, nargs, &why)) == NULL) {
+		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	return 0;
+}
+
+/* anonymize off | standard | strict; */
+static int
+cfg_set_anonymize(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                  void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	enum anon_mode mode;
+
+	(void)p, (void)nargs;
+	if (srv->anonymize != CFG_UNSET)
+		return cfg_duplicate(err, d);
+	if (anon_mode_parse(args[0], &mode) == -1)
+		return cfg_invalid(err, d, args[0],
+		                   "it must be \"off\", \"standard\" or \"strict\"");
+	srv->anonymize = (int)mode;
+	return 0;
+}
+
+/* anonymize_allow NAME ...; (may repeat) */
+static int
+cfg_set_anonymize_allow(struct cfg_parser *p, const struct cfg_directive *d, char **args,
+                        size_t nargs, void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+
+	(void)p, (void)d;
+	for (size_t i = 0; i < nargs; i++) {
+		char **a = cfg_array_grow(srv->anon_allow, srv->nanon_allow, sizeof(*a));
+
+		if (a == NULL)
+			return cfg_nomem(err);
+		srv->anon_allow = a;
+		if ((a[srv->nanon_allow] = strdup(args[i])) == NULL)
+			return cfg_nomem(err);
+		srv->nanon_allow++;
+	}
+	return 0;
+}
+
+/*
+ * auth basic realm=NAME file PATH; also `realm NAME` and `file=PATH`. The users file is
+ * read now: an unreadable or malformed file is a configuration error.
+ */
+static int
+cfg_set_auth(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+             void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	const char *realm = NULL, *file = NULL;
+	char *why = NULL;
+
+	(void)p;
+	if (srv->auth_realm != NULL)
+		return cfg_duplicate(err, d);
+	if (strcmp(args[0], "basic") != 0)
+		return cfg_invalid(err, d, args[0], "only \"basic\" is supported");
+	for (size_t i = 1; i < nargs; i++) {
+		const char **slot = NULL;
+		const char *v = NULL;
+
+		if (strncmp(args[i], "realm=", 6) == 0)
+			slot = &realm, v = args[i] + 6;
+		else if (strncmp(args[i], "file=", 5) == 0)
+			slot = &file, v = args[i] + 5;
+		else if (strcmp(args[i], "realm") == 0 && i + 1 < nargs)
+			slot = &realm, v = args[++i];
+		else if (strcmp(args[i], "file") == 0 && i + 1 < nargs)
+			slot = &file, v = args[++i];
+		else
+			return cfg_invalid(err, d, args[i], "expected realm=NAME or file PATH");
+		if (*slot != NULL)
+			return cfg_invalid(err, d, args[i], "duplicate parameter");
+		*slot = v;
+	}
+	if (realm == NULL || file == NULL || *realm == '\0')
+		return cfg_invalid(err, d, args[0], "auth basic needs a realm and a file");
+	if ((srv->auth_db = auth_db_load(file, &why)) == NULL) {
+		*err = cfg_sprintf("%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	if ((srv->auth_realm = strdup(realm)) == NULL ||
+	    (srv->auth_cache = auth_cache_new(0, 0)) == NULL)
+		return cfg_nomem(err);
+	return 0;
+}
+
+/* mode reverse | forward; */
+static int
+cfg_set_mode(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+             void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+
+	(void)p, (void)nargs;
+	if (srv->mode != CFG_UNSET)
+		return cfg_duplicate(err, d);
+	if (strcmp(args[0], "reverse") == 0)
+		srv->mode = CFG_MODE_REVERSE;
+	else if (strcmp(args[0], "forward") == 0)
+		srv->mode = CFG_MODE_FORWARD;
+	else
+		return cfg_invalid(err, d, args[0], "it must be \"reverse\" or \"forward\"");
+	return 0;
+}
+
 /* access_log PATH [combined] | off; opened now, so that errors show at load. */
 static int
 cfg_set_access_log(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -2470,6 +2624,11 @@ cfg_server_init(struct cfg_server *srv)
 	srv->x_forwarded_host = CFG_UNSET;
 	srv->via = CFG_UNSET;
 	srv->access_log.fd = CFG_UNSET_FD;
+	srv->mode = CFG_UNSET;
+	srv->tunnel_idle_timeout_ms = CFG_UNSET_MS;
+	srv->deny_private_destinations = CFG_UNSET;
+	srv->origin_keepalive = CFG_UNSET;
+	srv->anonymize = CFG_UNSET;
 }
 
 #define CFG_MERGE(field, unset, def)                                                               \
@@ -2501,6 +2660,22 @@ cfg_server_merge(struct cfg_server *srv)
 	CFG_MERGE(srv->x_forwarded_host, CFG_UNSET, 1);
 	CFG_MERGE(srv->via, CFG_UNSET, 1);
 	CFG_MERGE(srv->access_log.fd, CFG_UNSET_FD, -1);
+	CFG_MERGE(srv->mode, CFG_UNSET, CFG_MODE_REVERSE);
+	CFG_MERGE(srv->tunnel_idle_timeout_ms, CFG_UNSET_MS, CFG_DEF_TUNNEL_IDLE_TIMEOUT);
+	CFG_MERGE(srv->deny_private_destinations, CFG_UNSET, 0);
+	CFG_MERGE(srv->origin_keepalive, CFG_UNSET, CFG_DEF_ORIGIN_KEEPALIVE);
+	if (srv->mode == CFG_MODE_FORWARD) {
+		/* an origin is not a peer: no next-upstream rules, no reverse-proxy headers */
+		srv->next_upstream = 0;
+		srv->x_forwarded_proto = 0;
+		srv->x_forwarded_host = 0;
+		CFG_MERGE(srv->anonymize, CFG_UNSET, ANON_STANDARD);
+		if (srv->anonymize != ANON_OFF) {
+			/* nothing that identifies the client or the proxy */
+			srv->x_forwarded_for = 0;
+			srv->via = 0;
+		}
+	}
 }
 
 /* server { ... } */
@@ -2534,11 +2709,65 @@ cfg_block_server(struct cfg_parser *p, const struct cfg_directive *d, char **arg
 		*err = cfg_sprintf("server has no \"listen\"");
 		return -1;
 	}
-	if (p->pass[idx].arg == NULL) {
+	if (srv->mode == CFG_MODE_FORWARD) {
+		struct cfg_upstream *u;
+		char name[32];
+
+		if (p->pass[idx].arg != NULL) {
+			*err = cfg_sprintf("a forward server has no \"proxy_pass\": requests name "
+			                   "their origin");
+			return -1;
+		}
+		snprintf(name, sizeof(name), "forward:%zu", idx);
+		if ((u = calloc(1, sizeof(*u))) == NULL || (u->name = strdup(name)) == NULL) {
+			free(u);
+			return cfg_nomem(err);
+		}
+		srv->fwd = srv->upstream = u;
+		u->balance = CFG_BALANCE_ROUND_ROBIN;
+		u->keepalive_timeout_ms = CFG_DEF_ORIGIN_KEEPALIVE_TIME;
+		u->keepalive_requests = CFG_DEF_UP_KEEPALIVE_REQUESTS;
+		u->file = srv->file;
+		u->line = srv->line;
+	} else if (p->pass[idx].arg == NULL) {
 		*err = cfg_sprintf("server has no \"proxy_pass\"");
 		return -1;
 	}
+	if (srv->mode != CFG_MODE_FORWARD) {
+		const char *only = srv->connect_ports != NULL     ? "connect_ports"
+		                   : srv->anonymize != CFG_UNSET  ? "anonymize"
+		                   : srv->nanon_allow > 0         ? "anonymize_allow"
+		                   : srv->anon_user_agent != NULL ? "anonymize_user_agent"
+		                   : srv->auth_realm != NULL      ? "auth"
+		                   : srv->deny_private_destinations != CFG_UNSET
+		                           ? "deny_private_destinations"
+		                           : NULL;
+		if (only != NULL) {
+			*err = cfg_sprintf("\"%s\" needs \"mode forward\" in its server", only);
+			return -1;
+		}
+	}
 	cfg_server_merge(srv);
+	if (srv->fwd != NULL) {
+		char *why = NULL;
+
+		srv->fwd->keepalive = srv->origin_keepalive;
+		if (srv->connect_ports == NULL) {
+			char def0[] = "443", *def[] = {def0};
+
+			if ((srv->connect_ports = np_ports_parse(def, 1, &why)) == NULL) {
+				free(why);
+				return cfg_nomem(err);
+			}
+		}
+		srv->anon = anon_policy_new((enum anon_mode)srv->anonymize, srv->anon_allow,
+		                            srv->nanon_allow, srv->anon_user_agent, &why);
+		if (srv->anon == NULL) {
+			*err = cfg_sprintf("anonymize: %s", why != NULL ? why : "out of memory");
+			free(why);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -2656,6 +2885,19 @@ cfg_free(struct cfg *cfg, int locks)
 		struct cfg_server *srv = &cfg->servers[i];
 
 		free(srv->listens);
+		if (srv->fwd != NULL) {
+			free(srv->fwd->name);
+			free(srv->fwd);
+		}
+		np_ports_free(srv->connect_ports);
+		anon_policy_free(srv->anon);
+		for (size_t k = 0; k < srv->nanon_allow; k++)
+			free(srv->anon_allow[k]);
+		free(srv->anon_allow);
+		free(srv->anon_user_agent);
+		free(srv->auth_realm);
+		auth_db_free(srv->auth_db);
+		auth_cache_free(srv->auth_cache);
 		free(srv->access_log.path);
 		if (srv->access_log.fd >= 0)
 			close(srv->access_log.fd);
@@ -2699,6 +2941,8 @@ cfg_validate(struct cfg_parser *p)
 	for (i = 0; i < cfg->nservers; i++) {
 		struct cfg_pass *pass = &p->pass[i];
 
+		if (cfg->servers[i].mode == CFG_MODE_FORWARD)
+			continue;
 		for (j = 0; j < cfg->nupstreams; j++) {
 			if (strcmp(cfg->upstreams[j].name, pass->name) == 0) {
 				cfg->servers[i].upstream = &cfg->upstreams[j];

@@ -212,10 +212,37 @@ struct cfg_log {
 #define CFG_NEXT_HTTP_429       0x200
 #define CFG_NEXT_NON_IDEMPOTENT 0x400 /* non_idempotent: POST, LOCK, PATCH may go on too */
 
+/* struct cfg_server.mode */
+#define CFG_MODE_REVERSE 0 /* requests go to proxy_pass's upstream */
+#define CFG_MODE_FORWARD 1 /* absolute-URI requests and CONNECT go to the origin named */
+
+struct np_ports;
+struct anon_policy;
+struct auth_db;
+struct auth_cache;
+
 struct cfg_server {
 	struct cfg_listen *listens;
 	size_t nlistens;
-	struct cfg_upstream *upstream; /* proxy_pass */
+	/*
+	 * proxy_pass; in forward mode a private upstream without peers (fwd) whose only
+	 * use is the idle-connection pool's limits (origin_keepalive)
+	 */
+	struct cfg_upstream *upstream;
+	struct cfg_upstream *fwd;        /* forward mode: owned by the server, else NULL */
+	int mode;                        /* mode, CFG_MODE_*, default reverse */
+	uint32_t tunnel_idle_timeout_ms; /* CONNECT tunnels, default 5m */
+	int deny_private_destinations;   /* forward: default off */
+	int origin_keepalive;            /* forward: idle origin connections per worker, 64 */
+	struct np_ports *connect_ports;  /* forward: CONNECT ports, default 443 */
+	int anonymize;                   /* forward: enum anon_mode, default standard */
+	char **anon_allow;               /* anonymize_allow names */
+	size_t nanon_allow;
+	char *anon_user_agent;         /* anonymize_user_agent, NULL: none */
+	struct anon_policy *anon;      /* built from the three above (forward mode) */
+	char *auth_realm;              /* auth basic: NULL when off */
+	struct auth_db *auth_db;       /* the users file, read at load */
+	struct auth_cache *auth_cache; /* recent successful verifications */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
 	uint32_t proxy_read_timeout_ms;    /* default 60s */

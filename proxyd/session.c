@@ -20,8 +20,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "anon.h"
+#include "auth.h"
 #include "log.h"
+#include "netpolicy.h"
+#include "resolve.h"
 #include "session.h"
+#include "tunnel.h"
 
 #define SESSION_MAGIC 0x5e5510e5u
 /* Every callback entry checks that its session is alive (catches use after free early). */
@@ -46,6 +51,19 @@ enum session_state {
 	S_UPSTREAM, /* a transaction is with an upstream */
 	S_CLOSING,  /* flushing the last response, then closing */
 	S_LINGER,   /* output sent and write side shut; discarding input until EOF */
+	S_TUNNEL,   /* CONNECT: the sockets belong to a tunnel (tunnel.h) */
+};
+
+/* Forward mode: the origin of the current request. Allocated for forward servers only. */
+struct fwd {
+	char host[RESOLVE_NAME_MAX + 1]; /* without an IPv6 literal's brackets */
+	uint16_t port;
+	int connect; /* CONNECT: a tunnel once connected */
+	struct resolve_answer ans;
+	size_t next; /* the next address of ans to try */
+	struct resolve_req *dns;
+	struct tunnel *tunnel;
+	int64_t tunnel_start_ms;
 };
 
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
@@ -105,9 +123,12 @@ struct session {
 	int status;
 	/* RFC 9209 Proxy-Status of a proxyd-generated error: error type and next hop */
 	const char *perr;
-	char perr_hop[64];
-	int retry_after; /* seconds, for a 503; 0: none */
+	char perr_hop[RESOLVE_NAME_MAX + 8]; /* an address, or a forward origin's name */
+	int retry_after;                     /* seconds, for a 503; 0: none */
 	char *logreq;    /* "request-line\0referer\0user-agent\0", for the access log */
+	struct fwd *fwd; /* forward mode */
+	char user[64];   /* forward mode: the authenticated user, for the access log */
+	char *challenge; /* a 407's Proxy-Authenticate value (malloc'd), or NULL */
 };
 
 static uint64_t session_ids;
@@ -122,6 +143,9 @@ static void session_pump_request(struct session *s);
 static void session_pump_response(struct session *s);
 static void session_response_done(struct session *s);
 static void session_finish(struct session *s);
+static void session_fwd_connect(struct session *s);
+static int session_fwd_request(struct session *s, const struct http_msg *msg);
+static void session_tunnel_start(struct session *s);
 
 static struct timeval
 ms_tv(uint32_t ms)
@@ -443,7 +467,8 @@ session_log_access(struct session *s)
 	const char *referer = reqline + strlen(reqline) + 1;
 	const char *ua = referer + strlen(referer) + 1;
 
-	r = snprintf(line, sizeof(line), "%s - - [%s] \"", s->client, session_logtime(s->env));
+	r = snprintf(line, sizeof(line), "%s - %s [%s] \"", s->client, s->user[0] ? s->user : "-",
+	             session_logtime(s->env));
 	n = (size_t)r;
 	n += log_escape(line + n, sizeof(line) - n - 256, reqline);
 	r = snprintf(line + n, sizeof(line) - n, "\" %d %" PRIu64 " \"", s->status, s->resp.moved);
@@ -451,8 +476,18 @@ session_log_access(struct session *s)
 	n += log_escape(line + n, (sizeof(line) - n) / 2, *referer ? referer : "-");
 	memcpy(line + n, "\" \"", 3);
 	n += 3;
-	n += log_escape(line + n, sizeof(line) - n - 3, *ua ? ua : "-");
+	n += log_escape(line + n, sizeof(line) - n - 128, *ua ? ua : "-");
 	line[n++] = '"';
+	if (s->fwd != NULL && s->fwd->tunnel != NULL) {
+		/* a CONNECT tunnel: how long it lasted and the bytes each way */
+		int64_t ms = up_now_ms() - s->fwd->tunnel_start_ms;
+
+		r = snprintf(line + n, sizeof(line) - n,
+		             " tunnel=%" PRId64 ".%03ds up=%" PRIu64 " down=%" PRIu64, ms / 1000,
+		             (int)(ms % 1000), tunnel_bytes(s->fwd->tunnel, TUNNEL_UP),
+		             tunnel_bytes(s->fwd->tunnel, TUNNEL_DOWN));
+		n += (size_t)r;
+	}
 	line[n++] = '\n';
 	log_access_write(fd, line, n);
 }
@@ -538,7 +573,14 @@ session_close(struct session *s, const char *why)
 
 	log_debug("*%" PRIu64 " client %s: closing: %s", s->id, s->client, why);
 	session_release_upstream(s, 0);
-	bufferevent_free(s->cbev);
+	if (s->fwd != NULL) {
+		if (s->fwd->dns != NULL)
+			resolve_cancel(s->fwd->dns);
+		tunnel_free(s->fwd->tunnel);
+		free(s->fwd);
+	}
+	if (s->cbev != NULL)
+		bufferevent_free(s->cbev);
 	event_free(s->timer);
 	if (s->req_head)
 		evbuffer_free(s->req_head);
@@ -546,6 +588,7 @@ session_close(struct session *s, const char *why)
 		evbuffer_free(s->hold);
 	free(s->logreq);
 	free(s->hkey);
+	free(s->challenge);
 	cfg_unref(s->cfg);
 	TAILQ_REMOVE(&env->sessions, s, link);
 	env->nsessions--;
@@ -595,7 +638,7 @@ session_enter_head(struct session *s)
 static void
 session_error(struct session *s, int status, const char *why)
 {
-	char body[512], head[512];
+	char body[1024], head[1024], reason[400];
 	int blen, hlen;
 
 	if (s->resp_held) {
@@ -623,11 +666,35 @@ session_error(struct session *s, int status, const char *why)
 	session_release_upstream(s, 0);
 	s->status = status;
 	s->keepalive = 0;
+	/*
+	 * A forward proxy's users are the clients: they are told why (the reason names their
+	 * own request's origin, nothing of the proxy). A reverse proxy tells outsiders nothing.
+	 */
+	reason[0] = '\0';
+	if (s->srv->mode == CFG_MODE_FORWARD) {
+		size_t n = 0;
+
+		memcpy(reason, "<p>", 3);
+		n = 3;
+		for (const char *c = why; *c != '\0' && n + 12 < sizeof(reason); c++) {
+			const char *esc = *c == '<'   ? "&lt;"
+			                  : *c == '>' ? "&gt;"
+			                  : *c == '&' ? "&amp;"
+			                              : NULL;
+			if (esc != NULL) {
+				memcpy(reason + n, esc, strlen(esc));
+				n += strlen(esc);
+			} else {
+				reason[n++] = *c;
+			}
+		}
+		memcpy(reason + n, "</p>\r\n", 7);
+	}
 	blen = snprintf(body, sizeof(body),
 	                "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-	                "<center><h1>%d %s</h1></center>\r\n<hr><center>proxyd</center>\r\n"
+	                "<center><h1>%d %s</h1></center>\r\n%s<hr><center>proxyd</center>\r\n"
 	                "</body>\r\n</html>\r\n",
-	                status, http_reason(status), status, http_reason(status));
+	                status, http_reason(status), status, http_reason(status), reason);
 	if (s->perr == NULL)
 		s->perr = status < 500 ? "http_request_error" : "proxy_internal_error";
 	hlen = snprintf(head, sizeof(head),
@@ -639,6 +706,9 @@ session_error(struct session *s, int status, const char *why)
 	if (s->retry_after > 0)
 		hlen += snprintf(head + hlen, sizeof(head) - (size_t)hlen, "Retry-After: %d\r\n",
 		                 s->retry_after);
+	if (s->challenge != NULL)
+		hlen += snprintf(head + hlen, sizeof(head) - (size_t)hlen,
+		                 "Proxy-Authenticate: %s\r\n", s->challenge);
 	hlen += snprintf(head + hlen, sizeof(head) - (size_t)hlen, "Connection: close\r\n\r\n");
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
 	evbuffer_add(out, head, (size_t)hlen);
@@ -735,12 +805,21 @@ session_build_request(struct session *s, const struct http_msg *msg)
 		host.len = (size_t)(e - a);
 	}
 
+	const struct anon_policy *anon = srv->anon;
+	struct anon_origin origin = {"http", 4, msg->host.p, msg->host.len, msg->port};
+
 	for (size_t i = 0; i < msg->nheaders; i++) {
 		h = &msg->headers[i];
 		if (hdr_hop(h))
 			continue;
 		if (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len))
 			continue;
+		if (anon != NULL) {
+			enum anon_action act = anon_header(anon, h->name.p, h->name.len, h->value.p,
+			                                   h->value.len, &origin);
+			if (act != ANON_KEEP)
+				continue; /* dropped, or replaced below */
+		}
 		if (h->name.len == 4 && HDR_IS(h, "host")) {
 			evbuffer_add(b, "Host: ", 6);
 			evbuffer_add(b, host.p, host.len);
@@ -830,6 +909,18 @@ session_build_request(struct session *s, const struct http_msg *msg)
 	}
 	(void)xff;
 	(void)via;
+	if (anon != NULL && anon_policy_mode(anon) == ANON_STRICT) {
+		/* strict: every client looks the same, whether it sent a User-Agent or not */
+		size_t ualen;
+		const char *ua = anon_user_agent(anon, &ualen);
+
+		if (ua != NULL) {
+			evbuffer_add(b, "User-Agent: ", 12);
+			evbuffer_add(b, ua, ualen);
+			evbuffer_add(b, "\r\n", 2);
+		}
+	}
+
 	if (srv->upstream->keepalive == 0)
 		evbuffer_add(b, "Connection: close\r\n", 19);
 	evbuffer_add(b, "\r\n", 2);
@@ -853,7 +944,10 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	session_keep_log_fields(s, msg, head);
 	pump_init(&s->req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
 
-	if (msg->form == HTTP_TARGET_AUTHORITY || msg->method == HTTP_M_CONNECT) {
+	if (srv->mode == CFG_MODE_FORWARD && session_fwd_request(s, msg) != 0)
+		return;
+	if (srv->mode != CFG_MODE_FORWARD &&
+	    (msg->form == HTTP_TARGET_AUTHORITY || msg->method == HTTP_M_CONNECT)) {
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 		session_error(s, 405, "CONNECT is not allowed on a reverse proxy");
 		return;
@@ -954,6 +1048,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 			session_pump_request(s);
 		break;
 	case S_CLOSING:
+	case S_TUNNEL: /* the client bufferevent is gone by then */
 		break;
 	case S_LINGER:
 		evbuffer_drain(bufferevent_get_input(bev),
@@ -1076,6 +1171,10 @@ session_upstream_ready(struct session *s)
 	struct evbuffer *out = bufferevent_get_output(s->ubev);
 	struct timeval wtv = ms_tv(s->srv->proxy_send_timeout_ms);
 
+	if (s->fwd != NULL && s->fwd->connect) {
+		session_tunnel_start(s);
+		return;
+	}
 	if (s->up_connecting) {
 		/* a new connection; a pooled one keeps what its first session set */
 		int one = 1;
@@ -1110,17 +1209,64 @@ session_upstream_ready(struct session *s)
 	session_pump_request(s);
 }
 
+/*
+ * Connect to s->up_addr, or take an idle connection to it from the pool when pooled is
+ * set. Returns 0 when connecting (or ready), -1 when the connect failed at once (s->perr
+ * and s->perr_hop say why; the connection is released), -2 when the session answered an
+ * error itself.
+ */
+static int
+session_connect_addr(struct session *s, int pooled)
+{
+	struct bufferevent *bev;
+	int reqs = 0;
+
+	if (pooled && (bev = up_pool_get(&s->env->pool, &s->up_addr, &reqs)) != NULL) {
+		s->ubev = bev;
+		s->up_reused = 1;
+		s->up_requests = reqs;
+		session_upstream_ready(s);
+		return 0;
+	}
+	bev = bufferevent_socket_new(s->env->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		session_error(s, 500, "out of memory");
+		return -2;
+	}
+	bufferevent_set_max_single_read(bev, IO_CHUNK);
+	bufferevent_set_max_single_write(bev, IO_CHUNK);
+	struct timeval ctv = ms_tv(s->srv->proxy_connect_timeout_ms);
+	bufferevent_setcb(bev, up_readcb, up_writecb, up_eventcb, s);
+	bufferevent_set_timeouts(bev, NULL, &ctv);
+	s->ubev = bev;
+	s->up_connecting = 1;
+	s->up_reused = 0;
+	s->up_requests = 0;
+	if (bufferevent_socket_connect(bev, (const struct sockaddr *)&s->up_addr.ss,
+	                               (int)s->up_addr.len) == -1) {
+		log_warn("*%" PRIu64 " connect() to %s failed", s->id, s->up_addr.text);
+		s->perr = errno == ECONNREFUSED ? "connection_refused" : "connection_terminated";
+		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->up_addr.text);
+		session_release_upstream(s, 0);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 session_connect(struct session *s)
 {
 	struct cfg_upstream *u = s->srv->upstream;
 	int64_t now = up_now_ms();
 
+	if (s->fwd != NULL) {
+		session_fwd_connect(s);
+		return;
+	}
 	while (s->ntried < UP_MAX_TRIES) {
 		struct cfg_peer *peer = up_pick(u, (const struct sockaddr *)&s->client_ss, s->hkey,
 		                                s->hkeylen, s->tried, s->ntried, now);
-		struct bufferevent *bev;
-		int reqs = 0;
+		int r;
 
 		if (peer == NULL)
 			break;
@@ -1136,41 +1282,11 @@ session_connect(struct session *s)
 		s->peer = peer;
 		s->up_start_ms = now;
 		atomic_fetch_add(&peer->active, 1);
-
-		if ((bev = up_pool_get(&s->env->pool, &s->up_addr, &reqs)) != NULL) {
-			s->ubev = bev;
-			s->up_reused = 1;
-			s->up_requests = reqs;
-			session_upstream_ready(s);
+		if ((r = session_connect_addr(s, 1)) != -1)
 			return;
-		}
-		bev = bufferevent_socket_new(s->env->base, -1, BEV_OPT_CLOSE_ON_FREE);
-		if (bev == NULL) {
-			session_error(s, 500, "out of memory");
-			return;
-		}
-		bufferevent_set_max_single_read(bev, IO_CHUNK);
-		bufferevent_set_max_single_write(bev, IO_CHUNK);
-		struct timeval ctv = ms_tv(s->srv->proxy_connect_timeout_ms);
-		bufferevent_setcb(bev, up_readcb, up_writecb, up_eventcb, s);
-		bufferevent_set_timeouts(bev, NULL, &ctv);
-		s->ubev = bev;
-		s->up_connecting = 1;
-		s->up_reused = 0;
-		s->up_requests = 0;
-		if (bufferevent_socket_connect(bev, (const struct sockaddr *)&s->up_addr.ss,
-		                               (int)s->up_addr.len) == -1) {
-			log_warn("*%" PRIu64 " connect() to %s failed", s->id, s->up_addr.text);
-			s->perr = errno == ECONNREFUSED ? "connection_refused"
-			                                : "connection_terminated";
-			snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->up_addr.text);
-			session_release_upstream(s, 0);
-			up_peer_failed(u, peer, now);
-			if (!session_next_allowed(s, CFG_NEXT_ERROR, 0))
-				break;
-			continue;
-		}
-		return;
+		up_peer_failed(u, peer, now);
+		if (!session_next_allowed(s, CFG_NEXT_ERROR, 0))
+			break;
 	}
 	if (s->ntried == 0 && up_peers_limited(u, s->tried, s->ntried, now)) {
 		/* live peers, all at their max_conns: not a health transition (no up_note_live) */
@@ -1189,6 +1305,286 @@ session_connect(struct session *s)
 		return;
 	}
 	session_error(s, s->last_timeout ? 504 : 502, "no upstream could be reached");
+}
+
+/* ---------------------------------------------------------------- forward mode */
+
+/* Port p on ip (a resolver answer, port 0) into s->up_addr, with its text. */
+static void
+session_fwd_addr(struct session *s, const struct sockaddr_storage *ip, uint16_t port)
+{
+	struct cfg_addr *a = &s->up_addr;
+	char host[INET6_ADDRSTRLEN];
+
+	memset(a, 0, sizeof(*a));
+	a->ss = *ip;
+	if (ip->ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&a->ss;
+
+		sin6->sin6_port = htons(port);
+		a->len = sizeof(*sin6);
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(a->text, sizeof(a->text), "[%s]:%u", host, port);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&a->ss;
+
+		sin->sin_port = htons(port);
+		a->len = sizeof(*sin);
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(a->text, sizeof(a->text), "%s:%u", host, port);
+	}
+}
+
+/* An error about the origin: its name and port go into Proxy-Status and the log. */
+static void
+session_fwd_fail(struct session *s, int status, const char *perr, const char *why)
+{
+	char msg[512];
+
+	s->perr = perr;
+	snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->fwd->host);
+	snprintf(msg, sizeof(msg), "%s (origin %s:%u)", why, s->fwd->host, s->fwd->port);
+	session_error(s, status, msg);
+}
+
+/* Try the next address of the answer; an error response when none is left. */
+static void
+session_fwd_try(struct session *s)
+{
+	struct fwd *f = s->fwd;
+
+	while (f->next < f->ans.n) {
+		session_fwd_addr(s, &f->ans.addr[f->next++], f->port);
+		s->resp_got = 0;
+		s->up_start_ms = up_now_ms();
+		if (session_connect_addr(s, !f->connect) != -1)
+			return;
+	}
+	if (s->perr == NULL)
+		s->perr = "connection_refused";
+	snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", f->host);
+	session_error(s, s->last_timeout ? 504 : 502, "the origin could not be reached");
+}
+
+static void
+session_fwd_resolved(enum resolve_status st, const struct resolve_answer *ans, void *arg)
+{
+	struct session *s = arg;
+	struct fwd *f = s->fwd;
+
+	SESSION_CHECK(s);
+	f->dns = NULL;
+	if (st == RESOLVE_NONAME) {
+		session_fwd_fail(s, 502, "dns_error", "host not found");
+		return;
+	}
+	if (st != RESOLVE_OK) {
+		session_fwd_fail(s, 502, "dns_timeout", "name resolution failed");
+		return;
+	}
+	f->ans = *ans;
+	f->next = 0;
+	if (s->srv->deny_private_destinations) {
+		/* checked on the resolved addresses, so DNS rebinding cannot slip past */
+		for (size_t i = 0; i < f->ans.n; i++) {
+			const struct sockaddr *sa = (const struct sockaddr *)&f->ans.addr[i];
+
+			if (np_destination_denied(sa)) {
+				log_notice("*%" PRIu64
+				           " client %s: %s resolves to a %s address: denied",
+				           s->id, s->client, f->host,
+				           np_class_name(np_classify(sa)));
+				session_fwd_fail(s, 403, "destination_ip_prohibited",
+				                 "destination address not allowed");
+				return;
+			}
+		}
+	}
+	session_fwd_try(s);
+}
+
+/* Resolve the origin (or reuse the answer of an earlier try), then connect. */
+static void
+session_fwd_connect(struct session *s)
+{
+	struct fwd *f = s->fwd;
+	struct resolve_answer ans;
+	enum resolve_status st;
+
+	if (f->ans.n > 0) {
+		session_fwd_try(s);
+		return;
+	}
+	memset(&ans, 0, sizeof(ans));
+	if (inet_pton(AF_INET, f->host, &((struct sockaddr_in *)(void *)&ans.addr[0])->sin_addr) ==
+	    1) {
+		ans.addr[0].ss_family = AF_INET;
+		ans.n = 1;
+	} else if (inet_pton(AF_INET6, f->host,
+	                     &((struct sockaddr_in6 *)(void *)&ans.addr[0])->sin6_addr) == 1) {
+		ans.addr[0].ss_family = AF_INET6;
+		ans.n = 1;
+	}
+	if (ans.n == 1) {
+		session_fwd_resolved(RESOLVE_OK, &ans, s);
+		return;
+	}
+	st = resolve_cached(s->env->resolver, f->host, &ans);
+	if (st != RESOLVE_MISS) {
+		session_fwd_resolved(st, &ans, s);
+		return;
+	}
+	if ((f->dns = resolve_start(s->env->resolver, f->host, session_fwd_resolved, s)) == NULL)
+		session_fwd_fail(s, 502, "dns_error", "name resolution failed");
+}
+
+/*
+ * A forward server's request: checks that it can be forwarded and notes its origin in
+ * s->fwd. Returns 0 to go on (an http:// request), 1 when the request is handled here
+ * (a CONNECT, or an error was answered).
+ */
+static int
+session_fwd_request(struct session *s, const struct http_msg *msg)
+{
+	struct fwd *f = s->fwd;
+	const char *h = msg->host.p;
+	size_t hl = msg->host.len;
+
+	if (!np_client_is_local((const struct sockaddr *)&s->client_ss)) {
+		/* no ACL yet: a forward proxy serves its own networks only, never the world */
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		s->perr = "http_request_denied";
+		session_error(s, 403, "forward proxy: client is outside the private networks");
+		return 1;
+	}
+	if (msg->form != HTTP_TARGET_ABSOLUTE && msg->form != HTTP_TARGET_AUTHORITY) {
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		session_error(s, 400, "a forward proxy needs an absolute URI (http://host/path)");
+		return 1;
+	}
+	s->user[0] = '\0';
+	if (s->srv->auth_db != NULL) {
+		const struct http_header *pa = http_header_find(msg, "proxy-authorization");
+		enum auth_result ar = AUTH_MALFORMED;
+		char ch[512];
+
+		if (pa != NULL)
+			ar = auth_check(s->srv->auth_db, pa->value.p, pa->value.len, s->user,
+			                sizeof(s->user), s->srv->auth_cache);
+		if (ar != AUTH_OK) {
+			if (pa != NULL)
+				log_notice("*%" PRIu64 " client %s: proxy authentication %s", s->id,
+				           s->client, ar == AUTH_DENIED ? "failed" : "malformed");
+			s->user[0] = '\0';
+			evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+			free(s->challenge);
+			s->challenge = NULL;
+			if (auth_challenge(s->srv->auth_realm, ch, sizeof(ch)) == 0)
+				s->challenge = strdup(ch);
+			s->perr = "http_request_denied";
+			session_error(s, 407, "proxy authentication required");
+			return 1;
+		}
+	}
+	if (msg->form == HTTP_TARGET_ABSOLUTE && !http_slice_eq(msg->scheme, "http")) {
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		session_error(s, 400,
+		              "only http:// URIs are forwarded; https goes through CONNECT");
+		return 1;
+	}
+	if (f == NULL && (f = s->fwd = calloc(1, sizeof(*f))) == NULL) {
+		session_close(s, "out of memory");
+		return 1;
+	}
+	if (hl >= 2 && h[0] == '[') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(f->host)) {
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		session_error(s, 400, "bad origin host");
+		return 1;
+	}
+	memcpy(f->host, h, hl);
+	f->host[hl] = '\0';
+	f->port = msg->port != 0 ? msg->port : 80;
+	f->connect = msg->method == HTTP_M_CONNECT;
+	f->ans.n = 0;
+	f->next = 0;
+	if (!f->connect)
+		return 0;
+
+	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+	if (!np_ports_allows(s->srv->connect_ports, f->port)) {
+		log_notice("*%" PRIu64 " client %s: CONNECT to port %u is not allowed", s->id,
+		           s->client, f->port);
+		s->perr = "http_request_denied";
+		session_error(s, 403, "CONNECT to this port is not allowed (connect_ports)");
+		return 1;
+	}
+	s->keepalive = 0;
+	evtimer_del(s->timer);
+	s->state = S_UPSTREAM;
+	s->req_start_ms = up_now_ms();
+	s->req.done = 1; /* nothing to relay before the tunnel */
+	session_fwd_connect(s);
+	return 1;
+}
+
+static void
+session_tunnel_done(void *arg, const char *why)
+{
+	struct session *s = arg;
+
+	SESSION_CHECK(s);
+	s->resp.moved = tunnel_bytes(s->fwd->tunnel, TUNNEL_DOWN);
+	session_log_access(s);
+	session_close(s, why);
+}
+
+/* CONNECT reached the origin: answer 200 and hand both sockets to a tunnel. */
+static void
+session_tunnel_start(struct session *s)
+{
+	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	struct evbuffer *down = evbuffer_new();
+	struct evbuffer *up = bufferevent_get_input(s->cbev);
+	int fds[2];
+
+	if (down == NULL) {
+		session_error(s, 500, "out of memory");
+		return;
+	}
+	/* what the client is still owed, then 200, then what the origin already said */
+	evbuffer_add_buffer(down, bufferevent_get_output(s->cbev));
+	evbuffer_add(down, ok, sizeof(ok) - 1);
+	evbuffer_add_buffer(down, bufferevent_get_input(s->ubev));
+	fds[TUNNEL_UP] = bufferevent_getfd(s->cbev);
+	fds[TUNNEL_DOWN] = bufferevent_getfd(s->ubev);
+	/* the bytes a client sent right after its CONNECT head (a TLS ClientHello) go first */
+	struct evbuffer *pre[2] = {up, down};
+	struct tunnel *t = tunnel_new(s->env->base, fds, pre, s->srv->tunnel_idle_timeout_ms,
+	                              session_tunnel_done, s);
+	evbuffer_free(down);
+	if (t == NULL) {
+		session_error(s, 500, "out of memory");
+		return;
+	}
+	/* the tunnel owns the sockets now: detach them from their bufferevents */
+	bufferevent_setfd(s->cbev, -1);
+	bufferevent_free(s->cbev);
+	s->cbev = NULL;
+	bufferevent_setfd(s->ubev, -1);
+	bufferevent_free(s->ubev);
+	s->ubev = NULL;
+	s->up_connecting = 0;
+	evtimer_del(s->timer);
+	s->state = S_TUNNEL;
+	s->status = 200;
+	s->fwd->tunnel = t;
+	s->fwd->tunnel_start_ms = up_now_ms();
+	log_info("*%" PRIu64 " client %s: tunnel to %s:%u (%s)", s->id, s->client, s->fwd->host,
+	         s->fwd->port, s->up_addr.text);
 }
 
 /*
@@ -1242,9 +1638,25 @@ session_upstream_failed(struct session *s, int timeout, int err, const char *why
 	if (s->peer != NULL)
 		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->up_addr.text);
 
-	log_warnx("*%" PRIu64 " client %s: upstream %s: %s%s", s->id, s->client,
-	          s->peer ? s->up_addr.text : "-", why,
-	          connecting ? " while connecting to upstream" : " while reading response header");
+	log_warnx("*%" PRIu64 " client %s: %s %s: %s%s", s->id, s->client,
+	          s->fwd ? "origin" : "upstream", s->peer || s->fwd ? s->up_addr.text : "-", why,
+	          connecting ? " while connecting" : " while reading response header");
+	if (s->fwd != NULL) {
+		/* an origin: its next address after a failed connect, or a stale pooled one */
+		s->last_timeout = timeout;
+		if (!connecting && reused && !timeout && s->req.moved == 0 && s->idempotent)
+			s->fwd->next--; /* the same address, on a new connection */
+		else if (!connecting)
+			s->fwd->next = s->fwd->ans.n; /* the request may have been acted on */
+		session_release_upstream(s, 0);
+		if (s->fwd->next < s->fwd->ans.n) {
+			session_fwd_try(s);
+			return;
+		}
+		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->fwd->host);
+		session_error(s, timeout ? 504 : 502, why);
+		return;
+	}
 	if (connecting) {
 		up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
 		s->last_timeout = timeout;
