@@ -751,7 +751,7 @@ static const struct cfg_directive cfg_server_directives[] = {
         {"anonymize_allow", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_anonymize_allow, 0, NULL},
         {"anonymize_user_agent", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_string,
          offsetof(struct cfg_server, anon_user_agent), NULL},
-        {"auth", CFG_CTX_SERVER, CFG_TAKE_RANGE(3, 5), cfg_set_auth, 0, NULL},
+        {"auth", CFG_CTX_SERVER, CFG_TAKE_RANGE(3, 12), cfg_set_auth, 0, NULL},
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -2508,7 +2508,7 @@ cfg_set_auth(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 {
 	struct cfg_server *srv = conf;
 	const char *realm = NULL, *file = NULL;
-	char *why = NULL;
+	char *why = NULL, joined[256];
 
 	(void)p;
 	if (srv->auth_realm != NULL)
@@ -2531,10 +2531,39 @@ cfg_set_auth(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 			return cfg_invalid(err, d, args[i], "expected realm=NAME or file PATH");
 		if (*slot != NULL)
 			return cfg_invalid(err, d, args[i], "duplicate parameter");
+		if (slot == &realm && v[0] == '"') {
+			/* realm="Office proxy" arrives as words: join them up to the closing quote
+			 */
+			size_t n = 0;
+
+			for (v++;; v = args[++i]) {
+				size_t l = strlen(v);
+				int last = l > 0 && v[l - 1] == '"';
+
+				if (last)
+					l--;
+				if (n + l + 2 > sizeof(joined))
+					return cfg_invalid(err, d, args[i], "realm is too long");
+				if (n > 0)
+					joined[n++] = ' ';
+				memcpy(joined + n, v, l);
+				n += l;
+				if (last)
+					break;
+				if (i + 1 == nargs)
+					return cfg_invalid(err, d, args[i],
+					                   "realm has no closing quote");
+			}
+			joined[n] = '\0';
+			v = joined;
+		}
 		*slot = v;
 	}
 	if (realm == NULL || file == NULL || *realm == '\0')
 		return cfg_invalid(err, d, args[0], "auth basic needs a realm and a file");
+	char challenge[512];
+	if (auth_challenge(realm, challenge, sizeof(challenge)) < 0)
+		return cfg_invalid(err, d, realm, "realm is too long or holds a control byte");
 	if ((srv->auth_db = auth_db_load(file, &why)) == NULL) {
 		*err = cfg_sprintf("%s", why != NULL ? why : "out of memory");
 		free(why);

@@ -1479,7 +1479,7 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 			evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 			free(s->challenge);
 			s->challenge = NULL;
-			if (auth_challenge(s->srv->auth_realm, ch, sizeof(ch)) == 0)
+			if (auth_challenge(s->srv->auth_realm, ch, sizeof(ch)) > 0)
 				s->challenge = strdup(ch);
 			s->perr = "http_request_denied";
 			session_error(s, 407, "proxy authentication required");

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# No open proxy: a forward server without an ACL serves clients from loopback and private
+# networks only. A network namespace (created here, removed at exit) gives the test a
+# client address outside them, 198.51.100.7, on its own loopback interface; the same
+# proxy still serves 127.0.0.1 there.
+. "$TESTLIB"
+command -v ip >/dev/null 2>&1 || skip_all "no ip(8)"
+[ "$(id -u)" = 0 ] || skip_all "network namespaces need root"
+ns="proxyd-test-$$"
+ip netns add "$ns" 2>/dev/null || skip_all "cannot create a network namespace"
+trap 'ip netns del "$ns" 2>/dev/null; cleanup' EXIT
+plan 4
+
+nsx() { ip netns exec "$ns" "$@"; }
+nsx ip link set lo up || bail "lo up failed"
+nsx ip addr add 198.51.100.7/32 dev lo || bail "cannot add the test address"
+
+nsx "$ORIGIN" -p 0 >"$T/origin.out" 2>"$T/origin.err" &
+PIDS="$PIDS $!"
+for _ in $(seq 1 100); do grep -q '^READY ' "$T/origin.out" && break; sleep 0.05; done
+oport=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$T/origin.out")
+[ -n "$oport" ] || bail "origin did not start in the namespace"
+port=18080
+cat >"$T/proxyd.conf" <<CONF
+workers 1;
+error_log stderr info;
+server { listen 0.0.0.0:$port; mode forward; }
+CONF
+nsx "$PROXYD" -f -c "$T/proxyd.conf" >"$T/proxyd.out" 2>"$T/proxyd.log" &
+PIDS="$PIDS $!"
+for _ in $(seq 1 100); do
+	nsx curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && break
+	sleep 0.05
+done
+
+code=$(nsx curl -s -o /dev/null -w '%{http_code}' -x "http://127.0.0.1:$port" "http://127.0.0.1:$oport/")
+is "$code" 200 "a loopback client is served"
+code=$(nsx curl -s -o "$T/body" -w '%{http_code}' --interface 198.51.100.7 \
+	-x "http://198.51.100.7:$port" "http://127.0.0.1:$oport/")
+is "$code" 403 "a client outside the private networks gets 403 without an ACL"
+like "$(cat "$T/body")" "outside the private networks" "the body says why"
+code=$(nsx curl -s -o /dev/null -w '%{http_connect}' -p --interface 198.51.100.7 \
+	-x "http://198.51.100.7:$port" "https://127.0.0.1:443/")
+is "$code" 403 "and so does its CONNECT"
