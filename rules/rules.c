@@ -19,8 +19,8 @@
 
 #include "rules-internal.h"
 
-#define RULES_MATCH_LIMIT_DEFAULT 100000
-#define RULES_DEPTH_LIMIT_DEFAULT 2000
+#define RULES_MATCH_LIMIT_DEFAULT 1000000
+#define RULES_DEPTH_LIMIT_DEFAULT 10000
 #define RULES_URL_BUF             8192
 
 struct rules_set {
@@ -112,6 +112,14 @@ seterr(char **err, const char *fmt, ...)
 	if (vasprintf(err, fmt, ap) == -1)
 		*err = NULL;
 	va_end(ap);
+}
+
+/* Public entry points start with no error: the first one set wins (seterr). */
+static void
+err_clear(char **err)
+{
+	if (err != NULL)
+		*err = NULL;
 }
 
 /* --- context and sets ----------------------------------------------------------------- */
@@ -374,6 +382,7 @@ int
 rules_set_define(struct rules_ctx *ctx, enum rules_set_kind kind, const char *name,
                  const char *file, const struct rules_tok *toks, size_t n, char **err)
 {
+	err_clear(err);
 	char **ents = calloc(n + 1, sizeof(*ents)), **where = calloc(n + 1, sizeof(*where));
 	char *defwhere = NULL;
 	int rc = -1;
@@ -407,6 +416,7 @@ int
 rules_set_load(struct rules_ctx *ctx, enum rules_set_kind kind, const char *name, const char *path,
                char **err)
 {
+	err_clear(err);
 	FILE *f = fopen(path, "r");
 	char **ents = NULL, **where = NULL, *line = NULL, *defwhere = NULL;
 	size_t n = 0, cap = 0, lcap = 0;
@@ -1123,6 +1133,7 @@ struct rules_rule *
 rules_compile(struct rules_ctx *ctx, const char *file, const struct rules_tok *toks, size_t n,
               char **err)
 {
+	err_clear(err);
 	struct parser p = {ctx, file, toks, n, 0, NULL, err};
 	struct rules_rule *r = calloc(1, sizeof(*r));
 
@@ -1152,6 +1163,7 @@ fail:
 struct rules_rule *
 rules_compile_str(struct rules_ctx *ctx, const char *file, int line, const char *text, char **err)
 {
+	err_clear(err);
 	struct rules_tok *toks = NULL;
 	struct rules_rule *r;
 	char *store = NULL;

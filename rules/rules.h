@@ -3,10 +3,10 @@
  * evaluation over plain values, URL normalization.
  *
  * Contract: compiling (rules_compile*, rules_set_*) reads only set files and TZif files,
- * and returns 0/pointer or -1/NULL with *err set to a malloc'd "file:line:column: reason"
- * that the caller frees. A compiled rule and the context it was compiled in are immutable
- * and may be shared by threads; evaluation (rules_eval) does no I/O and no allocation,
- * except that the per-thread scratch may grow its URL buffer to the longest URL seen.
+ * and returns 0/pointer or -1/NULL with *err (err may be NULL) set to a malloc'd
+ * "file:line:column: reason" that the caller frees. A compiled rule and the context it was compiled
+ * in are immutable and may be shared by threads; evaluation (rules_eval) does no I/O and no
+ * allocation, except that the per-thread scratch may grow its URL buffer to the longest URL seen.
  * A scratch belongs to one thread at a time. The context must outlive its rules. Nothing
  * here logs except through the callback installed with rules_set_log_fn().
  *
@@ -34,8 +34,9 @@
  * ZONE is an IANA name (Europe/Berlin, UTC) read from $TZDIR or /usr/share/zoneinfo; the
  * default is /etc/localtime (UTC if missing). A word after time/date that is not a matcher
  * keyword or `!` is taken as the zone. Regexes are PCRE2, JIT-compiled at load, matched
- * with match and depth limits: a limit hit counts as no match and is logged once per
- * matcher. Tokens that were quoted are never keywords or operators.
+ * with match and depth limits: a limit hit counts as "the regex did not match" (so `!`
+ * turns it into a match) and is logged once per matcher. Tokens that were quoted are
+ * never keywords or operators.
  *
  * Paths are matched after rules_path_normalize() and are case-sensitive: `/ADMIN` is not
  * `/admin`; write `path ~* ^/admin` to catch both.
@@ -76,7 +77,11 @@ struct rules_ctx *rules_ctx_new(void);
 void rules_ctx_free(struct rules_ctx *ctx);
 /* Install the log callback (default: none). Call before any rule is shared. */
 void rules_set_log_fn(struct rules_ctx *ctx, rules_log_fn fn, void *arg);
-/* PCRE2 match limit and depth limit for every later compile (defaults 100000 and 2000). */
+/*
+ * PCRE2 match limit and depth limit of every match (defaults 1,000,000 and 10,000; the
+ * depth limit binds the interpreter only, JIT code is bounded by the match limit and its
+ * stack). Call before rules are shared.
+ */
 void rules_set_limits(struct rules_ctx *ctx, uint32_t match_limit, uint32_t depth_limit);
 
 /* "domains" etc. to a kind: 0, or -1 if unknown. */
@@ -84,8 +89,14 @@ int rules_set_kind_parse(const char *s, enum rules_set_kind *kind);
 
 /*
  * Define set `name` from n inline words (positions in file for errors) or from a file of
- * one entry per line (`#` comments and blank lines ignored; errors "path:line: reason").
- * A name can be defined once. Returns 0, or -1 with *err.
+ * one entry per line (lines starting with `#` and blank lines ignored, blanks around an
+ * entry trimmed; errors "path:line: reason"). A name can be defined once.
+ * Entries: domains follow the dst syntax and must be ASCII (IDNs in punycode, xn--...);
+ * cidrs are ADDR or ADDR/LEN (bits past LEN ignored, ::ffff:a.b.c.d/LEN is IPv4); users
+ * are exact names; dates YYYY-MM-DD or FROM..TO. A regexes set is compiled as one
+ * alternation `(?|(?:p1)|(?:p2)...)` (branch reset: each pattern keeps its own group
+ * numbers); each pattern is first compiled alone for a precise error. A pattern must not
+ * end inside an `(?x)` comment. Returns 0, or -1 with *err.
  */
 int rules_set_define(struct rules_ctx *ctx, enum rules_set_kind kind, const char *name,
                      const char *file, const struct rules_tok *toks, size_t n, char **err);
@@ -93,8 +104,9 @@ int rules_set_load(struct rules_ctx *ctx, enum rules_set_kind kind, const char *
                    const char *path, char **err);
 
 /*
- * Compile n tokens (from file, for messages) into a rule; sets must already be defined.
- * Returns the rule (free with rules_rule_free) or NULL with *err.
+ * Compile n tokens (from file, for messages) into a rule; sets must already be defined,
+ * zones are loaded into the context's cache. Returns the rule (free with rules_rule_free)
+ * or NULL with *err.
  */
 struct rules_rule *rules_compile(struct rules_ctx *ctx, const char *file,
                                  const struct rules_tok *toks, size_t n, char **err);
@@ -126,8 +138,10 @@ struct rules_header {
 
 /*
  * What a rule is evaluated against: plain values, slices owned by the caller. scheme, host
- * and path must be normalized (rules_url_normalize/rules_path_normalize); path has no
- * query; query excludes the `?` (NULL: none). user NULL: not authenticated.
+ * and path must be normalized (rules_url_normalize/rules_path_normalize); host has no
+ * port (an IPv6 literal may keep its brackets); path has no query; query excludes the
+ * `?` (NULL: none); port <= 0 or the scheme's default is left out of `url`. user NULL:
+ * not authenticated. now is POSIX time; time and date matchers convert it with their zone.
  */
 struct rules_subject {
 	struct rules_ip client;
