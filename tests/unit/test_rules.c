@@ -12,6 +12,9 @@
  * (see subj_default()); instants are built with timegm(), which does not look at $TZ.
  */
 
+#include <sys/stat.h>
+
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -771,6 +774,59 @@ START_TEST(test_zones)
 }
 END_TEST
 
+static void
+put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* A slim TZif v2 file: no transitions at all, one type, everything in the footer. */
+START_TEST(test_zone_slim)
+{
+	static const char footer[] = "\nCET-1CEST,M3.5.0,M10.5.0/3\n";
+	unsigned char buf[256];
+	size_t len = 0;
+	struct rules_subject s = subj_default();
+
+	memset(buf, 0, sizeof(buf));
+	for (int part = 0; part < 2; part++) {
+		unsigned char *h = buf + len;
+
+		memcpy(h, "TZif2", 5);
+		put32(h + 20 + 4 * 4, 1); /* typecnt */
+		put32(h + 20 + 5 * 4, 4); /* charcnt */
+		len += 44;
+		put32(buf + len, 3600); /* utoff */
+		buf[len + 4] = 0;       /* isdst */
+		buf[len + 5] = 0;       /* desigidx */
+		memcpy(buf + len + 6, "CET", 4);
+		len += 10;
+	}
+	memcpy(buf + len, footer, sizeof(footer) - 1);
+	len += sizeof(footer) - 1;
+	ck_assert_int_eq(mkdir(unit_path("Test"), 0755), 0);
+	unit_write("Test/Slim", (const char *)buf, len);
+	ck_assert_int_eq(setenv("TZDIR", unit_tmpdir, 1), 0);
+	s.now = utc(2026, 3, 29, 0, 59);
+	ck_assert(eval("time sun 01:59-02:00 Test/Slim", &s));
+	s.now = utc(2026, 3, 29, 1, 0);
+	ck_assert(eval("time sun 03:00-03:01 Test/Slim", &s));
+	s.now = utc(2026, 10, 25, 1, 30);
+	ck_assert(eval("time sun 02:30-02:31 Test/Slim", &s));
+	s.now = utc(2026, 10, 25, 0, 30);
+	ck_assert(eval("time sun 02:30-02:31 Test/Slim", &s));
+	/* truncated or foreign files are refused */
+	unit_write("Test/Short", (const char *)buf, 50);
+	unit_write("Test/Text", "hello, world, this is not a zone file at all, no.\n", 50);
+	free(compile_err("time * 00:00-01:00 Test/Short"));
+	free(compile_err("time * 00:00-01:00 Test/Text"));
+	unsetenv("TZDIR");
+}
+END_TEST
+
 START_TEST(test_explain)
 {
 	struct rules_subject s = subj_default();
@@ -1008,6 +1064,144 @@ START_TEST(test_url_port)
 }
 END_TEST
 
+/* xorshift32: the same pseudo-random sequence on every run */
+static uint32_t
+rnd(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+/*
+ * Random rules from the language's own words: every one compiles or fails with a
+ * "policy.conf:12:" message, and every compiled one evaluates (run under ASan in CI).
+ */
+START_TEST(test_random_rules)
+{
+	static const char *const words[] = {"src",
+	                                    "dst",
+	                                    "port",
+	                                    "method",
+	                                    "url",
+	                                    "path",
+	                                    "ua",
+	                                    "header",
+	                                    "cookie",
+	                                    "arg",
+	                                    "user",
+	                                    "time",
+	                                    "date",
+	                                    "all",
+	                                    "!",
+	                                    "~",
+	                                    "~*",
+	                                    "in",
+	                                    "nets",
+	                                    "doms",
+	                                    "rx",
+	                                    "u",
+	                                    "hol",
+	                                    "10.0.0.0/8",
+	                                    "::/0",
+	                                    "*.example.com",
+	                                    ".example.com",
+	                                    "example.com",
+	                                    "80",
+	                                    "1-1024",
+	                                    "GET",
+	                                    "^/",
+	                                    "(",
+	                                    "a+",
+	                                    "sid",
+	                                    "mon-fri",
+	                                    "*",
+	                                    "22:00-06:00",
+	                                    "UTC",
+	                                    "Europe/Berlin",
+	                                    "2026-11-23",
+	                                    "2026-01-01..2026-12-31",
+	                                    "\"q\"",
+	                                    "!ua",
+	                                    "x",
+	                                    "192.0.2.10"};
+	static const char *const nets[] = {"10.0.0.0/8"};
+	static const char *const doms[] = {".example.com"};
+	static const char *const rx[] = {"a", "b"};
+	static const char *const u[] = {"alice"};
+	static const char *const hol[] = {"2026-11-23"};
+	struct rules_subject s = subj_default();
+	uint32_t x = 2463534242u;
+	int compiled = 0;
+
+	define(RULES_SET_CIDRS, "nets", nets, 1);
+	define(RULES_SET_DOMAINS, "doms", doms, 1);
+	define(RULES_SET_REGEXES, "rx", rx, 2);
+	define(RULES_SET_USERS, "u", u, 1);
+	define(RULES_SET_DATES, "hol", hol, 1);
+	for (int i = 0; i < 3000; i++) {
+		char text[512] = "";
+		size_t n = 1 + rnd(&x) % 6;
+		struct rules_rule *r;
+		char *err = NULL;
+
+		for (size_t k = 0; k < n; k++) {
+			strcat(text, words[rnd(&x) % (sizeof(words) / sizeof(words[0]))]);
+			strcat(text, " ");
+		}
+		r = rules_compile_str(ctx, "policy.conf", 12, text, &err);
+		if (r == NULL) {
+			ck_assert_msg(err != NULL && strncmp(err, "policy.conf:12", 14) == 0,
+			              "`%s`: %s", text, err);
+			free(err);
+			continue;
+		}
+		compiled++;
+		ck_assert(err == NULL);
+		(void)rules_eval(r, &s, scratch, NULL);
+		rules_rule_free(r);
+	}
+	ck_assert_int_gt(compiled, 50);
+}
+END_TEST
+
+/* Random paths: no crash, bounded output, idempotent, no dot segment or // survives. */
+START_TEST(test_random_paths)
+{
+	static const char *const parts[] = {"/", "/", ".",   "..", "%2e", "%2E", "%2f", "%", "%4",
+	                                    "a", "B", "%41", "?",  "&",   "%7e", "~",   "//"};
+	uint32_t x = 88172645u;
+
+	for (int i = 0; i < 20000; i++) {
+		char in[128] = "", out[160], again[160];
+		size_t n = rnd(&x) % 12;
+		long len, len2;
+
+		for (size_t k = 0; k < n; k++)
+			strcat(in, parts[rnd(&x) % (sizeof(parts) / sizeof(parts[0]))]);
+		len = rules_path_normalize(in, strlen(in), out, strlen(in) + 1);
+		if (len == -1)
+			continue;
+		ck_assert(len > 0 && (size_t)len <= strlen(in) + 1);
+		len2 = rules_path_normalize(out, (size_t)len, again, sizeof(again));
+		ck_assert_msg(len2 == len && memcmp(out, again, (size_t)len) == 0,
+		              "%s -> %.*s -> %.*s", in, (int)len, out, (int)len2, again);
+		out[len] = '\0';
+		{
+			char *q = strchr(out, '?');
+
+			if (q != NULL)
+				*q = '\0';
+			ck_assert_msg(out[0] == '/' && strstr(out, "//") == NULL &&
+			                      strstr(out, "/./") == NULL &&
+			                      strstr(out, "/../") == NULL,
+			              "%s -> %s", in, out);
+		}
+	}
+}
+END_TEST
+
 static Suite *
 rules_suite(void)
 {
@@ -1030,12 +1224,15 @@ rules_suite(void)
 	tcase_add_test(tc, test_time_windows);
 	tcase_add_test(tc, test_dates);
 	tcase_add_test(tc, test_zones);
+	tcase_add_test(tc, test_zone_slim);
 	tcase_add_test(tc, test_explain);
 	tcase_add_test(tc, test_parse_errors);
 	tcase_add_test(tc, test_tokens);
 	tcase_add_test(tc, test_normalize);
 	tcase_add_test(tc, test_normalized_match);
 	tcase_add_test(tc, test_url_port);
+	tcase_add_test(tc, test_random_rules);
+	tcase_add_test(tc, test_random_paths);
 	suite_add_tcase(s, tc);
 	return s;
 }
