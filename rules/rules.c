@@ -773,6 +773,8 @@ own_set(struct parser *p, struct matcher *m, enum rules_set_kind kind, const str
 		rc = cidrset_add(&m->own_set->cidr, t->s, &why);
 	else if (kind == RULES_SET_DOMAINS)
 		rc = domset_add(&m->own_set->dom, t->s, &why);
+	if (rc == -1 && kind == RULES_SET_DOMAINS && strcmp(why, "bad domain name") != 0)
+		return perr(p, t, "bad %s \"%s\": %s", what, t->s, why);
 	if (rc == -1)
 		return perr(p, t, "bad %s \"%s\"", what, t->s);
 	m->set = m->own_set;

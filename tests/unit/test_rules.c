@@ -14,6 +14,7 @@
 
 #include <sys/stat.h>
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -876,7 +877,7 @@ START_TEST(test_parse_errors)
 	        {"dst b\xc3\xbc"
 	         "cher.de",
 	         "policy.conf:12:5: bad host \"b\xc3\xbc"
-	         "cher.de\""},
+	         "cher.de\": non-ASCII domain name (write IDNs in punycode, xn--...)"},
 	        {"dst *.", "policy.conf:12:5: bad host \"*.\""},
 	        {"\"all\"", "policy.conf:12:1: unknown matcher \"all\""},
 	        {"ua ~ \"x", "policy.conf:12:6: unterminated quoted string"},
@@ -1202,6 +1203,52 @@ START_TEST(test_random_paths)
 }
 END_TEST
 
+struct thread_arg {
+	struct rules_rule *yes, *no;
+	int ok;
+};
+
+static void *
+eval_thread(void *p)
+{
+	struct thread_arg *a = p;
+	struct rules_scratch *sc = rules_scratch_new();
+	struct rules_subject s = subj_default();
+
+	a->ok = sc != NULL;
+	for (int i = 0; i < 20000 && a->ok; i++)
+		a->ok = rules_eval(a->yes, &s, sc, NULL) == RULES_MATCH &&
+		        rules_eval(a->no, &s, sc, NULL) == RULES_NOMATCH;
+	rules_scratch_free(sc);
+	return NULL;
+}
+
+/* One compiled rule, four threads, a scratch each. */
+START_TEST(test_threads)
+{
+	static const char *const rxs[] = {"^curl/", "(?i)mozilla"};
+	struct thread_arg a[4];
+	pthread_t t[4];
+
+	struct rules_rule *yes, *no;
+
+	define(RULES_SET_REGEXES, "rxs", rxs, 2);
+	yes = compile_ok("ua ~ in rxs url ~* ^HTTP://WWW\\. cookie sid ~ ^abc");
+	no = compile_ok("ua ~ in rxs path ~ ^/admin");
+	for (int i = 0; i < 4; i++) {
+		a[i].yes = yes;
+		a[i].no = no;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, eval_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+		ck_assert(a[i].ok);
+	}
+	rules_rule_free(yes);
+	rules_rule_free(no);
+}
+END_TEST
+
 static Suite *
 rules_suite(void)
 {
@@ -1231,6 +1278,7 @@ rules_suite(void)
 	tcase_add_test(tc, test_normalize);
 	tcase_add_test(tc, test_normalized_match);
 	tcase_add_test(tc, test_url_port);
+	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_random_rules);
 	tcase_add_test(tc, test_random_paths);
 	suite_add_tcase(s, tc);
