@@ -747,6 +747,29 @@ START_TEST(test_zones)
 	ck_assert_int_eq(tz_offset(z, utc(2026, 1, 15, 0, 0)), 11 * 3600);
 	ck_assert_int_eq(tz_offset(z, utc(2026, 7, 15, 0, 0)), 10 * 3600);
 	tz_free(z);
+	/* Jn counts no Feb 29, n does: they differ in leap years only */
+	z = tz_from_posix("EST5EDT,J70,J300");
+	ck_assert(z != NULL);
+	ck_assert_int_eq(tz_offset(z, utc(2026, 3, 11, 6, 59)), -5 * 3600);
+	ck_assert_int_eq(tz_offset(z, utc(2026, 3, 11, 7, 0)), -4 * 3600);
+	ck_assert_int_eq(tz_offset(z, utc(2028, 3, 10, 7, 0)), -5 * 3600);
+	ck_assert_int_eq(tz_offset(z, utc(2028, 3, 11, 7, 0)), -4 * 3600);
+	tz_free(z);
+	z = tz_from_posix("EST5EDT,69,299");
+	ck_assert(z != NULL);
+	ck_assert_int_eq(tz_offset(z, utc(2026, 3, 11, 7, 0)), -4 * 3600);
+	ck_assert_int_eq(tz_offset(z, utc(2028, 3, 10, 7, 0)), -4 * 3600);
+	tz_free(z);
+	/* v3: negative transition times (America/Nuuk since 2023) */
+	z = tz_from_posix("<-02>2<-01>,M3.5.0/-1,M10.5.0/0");
+	ck_assert(z != NULL);
+	ck_assert_int_eq(tz_offset(z, utc(2026, 1, 15, 0, 0)), -2 * 3600);
+	ck_assert_int_eq(tz_offset(z, utc(2026, 7, 15, 0, 0)), -1 * 3600);
+	/* 2026-03-29 is the last Sunday of March: -1:00 local is Saturday 23:00 -02, Sunday 01:00
+	 * UTC */
+	ck_assert_int_eq(tz_offset(z, utc(2026, 3, 29, 0, 59)), -2 * 3600);
+	ck_assert_int_eq(tz_offset(z, utc(2026, 3, 29, 1, 0)), -1 * 3600);
+	tz_free(z);
 	ck_assert(tz_from_posix("CET") == NULL);
 	ck_assert(tz_from_posix("CET-1CEST,M13.5.0,M10.5.0") == NULL);
 	/* files */
@@ -819,6 +842,34 @@ START_TEST(test_zone_slim)
 	ck_assert(eval("time sun 02:30-02:31 Test/Slim", &s));
 	s.now = utc(2026, 10, 25, 0, 30);
 	ck_assert(eval("time sun 02:30-02:31 Test/Slim", &s));
+	/* a version 1 file: 32-bit times, no footer; type 0 before the first transition */
+	{
+		unsigned char v1[128];
+		size_t n = 44;
+
+		memset(v1, 0, sizeof(v1));
+		memcpy(v1, "TZif", 4);
+		put32(v1 + 20 + 3 * 4, 1); /* timecnt */
+		put32(v1 + 20 + 4 * 4, 2); /* typecnt */
+		put32(v1 + 20 + 5 * 4, 8); /* charcnt */
+		put32(v1 + n, 1000000000);
+		n += 4;
+		v1[n++] = 1;
+		put32(v1 + n, 0);
+		n += 6;
+		put32(v1 + n, 5400);
+		v1[n + 5] = 4;
+		n += 6;
+		memcpy(v1 + n, "AAA\0BBB", 8);
+		n += 8;
+		unit_write("Test/V1", (const char *)v1, n);
+		s.now = 999999999;
+		ck_assert(eval("time * 01:46-01:47 Test/V1", &s)); /* 2001-09-09 01:46:39Z */
+		s.now = 1000000000;
+		ck_assert(eval("time * 03:16-03:17 Test/V1", &s)); /* +1:30 */
+		s.now = 2000000000;
+		ck_assert(eval("time * 05:03-05:04 Test/V1", &s)); /* 2033-05-18 03:33:20Z */
+	}
 	/* truncated or foreign files are refused */
 	unit_write("Test/Short", (const char *)buf, 50);
 	unit_write("Test/Text", "hello, world, this is not a zone file at all, no.\n", 50);
