@@ -11,7 +11,8 @@
  * here logs except through the callback installed with rules_set_log_fn().
  *
  * Language (one rule = matchers joined by juxtaposition, all must match; `!` negates one):
- *   src CIDR|ADDR|in SET           client address; ::ffff:a.b.c.d matches IPv4 rules
+ *   src CIDR|ADDR|in SET           client address; ::ffff:a.b.c.d is IPv4 everywhere: it
+ *                                  matches IPv4 rules, never IPv6 ones (not even ::/0)
  *   dst HOST|*.DOM|.DOM|ADDR|CIDR|in SET
  *                                  HOST exact, *.DOM strict subdomains, .DOM the domain and
  *                                  its subdomains; names are ASCII (IDNs in punycode),
@@ -185,6 +186,9 @@ enum rules_result rules_eval(const struct rules_rule *rule, const struct rules_s
 
 /* Parse "192.0.2.1", "2001:db8::1", "[::1]" into ip: 0, or -1. */
 int rules_ip_parse(const char *s, size_t len, struct rules_ip *ip);
+/* Copy the address of an AF_INET or AF_INET6 sockaddr into ip: 0, or -1 (family 0). */
+struct sockaddr;
+int rules_ip_from_sockaddr(const struct sockaddr *sa, struct rules_ip *ip);
 
 /*
  * URL normalization, run before matching path and url:

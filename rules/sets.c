@@ -12,7 +12,10 @@
 #include "config.h"
 #endif
 
+#include <sys/socket.h>
+
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,6 +225,29 @@ rules_ip_parse(const char *s, size_t len, struct rules_ip *ip)
 		return 0;
 	}
 	if (inet_pton(AF_INET6, buf, ip->addr) == 1) {
+		ip->family = 6;
+		return 0;
+	}
+	return -1;
+}
+
+int
+rules_ip_from_sockaddr(const struct sockaddr *sa, struct rules_ip *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (sa == NULL)
+		return -1;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+
+		memcpy(ip->addr, &sin->sin_addr, 4);
+		ip->family = 4;
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		memcpy(ip->addr, &sin6->sin6_addr, 16);
 		ip->family = 6;
 		return 0;
 	}

@@ -12,7 +12,12 @@
  * (see subj_default()); instants are built with timegm(), which does not look at $TZ.
  */
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <pthread.h>
 #include <stdint.h>
@@ -320,6 +325,33 @@ START_TEST(test_cidr)
 		ck_assert_msg(eval(rows[i].rule, &s) == rows[i].match, "%s vs `%s`", rows[i].client,
 		              rows[i].rule);
 	}
+}
+END_TEST
+
+START_TEST(test_sockaddr)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr_un sun;
+	struct rules_subject s = subj_default();
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	ck_assert_int_eq(inet_pton(AF_INET, "10.1.2.3", &sin.sin_addr), 1);
+	ck_assert_int_eq(rules_ip_from_sockaddr((struct sockaddr *)&sin, &s.client), 0);
+	ck_assert(eval("src 10.0.0.0/8", &s));
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	ck_assert_int_eq(inet_pton(AF_INET6, "::ffff:10.1.2.3", &sin6.sin6_addr), 1);
+	ck_assert_int_eq(rules_ip_from_sockaddr((struct sockaddr *)&sin6, &s.client), 0);
+	ck_assert_int_eq(s.client.family, 6);
+	ck_assert(eval("src 10.0.0.0/8", &s));
+	ck_assert(!eval("src ::/1", &s)); /* v4-mapped: looked up as IPv4 only */
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	ck_assert_int_eq(rules_ip_from_sockaddr((struct sockaddr *)&sun, &s.client), -1);
+	ck_assert_int_eq(s.client.family, 0);
+	ck_assert(!eval("src 0.0.0.0/0", &s) && !eval("src ::/0", &s));
 }
 END_TEST
 
@@ -1311,6 +1343,7 @@ rules_suite(void)
 	tcase_add_test(tc, test_matchers);
 	tcase_add_test(tc, test_absent);
 	tcase_add_test(tc, test_cidr);
+	tcase_add_test(tc, test_sockaddr);
 	tcase_add_test(tc, test_cidr_set);
 	tcase_add_test(tc, test_domains);
 	tcase_add_test(tc, test_domain_set);
