@@ -38,10 +38,13 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "anon.h"
 #include "auth.h"
 #include "cfg.h"
+#include "log.h"
 #include "netpolicy.h"
+#include "rules.h"
 #include "http.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -145,7 +148,10 @@ struct cfg_lexer {
 	size_t len;
 	size_t pos;
 	int line;
-	int tline; /* line where the last token starts */
+	int tline;     /* line where the last token starts */
+	size_t lstart; /* offset where the current line starts */
+	int tcol;      /* 1-based column (byte) where the last token starts */
+	int tquoted;   /* the last token was quoted */
 	char *word;
 	size_t wlen;
 	size_t wcap;
@@ -160,9 +166,12 @@ enum cfg_tok {
 	CFG_TOK_ERROR,
 };
 
-/* The words of one statement, the name first. */
+/* The words of one statement, the name first, with where each starts. */
 struct cfg_args {
 	char **v;
+	int *lines;
+	int *cols;
+	unsigned char *quoted;
 	size_t n;
 	size_t cap;
 	int line;      /* line of the name */
@@ -182,9 +191,10 @@ struct cfg_parser {
 	unsigned int ctx;     /* CFG_CTX_* of the block being read */
 	size_t depth;         /* files on the stack */
 	struct cfg_fileid stack[CFG_INCLUDE_MAX + 1];
-	struct cfg_pass *pass; /* one per cfg->servers */
-	int main_lines;        /* lines in the main file */
-	char *err;             /* first error, "file:line: reason" */
+	struct cfg_pass *pass;      /* one per cfg->servers */
+	const struct cfg_args *cur; /* the statement being handled (token positions) */
+	int main_lines;             /* lines in the main file */
+	char *err;                  /* first error, "file:line: reason" */
 };
 
 static _Atomic uint64_t cfg_generation;
@@ -506,6 +516,7 @@ cfg_lex(struct cfg_parser *p, struct cfg_lexer *lx)
 		if (c == '\n') {
 			lx->line++;
 			lx->pos++;
+			lx->lstart = lx->pos;
 		} else if (cfg_is_space(c)) {
 			lx->pos++;
 		} else if (c == '#') {
@@ -517,6 +528,8 @@ cfg_lex(struct cfg_parser *p, struct cfg_lexer *lx)
 	}
 
 	lx->tline = lx->line;
+	lx->tcol = (int)(lx->pos - lx->lstart) + 1;
+	lx->tquoted = c == '"' || c == '\'';
 	lx->wlen = 0;
 	if (cfg_lex_putc(lx, '\0') == -1)
 		goto nomem;
@@ -567,8 +580,10 @@ cfg_lex(struct cfg_parser *p, struct cfg_lexer *lx)
 					break;
 				}
 			}
-			if (ch == '\n')
+			if (ch == '\n') {
 				lx->line++;
+				lx->lstart = lx->pos;
+			}
 			if (cfg_lex_putc(lx, ch) == -1)
 				goto nomem;
 		}
@@ -647,6 +662,12 @@ static int cfg_set_anonymize_allow(struct cfg_parser *, const struct cfg_directi
                                    size_t, void *, char **);
 static int cfg_set_auth(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
                         char **);
+static int cfg_set_set(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                       char **);
+static int cfg_set_acl(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                       char **);
+static int cfg_set_deny_page(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                             void *, char **);
 static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                             void *, char **);
 
@@ -674,6 +695,7 @@ static const struct cfg_directive cfg_main_directives[] = {
         {"server", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(0), cfg_block_server, 0, NULL},
         {"admin", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(0), cfg_block_admin, 0, NULL},
         {"resolver", CFG_CTX_MAIN, CFG_TAKE_RANGE(1, 10), cfg_set_resolver, 0, NULL},
+        {"set", CFG_CTX_MAIN, CFG_TAKE_MIN(3), cfg_set_set, 0, NULL},
         {"resolver_timeout", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_duration,
          offsetof(struct cfg, resolver.timeout_ms), &cfg_range_positive},
         {NULL, 0, 0, 0, NULL, 0, NULL},
@@ -752,6 +774,9 @@ static const struct cfg_directive cfg_server_directives[] = {
         {"anonymize_user_agent", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_string,
          offsetof(struct cfg_server, anon_user_agent), NULL},
         {"auth", CFG_CTX_SERVER, CFG_TAKE_RANGE(3, 12), cfg_set_auth, 0, NULL},
+        {"allow", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_acl, 0, NULL},
+        {"deny", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_acl, 0, NULL},
+        {"deny_page", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_deny_page, 0, NULL},
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -803,19 +828,33 @@ cfg_lookup(const char *name, unsigned int ctx, int *elsewhere)
 }
 
 static int
-cfg_args_push(struct cfg_args *a, const char *word, int line)
+cfg_args_push(struct cfg_args *a, const char *word, int line, int col, int quoted)
 {
 	char *w;
 
 	if (a->n == a->cap) {
 		size_t cap = a->cap != 0 ? a->cap * 2 : 8;
 		char **v = realloc(a->v, cap * sizeof(*v));
+		int *lines, *cols;
+		unsigned char *q;
 
 		if (v == NULL)
 			return -1;
 		a->v = v;
+		if ((lines = realloc(a->lines, cap * sizeof(*lines))) == NULL)
+			return -1;
+		a->lines = lines;
+		if ((cols = realloc(a->cols, cap * sizeof(*cols))) == NULL)
+			return -1;
+		a->cols = cols;
+		if ((q = realloc(a->quoted, cap)) == NULL)
+			return -1;
+		a->quoted = q;
 		a->cap = cap;
 	}
+	a->lines[a->n] = line;
+	a->cols[a->n] = col;
+	a->quoted[a->n] = (unsigned char)quoted;
 	if ((w = strdup(word)) == NULL)
 		return -1;
 	if (a->n == 0)
@@ -867,6 +906,7 @@ cfg_dispatch(struct cfg_parser *p, unsigned int ctx, void *conf, struct cfg_args
 	}
 	p->line = line;
 	p->ctx = ctx;
+	p->cur = a;
 	if (d->set(p, d, a->v + 1, nargs, conf, &reason) == 0)
 		return 0;
 	/* no reason: a nested block or file has recorded its own error */
@@ -896,7 +936,7 @@ cfg_parse_block(struct cfg_parser *p, unsigned int ctx, void *conf, const char *
 		if (t == CFG_TOK_ERROR)
 			break;
 		if (t == CFG_TOK_WORD) {
-			if (cfg_args_push(&a, lx->word, lx->tline) == -1) {
+			if (cfg_args_push(&a, lx->word, lx->tline, lx->tcol, lx->tquoted) == -1) {
 				cfg_error(p, lx->file, lx->tline, "out of memory");
 				break;
 			}
@@ -940,6 +980,9 @@ cfg_parse_block(struct cfg_parser *p, unsigned int ctx, void *conf, const char *
 	}
 	cfg_args_clear(&a);
 	free(a.v);
+	free(a.lines);
+	free(a.cols);
+	free(a.quoted);
 	return rc;
 }
 
@@ -2575,6 +2618,172 @@ cfg_set_auth(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 	return 0;
 }
 
+static void
+cfg_rules_log(void *arg, const char *msg)
+{
+	(void)arg;
+	log_warnx("rules: %s", msg);
+}
+
+/* The rules context of the generation, made on first use. */
+static struct rules_ctx *
+cfg_rules(struct cfg_parser *p)
+{
+	if (p->cfg->rules == NULL && (p->cfg->rules = rules_ctx_new()) != NULL)
+		rules_set_log_fn(p->cfg->rules, cfg_rules_log, NULL);
+	return p->cfg->rules;
+}
+
+/* Words [from, from + n) of the current statement's arguments as rule tokens. */
+static struct rules_tok *
+cfg_rule_toks(struct cfg_parser *p, char **args, size_t from, size_t n)
+{
+	struct rules_tok *t = calloc(n > 0 ? n : 1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = from + i + 1; /* p->cur->v[0] is the directive name */
+
+		t[i].s = args[from + i];
+		t[i].quoted = p->cur->quoted[k];
+		t[i].line = p->cur->lines[k];
+		t[i].col = p->cur->cols[k];
+	}
+	return t;
+}
+
+/* A rules error is "file:line:column: reason" already: it becomes the load error as is. */
+static int
+cfg_rules_error(struct cfg_parser *p, char *why, char **err)
+{
+	if (why == NULL)
+		return cfg_nomem(err);
+	if (p->err == NULL)
+		p->err = why;
+	else
+		free(why);
+	return -1;
+}
+
+/* set NAME KIND file PATH;  set NAME KIND WORD ...; */
+static int
+cfg_set_set(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+            void *conf, char **err)
+{
+	struct rules_ctx *ctx = cfg_rules(p);
+	enum rules_set_kind kind;
+	char *why = NULL;
+	int rc;
+
+	(void)conf;
+	if (ctx == NULL)
+		return cfg_nomem(err);
+	if (rules_set_kind_parse(args[1], &kind) == -1)
+		return cfg_invalid(err, d, args[1],
+		                   "the kind must be domains, cidrs, regexes, users or dates");
+	if (strcmp(args[2], "file") == 0 && !p->cur->quoted[3]) {
+		if (nargs != 4)
+			return cfg_invalid(err, d, args[2], "\"file\" takes one path");
+		rc = rules_set_load(ctx, kind, args[0], args[3], &why);
+	} else {
+		struct rules_tok *t = cfg_rule_toks(p, args, 2, nargs - 2);
+
+		if (t == NULL)
+			return cfg_nomem(err);
+		rc = rules_set_define(ctx, kind, args[0], p->file, t, nargs - 2, &why);
+		free(t);
+	}
+	if (rc == -1)
+		return cfg_rules_error(p, why, err);
+	return 0;
+}
+
+/* allow|deny [STATUS] [id=NAME] RULE; in order, first match wins (acl.h). */
+static int
+cfg_set_acl(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+            void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	struct rules_ctx *ctx = cfg_rules(p);
+	int allow = d->name[0] == 'a', status = 403;
+	const char *id = NULL;
+	size_t i = 0;
+	char *why = NULL;
+	uint64_t v;
+
+	if (ctx == NULL)
+		return cfg_nomem(err);
+	if (!p->cur->quoted[1] && args[0][0] >= '0' && args[0][0] <= '9') {
+		if (allow)
+			return cfg_invalid(err, d, args[0], "allow takes no status");
+		if (cfg_parse_uint(args[0], 599, &v) == -1 || v < 400)
+			return cfg_invalid(err, d, args[0], "the status must be 400..599");
+		status = (int)v;
+		i++;
+	}
+	if (i < nargs && strncmp(args[i], "id=", 3) == 0 && !p->cur->quoted[i + 1]) {
+		id = args[i] + 3;
+		if (*id == '\0')
+			return cfg_invalid(err, d, args[i], "empty id");
+		i++;
+	}
+	if (i == nargs)
+		return cfg_invalid(err, d, args[nargs - 1],
+		                   "a rule is missing (\"all\" matches every request)");
+	struct rules_tok *t = cfg_rule_toks(p, args, i, nargs - i);
+	if (t == NULL)
+		return cfg_nomem(err);
+	struct rules_rule *rule = rules_compile(ctx, p->file, t, nargs - i, &why);
+	free(t);
+	if (rule == NULL)
+		return cfg_rules_error(p, why, err);
+	if (srv->acl == NULL && (srv->acl = acl_new(0)) == NULL) {
+		rules_rule_free(rule);
+		return cfg_nomem(err);
+	}
+	if (acl_add(srv->acl, allow, status, id, p->file, p->line, rule, &why) == -1) {
+		*err = why != NULL ? why : cfg_sprintf("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* deny_page FILE; read now (at most 64k); $rule $client $url $id substituted per request */
+static int
+cfg_set_deny_page(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                  void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	char *buf = NULL;
+	size_t len = 0;
+	int fd;
+
+	(void)p, (void)nargs;
+	if (srv->deny_page != NULL)
+		return cfg_duplicate(err, d);
+	if ((fd = open(args[0], O_RDONLY | O_CLOEXEC)) == -1 ||
+	    cfg_read_all(fd, &buf, &len) == -1) {
+		*err = cfg_sprintf("cannot read deny_page \"%s\": %s", args[0], strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	if (len > 65536) {
+		free(buf);
+		return cfg_invalid(err, d, args[0], "the page is larger than 64k");
+	}
+	char *page = realloc(buf, len + 1);
+	if (page == NULL) {
+		free(buf);
+		return cfg_nomem(err);
+	}
+	page[len] = '\0';
+	srv->deny_page = page;
+	return 0;
+}
+
 /* mode reverse | forward; */
 static int
 cfg_set_mode(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -2777,6 +2986,13 @@ cfg_block_server(struct cfg_parser *p, const struct cfg_directive *d, char **arg
 		}
 	}
 	cfg_server_merge(srv);
+	if (srv->acl != NULL) {
+		/* nothing matched: a forward proxy refuses, a reverse proxy serves */
+		srv->acl->default_allow = srv->mode != CFG_MODE_FORWARD;
+		if (srv->deny_page != NULL &&
+		    acl_set_deny_page(srv->acl, srv->deny_page, strlen(srv->deny_page)) == -1)
+			return cfg_nomem(err);
+	}
 	if (srv->fwd != NULL) {
 		char *why = NULL;
 
@@ -2927,11 +3143,14 @@ cfg_free(struct cfg *cfg, int locks)
 		free(srv->auth_realm);
 		auth_db_free(srv->auth_db);
 		auth_cache_free(srv->auth_cache);
+		acl_free(srv->acl);
+		free(srv->deny_page);
 		free(srv->access_log.path);
 		if (srv->access_log.fd >= 0)
 			close(srv->access_log.fd);
 	}
 	free(cfg->servers);
+	rules_ctx_free(cfg->rules); /* after every acl: rules must go before their context */
 	for (i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);
 	free(cfg->files);

@@ -220,6 +220,8 @@ struct np_ports;
 struct anon_policy;
 struct auth_db;
 struct auth_cache;
+struct acl;
+struct rules_ctx;
 
 struct cfg_server {
 	struct cfg_listen *listens;
@@ -243,6 +245,8 @@ struct cfg_server {
 	char *auth_realm;              /* auth basic: NULL when off */
 	struct auth_db *auth_db;       /* the users file, read at load */
 	struct auth_cache *auth_cache; /* recent successful verifications */
+	struct acl *acl;               /* allow/deny lines in order; NULL when none */
+	char *deny_page;               /* deny_page contents (applied to acl at load) */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
 	uint32_t proxy_read_timeout_ms;    /* default 60s */
@@ -291,6 +295,7 @@ struct cfg {
 	size_t nservers;
 	struct cfg_admin admin; /* the admin endpoint; admin.enabled 0 when absent */
 	struct cfg_resolver resolver;
+	struct rules_ctx *rules; /* `set` definitions and the rules of every acl; NULL: none */
 
 	/* the files read, for "file:line" in messages; owned by the tree */
 	char **files;

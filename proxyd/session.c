@@ -20,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "acl.h"
 #include "anon.h"
 #include "auth.h"
 #include "log.h"
@@ -125,10 +126,11 @@ struct session {
 	const char *perr;
 	char perr_hop[RESOLVE_NAME_MAX + 8]; /* an address, or a forward origin's name */
 	int retry_after;                     /* seconds, for a 503; 0: none */
-	char *logreq;    /* "request-line\0referer\0user-agent\0", for the access log */
-	struct fwd *fwd; /* forward mode */
-	char user[64];   /* forward mode: the authenticated user, for the access log */
-	char *challenge; /* a 407's Proxy-Authenticate value (malloc'd), or NULL */
+	char *logreq;      /* "request-line\0referer\0user-agent\0", for the access log */
+	struct fwd *fwd;   /* forward mode */
+	char user[64];     /* forward mode: the authenticated user, for the access log */
+	char *challenge;   /* a 407's Proxy-Authenticate value (malloc'd), or NULL */
+	char *custom_body; /* the body session_error() sends instead of its own (a deny page) */
 };
 
 static uint64_t session_ids;
@@ -145,6 +147,7 @@ static void session_response_done(struct session *s);
 static void session_finish(struct session *s);
 static void session_fwd_connect(struct session *s);
 static int session_fwd_request(struct session *s, const struct http_msg *msg);
+static int session_acl(struct session *s, const struct http_msg *msg);
 static void session_tunnel_start(struct session *s);
 
 static struct timeval
@@ -589,6 +592,7 @@ session_close(struct session *s, const char *why)
 	free(s->logreq);
 	free(s->hkey);
 	free(s->challenge);
+	free(s->custom_body);
 	cfg_unref(s->cfg);
 	TAILQ_REMOVE(&env->sessions, s, link);
 	env->nsessions--;
@@ -690,11 +694,15 @@ session_error(struct session *s, int status, const char *why)
 		}
 		memcpy(reason + n, "</p>\r\n", 7);
 	}
-	blen = snprintf(body, sizeof(body),
-	                "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-	                "<center><h1>%d %s</h1></center>\r\n%s<hr><center>proxyd</center>\r\n"
-	                "</body>\r\n</html>\r\n",
-	                status, http_reason(status), status, http_reason(status), reason);
+	if (s->custom_body != NULL)
+		blen = (int)strlen(s->custom_body);
+	else
+		blen = snprintf(
+		        body, sizeof(body),
+		        "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+		        "<center><h1>%d %s</h1></center>\r\n%s<hr><center>proxyd</center>\r\n"
+		        "</body>\r\n</html>\r\n",
+		        status, http_reason(status), status, http_reason(status), reason);
 	if (s->perr == NULL)
 		s->perr = status < 500 ? "http_request_error" : "proxy_internal_error";
 	hlen = snprintf(head, sizeof(head),
@@ -713,7 +721,7 @@ session_error(struct session *s, int status, const char *why)
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
 	evbuffer_add(out, head, (size_t)hlen);
 	if (s->method != HTTP_M_HEAD)
-		evbuffer_add(out, body, (size_t)blen);
+		evbuffer_add(out, s->custom_body != NULL ? s->custom_body : body, (size_t)blen);
 	s->resp_started = 1;
 	s->resp.moved = s->method != HTTP_M_HEAD ? (uint64_t)blen : 0;
 	session_log_access(s);
@@ -944,8 +952,12 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	session_keep_log_fields(s, msg, head);
 	pump_init(&s->req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
 
-	if (srv->mode == CFG_MODE_FORWARD && session_fwd_request(s, msg) != 0)
+	if (srv->mode == CFG_MODE_FORWARD) {
+		if (session_fwd_request(s, msg) != 0)
+			return;
+	} else if (session_acl(s, msg) != 0) {
 		return;
+	}
 	if (srv->mode != CFG_MODE_FORWARD &&
 	    (msg->form == HTTP_TARGET_AUTHORITY || msg->method == HTTP_M_CONNECT)) {
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
@@ -1307,6 +1319,165 @@ session_connect(struct session *s)
 	session_error(s, s->last_timeout ? 504 : 502, "no upstream could be reached");
 }
 
+/* ---------------------------------------------------------------- access policy */
+
+/*
+ * The clock rules see. Builds configured with --enable-test-hooks honour PROXYD_TEST_NOW
+ * (seconds since the epoch), so time-window tests need no waiting; release builds never.
+ */
+time_t
+session_now(void)
+{
+#ifdef PROXYD_TEST_HOOKS
+	static _Atomic long long fixed = -2;
+	long long v = atomic_load_explicit(&fixed, memory_order_relaxed);
+
+	if (v == -2) {
+		const char *e = getenv("PROXYD_TEST_NOW");
+		char *end = NULL;
+
+		v = e != NULL ? strtoll(e, &end, 10) : -1;
+		if (e == NULL || end == e || *end != '\0' || v < 0)
+			v = -1;
+		atomic_store_explicit(&fixed, v, memory_order_relaxed);
+	}
+	if (v >= 0)
+		return (time_t)v;
+#endif
+	return time(NULL);
+}
+
+int
+session_rules_subject(const struct cfg_server *srv, const struct http_msg *msg,
+                      const struct sockaddr *client, const char *user, time_t now,
+                      struct session_subject *ss)
+{
+	struct rules_subject *subj = &ss->subj;
+	const char *path = msg->path.p, *q;
+	size_t plen = msg->path.len, hl = msg->host.len;
+	long n;
+
+	memset(subj, 0, sizeof(*subj));
+	if (client != NULL)
+		rules_ip_from_sockaddr(client, &subj->client);
+	if (user != NULL && *user != '\0') {
+		subj->user = user;
+		subj->user_len = strlen(user);
+	}
+	subj->method = msg->method_name.p;
+	subj->method_len = msg->method_name.len;
+	if (msg->method == HTTP_M_CONNECT) {
+		subj->scheme = "https"; /* what CONNECT carries, nearly always */
+		subj->scheme_len = 5;
+	} else if (msg->form == HTTP_TARGET_ABSOLUTE) {
+		subj->scheme = msg->scheme.p;
+		subj->scheme_len = msg->scheme.len;
+	} else {
+		subj->scheme = "http";
+		subj->scheme_len = 4;
+	}
+	/* host: lower case, without an IPv6 literal's brackets */
+	const char *h = msg->host.p;
+	if (hl >= 2 && h[0] == '[') {
+		h++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(ss->host))
+		return -1;
+	for (size_t i = 0; i < hl; i++)
+		ss->host[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
+	ss->host[hl] = '\0';
+	subj->host = ss->host;
+	subj->host_len = hl;
+	subj->port = msg->port != 0 ? msg->port : msg->method == HTTP_M_CONNECT ? 443 : 80;
+	if (msg->method != HTTP_M_CONNECT && msg->form != HTTP_TARGET_ASTERISK) {
+		if ((q = memchr(path, '?', plen)) != NULL) {
+			subj->query = q + 1;
+			subj->query_len = plen - (size_t)(q + 1 - path);
+			plen = (size_t)(q - path);
+		}
+		if (plen + 1 > ss->pathcap) {
+			char *nb = realloc(ss->path, plen + 1);
+
+			if (nb == NULL)
+				return -1;
+			ss->path = nb;
+			ss->pathcap = plen + 1;
+		}
+		/* matched after normalization, so %2e%2e and // cannot slip past a rule */
+		if ((n = rules_path_normalize(path, plen, ss->path, ss->pathcap)) < 0)
+			return -2;
+		subj->path = ss->path;
+		subj->path_len = (size_t)n;
+	}
+	for (size_t i = 0; i < msg->nheaders && i < HTTP_MAX_HEADERS; i++) {
+		ss->hdrs[i].name = msg->headers[i].name.p;
+		ss->hdrs[i].name_len = msg->headers[i].name.len;
+		ss->hdrs[i].value = msg->headers[i].value.p;
+		ss->hdrs[i].value_len = msg->headers[i].value.len;
+	}
+	subj->headers = ss->hdrs;
+	subj->nheaders = msg->nheaders < HTTP_MAX_HEADERS ? msg->nheaders : HTTP_MAX_HEADERS;
+	subj->now = now;
+	(void)srv;
+	return 0;
+}
+
+/* The policy of the server for msg. Returns 0 when allowed, 1 when denied and answered. */
+static int
+session_acl(struct session *s, const struct http_msg *msg)
+{
+	struct acl *acl = s->srv->acl;
+	struct session_subject *ss = s->env->subject;
+	struct acl_decision d;
+	int r;
+
+	if (acl == NULL)
+		return 0;
+	r = session_rules_subject(s->srv, msg, (const struct sockaddr *)&s->client_ss, s->user,
+	                          session_now(), ss);
+	if (r != 0) {
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		session_error(s, r == -2 ? 400 : 500,
+		              r == -2 ? "bad percent-encoding in the path" : "out of memory");
+		return 1;
+	}
+	d = acl_decide(acl, &ss->subj, s->env->rscratch, 1);
+	if (d.allow)
+		return 0;
+
+	char url[512], reqid[32], body[4096];
+	size_t blen;
+
+	const struct rules_subject *sj = &ss->subj;
+	int dport =
+	        (sj->port == 80 && sj->scheme_len == 4) || (sj->port == 443 && sj->scheme_len == 5);
+	char portstr[8] = "";
+
+	if (!dport)
+		snprintf(portstr, sizeof(portstr), ":%d", sj->port);
+	snprintf(url, sizeof(url), "%.*s://%.*s%s%.*s", (int)sj->scheme_len, sj->scheme,
+	         (int)sj->host_len, sj->host, portstr, sj->path != NULL ? (int)sj->path_len : 0,
+	         sj->path != NULL ? sj->path : "");
+	snprintf(reqid, sizeof(reqid), "%" PRIu64, s->id);
+	if (d.line != NULL)
+		log_notice("*%" PRIu64 " client %s: denied by rule %s (%s:%d): %.*s %s", s->id,
+		           s->client, d.line->id, d.line->file, d.line->line,
+		           (int)msg->method_name.len, msg->method_name.p, url);
+	else
+		log_notice("*%" PRIu64 " client %s: denied by default (no rule matched): %.*s %s",
+		           s->id, s->client, (int)msg->method_name.len, msg->method_name.p, url);
+	blen = acl_deny_body(acl, &d, s->client, url, reqid, body, sizeof(body));
+	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+	free(s->custom_body);
+	s->custom_body = malloc(blen + 1);
+	if (s->custom_body != NULL)
+		memcpy(s->custom_body, body, blen + 1);
+	s->perr = "http_request_denied";
+	session_error(s, d.status, "denied by policy");
+	return 1;
+}
+
 /* ---------------------------------------------------------------- forward mode */
 
 /* Port p on ip (a resolver answer, port 0) into s->up_addr, with its text. */
@@ -1450,7 +1621,7 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 	const char *h = msg->host.p;
 	size_t hl = msg->host.len;
 
-	if (!np_client_is_local((const struct sockaddr *)&s->client_ss)) {
+	if (s->srv->acl == NULL && !np_client_is_local((const struct sockaddr *)&s->client_ss)) {
 		/* no ACL yet: a forward proxy serves its own networks only, never the world */
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 		s->perr = "http_request_denied";
@@ -1486,6 +1657,8 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 			return 1;
 		}
 	}
+	if (session_acl(s, msg) != 0)
+		return 1;
 	if (msg->form == HTTP_TARGET_ABSOLUTE && !http_slice_eq(msg->scheme, "http")) {
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 		session_error(s, 400,

@@ -15,6 +15,7 @@
 
 #include "cfg.h"
 #include "http.h"
+#include "rules.h"
 #include "upstream.h"
 
 struct event_base;
@@ -26,7 +27,9 @@ TAILQ_HEAD(session_list, session);
 struct session_env {
 	struct event_base *base;
 	struct up_pool pool;
-	struct resolver *resolver; /* names of forward requests and resolve servers */
+	struct resolver *resolver;       /* names of forward requests and resolve servers */
+	struct session_subject *subject; /* what access rules see of a request (scratch) */
+	struct rules_scratch *rscratch;  /* rules evaluation scratch of this thread */
 	struct session_list sessions;
 	unsigned nsessions;
 	int stopping;            /* graceful shutdown: finish the current request, then close */
@@ -36,6 +39,26 @@ struct session_env {
 	char logtime[32]; /* cached access-log time for logtime_sec */
 	time_t logtime_sec;
 };
+
+/* A request as the rule language sees it, with the buffers it points into. */
+struct session_subject {
+	struct rules_subject subj;
+	struct rules_header hdrs[HTTP_MAX_HEADERS];
+	char host[256];
+	char *path; /* normalized path, malloc'd, pathcap bytes */
+	size_t pathcap;
+};
+
+/* The clock of time and date rules (PROXYD_TEST_NOW in --enable-test-hooks builds). */
+time_t session_now(void);
+/*
+ * Fill ss for the request msg from client (user may be NULL): the host lower-cased, the
+ * path normalized (rules_path_normalize), the headers as slices of msg. Returns 0, -1 when
+ * out of memory or the host is too long, -2 when the path's percent-encoding is invalid.
+ */
+int session_rules_subject(const struct cfg_server *srv, const struct http_msg *msg,
+                          const struct sockaddr *client, const char *user, time_t now,
+                          struct session_subject *ss);
 
 /* Start a session on an accepted, non-blocking socket fd. */
 void session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_t salen,

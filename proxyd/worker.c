@@ -548,6 +548,12 @@ workers_start(struct cfg *cfg, int n, char **err)
 			return -1;
 		}
 		w->ctl = event_new(w->env.base, -1, EV_PERSIST, worker_ctlcb, w);
+		w->env.subject = calloc(1, sizeof(*w->env.subject));
+		w->env.rscratch = rules_scratch_new();
+		if (w->env.subject == NULL || w->env.rscratch == NULL) {
+			*err = errfmt("out of memory");
+			return -1;
+		}
 		*err = NULL;
 		if ((w->env.resolver = resolver_new(w->env.base, &cfg->resolver, err)) == NULL) {
 			if (*err == NULL)
@@ -650,6 +656,12 @@ workers_stop(uint32_t grace_ms)
 		w->admin = NULL;
 		resolver_free(w->env.resolver);
 		w->env.resolver = NULL;
+		if (w->env.subject != NULL)
+			free(w->env.subject->path);
+		free(w->env.subject);
+		w->env.subject = NULL;
+		rules_scratch_free(w->env.rscratch);
+		w->env.rscratch = NULL;
 		if (w->cfg)
 			cfg_unref(w->cfg);
 		event_base_free(w->env.base);
