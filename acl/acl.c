@@ -113,9 +113,18 @@ acl_run(struct acl *acl, const struct rules_subject *subj, struct rules_scratch 
 			return d;
 		}
 		if (out != NULL) {
-			snprintf(text, sizeof(text), "  no match: %s %s (%s:%d): %s",
-			         l->allow ? "allow" : "deny", l->id, l->file, l->line,
-			         why.text != NULL ? why.text : "?");
+			char where[300];
+
+			/* an id derived from file:line is not repeated */
+			snprintf(where, sizeof(where), "%s:%d", l->file, l->line);
+			if (strcmp(where, l->id) == 0)
+				snprintf(text, sizeof(text), "  no match: %s %s: %s",
+				         l->allow ? "allow" : "deny", l->id,
+				         why.text != NULL ? why.text : "?");
+			else
+				snprintf(text, sizeof(text), "  no match: %s %s (%s): %s",
+				         l->allow ? "allow" : "deny", l->id, where,
+				         why.text != NULL ? why.text : "?");
 			out(arg, text);
 		}
 	}

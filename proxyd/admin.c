@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "acl.h"
 #include "admin.h"
 #include "http.h"
 #include "log.h"
@@ -143,6 +144,51 @@ peer_json(struct evbuffer *b, const struct cfg_peer *p, int64_t now_ms)
 }
 
 int
+admin_acl_json(struct evbuffer *b, const struct cfg *cfg)
+{
+	if (evbuffer_add_printf(b, "{\"generation\":%" PRIu64 ",\"servers\":[", cfg->generation) <
+	    0)
+		return -1;
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		const struct cfg_server *srv = &cfg->servers[i];
+		const struct acl *acl = srv->acl;
+
+		if (evbuffer_add_printf(b, "%s{\"listen\":", i > 0 ? "," : "") < 0 ||
+		    json_str(b, srv->nlistens > 0 ? srv->listens[0].addr.text : "") == -1 ||
+		    evbuffer_add_printf(b, ",\"mode\":\"%s\",\"rules\":[",
+		                        srv->mode == CFG_MODE_FORWARD ? "forward" : "reverse") < 0)
+			return -1;
+		for (size_t j = 0; acl != NULL && j < acl->n; j++) {
+			const struct acl_line *l = &acl->lines[j];
+
+			if (evbuffer_add_printf(b, "%s{\"id\":", j > 0 ? "," : "") < 0 ||
+			    json_str(b, l->id) == -1 || evbuffer_add_printf(b, ",\"file\":") < 0 ||
+			    json_str(b, l->file) == -1 ||
+			    evbuffer_add_printf(
+			            b,
+			            ",\"line\":%d,\"action\":\"%s\",\"status\":%d,\"hits\":%" PRIu64
+			            "}",
+			            l->line, l->allow ? "allow" : "deny", l->allow ? 0 : l->status,
+			            atomic_load_explicit(&((struct acl_line *)(uintptr_t)l)->hits,
+			                                 memory_order_relaxed)) < 0)
+				return -1;
+		}
+		if (evbuffer_add_printf(b, "]") < 0)
+			return -1;
+		if (acl != NULL &&
+		    evbuffer_add_printf(
+		            b, ",\"default\":{\"action\":\"%s\",\"hits\":%" PRIu64 "}",
+		            acl->default_allow ? "allow" : "deny",
+		            atomic_load_explicit(&((struct acl *)(uintptr_t)acl)->default_hits,
+		                                 memory_order_relaxed)) < 0)
+			return -1;
+		if (evbuffer_add_printf(b, "}") < 0)
+			return -1;
+	}
+	return evbuffer_add(b, "]}\n", 3);
+}
+
+int
 admin_upstreams_json(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms)
 {
 	if (evbuffer_add_printf(b, "{\"generation\":%" PRIu64 ",\"upstreams\":[", cfg->generation) <
@@ -266,7 +312,10 @@ admin_readcb(struct bufferevent *bev, void *arg)
 			break;
 		}
 	}
-	if (plen != strlen("/upstreams") || memcmp(msg->path.p, "/upstreams", plen) != 0) {
+	int acl = plen == 4 && memcmp(msg->path.p, "/acl", 4) == 0;
+
+	if (!acl &&
+	    (plen != strlen("/upstreams") || memcmp(msg->path.p, "/upstreams", plen) != 0)) {
 		admin_error(c, 404, NULL);
 	} else if (msg->method != HTTP_M_GET) {
 		admin_error(c, 405, "Allow: GET\r\n");
@@ -275,7 +324,9 @@ admin_readcb(struct bufferevent *bev, void *arg)
 	} else {
 		struct evbuffer *body = evbuffer_new();
 
-		if (body == NULL || admin_upstreams_json(body, c->a->cfg, up_now_ms()) == -1)
+		if (body == NULL ||
+		    (acl ? admin_acl_json(body, c->a->cfg)
+		         : admin_upstreams_json(body, c->a->cfg, up_now_ms())) == -1)
 			admin_error(c, 500, NULL);
 		else
 			admin_answer(c, 200, "application/json", body, NULL);

@@ -50,5 +50,11 @@ void admin_stop(struct admin *a);
  * Returns 0, or -1 when out of memory.
  */
 int admin_upstreams_json(struct evbuffer *buf, const struct cfg *cfg, int64_t now_ms);
+/*
+ * The access lists of cfg's servers as JSON into buf: per server its first listen
+ * address, mode, each line's id, file, line, action, status and hits, and the default's
+ * action and hits. Returns 0 or -1 (out of memory).
+ */
+int admin_acl_json(struct evbuffer *buf, const struct cfg *cfg);
 
 #endif /* PROXYD_ADMIN_H */

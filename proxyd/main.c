@@ -11,6 +11,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -25,6 +26,7 @@
 #include <event2/thread.h>
 
 #include "cfg.h"
+#include "explain.h"
 #include "log.h"
 #include "worker.h"
 
@@ -42,9 +44,11 @@ static int ready_fd = -1;
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: proxyd [-dfhtv] [-c file]\n"
+	fprintf(f, "usage: proxyd [-dfhtv] [-c file] [--explain 'key=value ...']\n"
 	           "  -c file  configuration file (default " PROXYD_CONF ")\n"
 	           "  -t       test the configuration and exit\n"
+	           "  --explain 'src=IP ua=\"UA\" url=URL method=M time=YYYY-MM-DDTHH:MM user=U'\n"
+	           "           print how such a request would be treated, and exit\n"
 	           "  -f       stay in the foreground\n"
 	           "  -d       debug: foreground, log to stderr at debug level\n"
 	           "  -v       print the version and exit\n"
@@ -177,8 +181,19 @@ main(int argc, char **argv)
 	struct event *sigs[4];
 	const int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
 
-	while ((ch = getopt(argc, argv, "c:dfhtv")) != -1) {
+	static const struct option longopts[] = {
+	        {"explain", required_argument, NULL, 'X'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'v'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *explain = NULL;
+
+	while ((ch = getopt_long(argc, argv, "c:dfhtv", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'X':
+			explain = optarg;
+			break;
 		case 'c':
 			conf_path = optarg;
 			break;
@@ -211,6 +226,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "proxyd: %s\n", err ? err : "out of memory");
 		free(err);
 		return 1;
+	}
+	if (explain != NULL) {
+		int rc = explain_run(current, explain, stdout);
+
+		cfg_unref(current);
+		return rc;
 	}
 	if (test) {
 		printf("proxyd: configuration file %s: configuration OK\n", conf_path);

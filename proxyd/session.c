@@ -934,6 +934,23 @@ session_build_request(struct session *s, const struct http_msg *msg)
 	evbuffer_add(b, "\r\n", 2);
 }
 
+int
+session_explain_head(const struct cfg_server *srv, const struct http_msg *msg, const char *client,
+                     struct evbuffer *out)
+{
+	struct session tmp;
+
+	/* exactly what a session would send: the same function on a stand-in session */
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.srv = srv;
+	tmp.req_head = out;
+	snprintf(tmp.client, sizeof(tmp.client), "%s", client);
+	enum http_body kind = http_request_body(msg);
+	pump_init(&tmp.req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
+	session_build_request(&tmp, msg);
+	return 0;
+}
+
 static void
 session_start_request(struct session *s, const struct http_msg *msg, const char *head)
 {

@@ -60,6 +60,14 @@ int session_rules_subject(const struct cfg_server *srv, const struct http_msg *m
                           const struct sockaddr *client, const char *user, time_t now,
                           struct session_subject *ss);
 
+struct evbuffer;
+/*
+ * The head that would go upstream for msg arriving on srv from client (address text),
+ * after header rewriting and anonymization, into out (for --explain). Returns 0.
+ */
+int session_explain_head(const struct cfg_server *srv, const struct http_msg *msg,
+                         const char *client, struct evbuffer *out);
+
 /* Start a session on an accepted, non-blocking socket fd. */
 void session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_t salen,
                  struct cfg *cfg, const struct cfg_server *srv);
