@@ -174,8 +174,9 @@ explain_run(struct cfg *cfg, const char *specstr, FILE *out)
 		goto done;
 	}
 	if (spec_parse(buf, &sp, &bad) == -1) {
-		fprintf(out, "explain: cannot read \"%s\": expected key=value with keys src, ua, "
-		             "url, method, time, user, server, header\n",
+		fprintf(out,
+		        "explain: cannot read \"%s\": expected key=value with keys src, ua, "
+		        "url, method, time, user, server, header\n",
 		        bad);
 		goto done;
 	}
@@ -188,7 +189,8 @@ explain_run(struct cfg *cfg, const char *specstr, FILE *out)
 		goto done;
 	}
 	if (sp.time != NULL && spec_time(sp.time, &now) == -1) {
-		fprintf(out, "explain: bad time \"%s\" (YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])\n", sp.time);
+		fprintf(out, "explain: bad time \"%s\" (YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])\n",
+		        sp.time);
 		goto done;
 	}
 	memset(&ss, 0, sizeof(ss));
@@ -268,12 +270,14 @@ explain_run(struct cfg *cfg, const char *specstr, FILE *out)
 		goto done;
 	}
 	if (srv->acl != NULL) {
-		struct acl_decision d = acl_explain(srv->acl, &subj->subj, scratch, explain_line, out);
+		struct acl_decision d =
+		        acl_explain(srv->acl, &subj->subj, scratch, explain_line, out);
 		allow = d.allow;
 	} else if (srv->mode == CFG_MODE_FORWARD) {
 		allow = np_client_is_local((const struct sockaddr *)&ss);
-		fprintf(out, "decision: %s by the default of a forward server without an access "
-		             "list (loopback and private clients only)\n",
+		fprintf(out,
+		        "decision: %s by the default of a forward server without an access "
+		        "list (loopback and private clients only)\n",
 		        allow ? "allow" : "deny 403");
 	} else {
 		fprintf(out, "decision: allow (no access list)\n");
@@ -301,8 +305,8 @@ explain_run(struct cfg *cfg, const char *specstr, FILE *out)
 		struct cfg_upstream *u = srv->upstream;
 		char key[UP_KEY_MAX];
 		size_t kl = up_hash_key(u, msg, client, key, sizeof(key));
-		struct cfg_peer *p = up_pick(u, (const struct sockaddr *)&ss, kl > 0 ? key : NULL, kl,
-		                             NULL, 0, up_now_ms());
+		struct cfg_peer *p = up_pick(u, (const struct sockaddr *)&ss, kl > 0 ? key : NULL,
+		                             kl, NULL, 0, up_now_ms());
 		const struct cfg_addr *a = p != NULL ? cfg_peer_addr(p) : NULL;
 
 		fprintf(out, "to: upstream \"%s\", peer %s (%s)\n", u->name,

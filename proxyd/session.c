@@ -59,7 +59,9 @@ enum session_state {
 struct fwd {
 	char host[RESOLVE_NAME_MAX + 1]; /* without an IPv6 literal's brackets */
 	uint16_t port;
-	int connect; /* CONNECT: a tunnel once connected */
+	int connect;    /* CONNECT: a tunnel once connected */
+	char *acl_head; /* the request head, to check the access list on resolved addresses */
+	size_t acl_head_len;
 	struct resolve_answer ans;
 	size_t next; /* the next address of ans to try */
 	struct resolve_req *dns;
@@ -147,7 +149,7 @@ static void session_response_done(struct session *s);
 static void session_finish(struct session *s);
 static void session_fwd_connect(struct session *s);
 static int session_fwd_request(struct session *s, const struct http_msg *msg);
-static int session_acl(struct session *s, const struct http_msg *msg);
+static int session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr *dst);
 static void session_tunnel_start(struct session *s);
 
 static struct timeval
@@ -580,6 +582,7 @@ session_close(struct session *s, const char *why)
 		if (s->fwd->dns != NULL)
 			resolve_cancel(s->fwd->dns);
 		tunnel_free(s->fwd->tunnel);
+		free(s->fwd->acl_head);
 		free(s->fwd);
 	}
 	if (s->cbev != NULL)
@@ -972,7 +975,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	if (srv->mode == CFG_MODE_FORWARD) {
 		if (session_fwd_request(s, msg) != 0)
 			return;
-	} else if (session_acl(s, msg) != 0) {
+	} else if (session_acl(s, msg, NULL) != 0) {
 		return;
 	}
 	if (srv->mode != CFG_MODE_FORWARD &&
@@ -1440,9 +1443,14 @@ session_rules_subject(const struct cfg_server *srv, const struct http_msg *msg,
 	return 0;
 }
 
-/* The policy of the server for msg. Returns 0 when allowed, 1 when denied and answered. */
+/*
+ * The policy of the server for msg. Returns 0 when allowed, 1 when denied and answered.
+ * dst NULL: at the head (msg is still in the client's input; the hit is counted). dst set:
+ * a forward request's resolved address, checked again so that `dst CIDR` rules see it
+ * (msg is a re-parsed copy; only a deny is counted, the head already counted its hit).
+ */
 static int
-session_acl(struct session *s, const struct http_msg *msg)
+session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr *dst)
 {
 	struct acl *acl = s->srv->acl;
 	struct session_subject *ss = s->env->subject;
@@ -1454,14 +1462,19 @@ session_acl(struct session *s, const struct http_msg *msg)
 	r = session_rules_subject(s->srv, msg, (const struct sockaddr *)&s->client_ss, s->user,
 	                          session_now(), ss);
 	if (r != 0) {
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		if (dst == NULL)
+			evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 		session_error(s, r == -2 ? 400 : 500,
 		              r == -2 ? "bad percent-encoding in the path" : "out of memory");
 		return 1;
 	}
-	d = acl_decide(acl, &ss->subj, s->env->rscratch, 1);
+	if (dst != NULL)
+		rules_ip_from_sockaddr(dst, &ss->subj.dst);
+	d = acl_decide(acl, &ss->subj, s->env->rscratch, dst == NULL);
 	if (d.allow)
 		return 0;
+	if (dst != NULL) /* the decision changed with the address: count the deny */
+		(void)acl_decide(acl, &ss->subj, s->env->rscratch, 1);
 
 	char url[512], reqid[32], body[4096];
 	size_t blen;
@@ -1485,7 +1498,8 @@ session_acl(struct session *s, const struct http_msg *msg)
 		log_notice("*%" PRIu64 " client %s: denied by default (no rule matched): %.*s %s",
 		           s->id, s->client, (int)msg->method_name.len, msg->method_name.p, url);
 	blen = acl_deny_body(acl, &d, s->client, url, reqid, body, sizeof(body));
-	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+	if (dst == NULL)
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 	free(s->custom_body);
 	s->custom_body = malloc(blen + 1);
 	if (s->custom_body != NULL)
@@ -1572,6 +1586,22 @@ session_fwd_resolved(enum resolve_status st, const struct resolve_answer *ans, v
 	}
 	f->ans = *ans;
 	f->next = 0;
+	if (f->acl_head != NULL) {
+		const struct cfg_server *srv = s->srv;
+		struct http_limits lim = {srv->client_max_header_size, srv->client_max_target,
+		                          srv->client_max_headers};
+		struct http_msg *msg = &s->env->scratch;
+
+		/* the head parsed once already; the copy parses the same */
+		if (http_parse_request(f->acl_head, f->acl_head_len, &lim, msg) > 0) {
+			for (size_t i = 0; i < f->ans.n; i++)
+				if (session_acl(s, msg, (const struct sockaddr *)&f->ans.addr[i]) !=
+				    0)
+					return;
+		}
+		free(f->acl_head);
+		f->acl_head = NULL;
+	}
 	if (s->srv->deny_private_destinations) {
 		/* checked on the resolved addresses, so DNS rebinding cannot slip past */
 		for (size_t i = 0; i < f->ans.n; i++) {
@@ -1674,7 +1704,7 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 			return 1;
 		}
 	}
-	if (session_acl(s, msg) != 0)
+	if (session_acl(s, msg, NULL) != 0)
 		return 1;
 	if (msg->form == HTTP_TARGET_ABSOLUTE && !http_slice_eq(msg->scheme, "http")) {
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
@@ -1701,6 +1731,19 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 	f->connect = msg->method == HTTP_M_CONNECT;
 	f->ans.n = 0;
 	f->next = 0;
+	free(f->acl_head);
+	f->acl_head = NULL;
+	if (s->srv->acl != NULL) {
+		/* dst rules see resolved addresses too: keep the head to decide again then */
+		const char *raw = (const char *)evbuffer_pullup(bufferevent_get_input(s->cbev),
+		                                                (ev_ssize_t)msg->head_len);
+		if (raw == NULL || (f->acl_head = malloc(msg->head_len)) == NULL) {
+			session_close(s, "out of memory");
+			return 1;
+		}
+		memcpy(f->acl_head, raw, msg->head_len);
+		f->acl_head_len = msg->head_len;
+	}
 	if (!f->connect)
 		return 0;
 

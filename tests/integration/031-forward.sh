@@ -5,7 +5,7 @@
 # DNS responder on loopback, an unknown name answered 502 at once; origin-form refused;
 # deny_private_destinations; the tunnel's access-log line.
 . "$TESTLIB"
-plan 26
+plan 28
 
 start_origin o1
 zone="$T/zone"
@@ -32,6 +32,8 @@ wait_port 127.0.0.1 "$tls_port" || bail "openssl s_server did not start"
 port=$(free_port_static)
 port2=$(free_port_static)
 while [ "$port2" = "$port" ]; do port2=$(free_port_static); done
+port3=$(free_port_static)
+while [ "$port3" = "$port" ] || [ "$port3" = "$port2" ]; do port3=$(free_port_static); done
 cat >"$T/proxyd.conf" <<CONF
 workers 2;
 error_log stderr info;
@@ -47,6 +49,12 @@ server {
 	listen 127.0.0.1:$port2;
 	mode forward;
 	deny_private_destinations on;
+}
+server {
+	listen 127.0.0.1:$port3;
+	mode forward;
+	deny id=no-ten dst 10.0.0.0/8;
+	allow all;
 }
 CONF
 start_proxyd "$T/proxyd.conf" "$port"
@@ -122,3 +130,10 @@ is "$(curl -s -o /dev/null -w '%{http_connect}' -p -x "$P2" "https://127.0.0.1:4
 	"deny_private_destinations: tunnels too"
 like "$(grep 'ten.test' "$T/proxyd.log")" "ten.test resolves to a private address: denied" \
 	"the refusal is logged with the address class"
+
+# an access-list rule on destination addresses sees the resolved address of a name
+P3="http://127.0.0.1:$port3"
+is "$(curl -s -o /dev/null -w '%{http_code}' -x "$P3" "http://ten.test/")" 403 \
+	"deny dst 10.0.0.0/8 catches a name that resolves into it"
+is "$(curl -s -o /dev/null -w '%{http_code}' -x "$P3" "http://app.test:$o1_port/")" 200 \
+	"and lets other names through"
