@@ -5,9 +5,10 @@
 # DNS responder on loopback, an unknown name answered 502 at once; origin-form refused;
 # deny_private_destinations; the tunnel's access-log line.
 . "$TESTLIB"
-plan 28
+plan 30
 
 start_origin o1
+start_origin o6 -a ::1
 zone="$T/zone"
 dns_set "$zone" "app.test A 127.0.0.1
 nx.test NXDOMAIN
@@ -42,7 +43,7 @@ server {
 	listen 127.0.0.1:$port;
 	mode forward;
 	anonymize off;
-	connect_ports 443 $tls_port $o1_port;
+	connect_ports 443 $tls_port $o1_port $o6_port;
 	access_log $T/access.log;
 }
 server {
@@ -137,3 +138,9 @@ is "$(curl -s -o /dev/null -w '%{http_code}' -x "$P3" "http://ten.test/")" 403 \
 	"deny dst 10.0.0.0/8 catches a name that resolves into it"
 is "$(curl -s -o /dev/null -w '%{http_code}' -x "$P3" "http://app.test:$o1_port/")" 200 \
 	"and lets other names through"
+
+# IPv6 literals, as a URI host and as a CONNECT authority
+is "$(curl -s -g -x "$P" "http://[::1]:$o6_port/")" "$o6_uuid" "an IPv6 literal origin"
+got=$(printf 'CONNECT [::1]:%s HTTP/1.1\r\nHost: [::1]:%s\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' \
+	"$o6_port" "$o6_port" | raw 127.0.0.1 "$port")
+like "$got" "$o6_uuid" "CONNECT to an IPv6 literal"
