@@ -1524,6 +1524,30 @@ cfg_addr_text(struct cfg_addr *a, char **why)
 	return 0;
 }
 
+void
+cfg_addr_from_ip(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16_t port)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	memset(out, 0, sizeof(*out));
+	out->ss = *ip;
+	if (ip->ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&out->ss;
+
+		sin6->sin6_port = htons(port);
+		out->len = sizeof(*sin6);
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out->text, sizeof(out->text), "[%s]:%u", host, port);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&out->ss;
+
+		sin->sin_port = htons(port);
+		out->len = sizeof(*sin);
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out->text, sizeof(out->text), "%s:%u", host, port);
+	}
+}
+
 static int
 cfg_addr_push(struct cfg_addr **out, size_t *nout, const struct sockaddr *sa, socklen_t len,
               uint16_t port, char **why)

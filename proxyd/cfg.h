@@ -321,6 +321,9 @@ const char *cfg_directive_at(size_t i, unsigned int *contexts);
 #define CFG_HASH_SEED 2166136261u
 uint32_t cfg_hash(const void *p, size_t n, uint32_t h);
 
+/* out = the address ip (AF_INET or AF_INET6; its port ignored) at port, with its text. */
+void cfg_addr_from_ip(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16_t port);
+
 /* Value parsers shared with tests: return 0, or -1 with *err set (malloc'd). */
 int cfg_parse_size(const char *s, uint64_t *out, char **err);
 int cfg_parse_duration(const char *s, uint32_t *ms_out, char **err);

@@ -5,7 +5,6 @@
 #include "config.h"
 #endif
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <stdio.h>
@@ -55,31 +54,6 @@ addr_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 	return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
 	              &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
 	              sizeof(struct in6_addr)) == 0;
-}
-
-/* A cfg_addr for ip (port 0) at port. */
-static void
-addr_fill(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16_t port)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	memset(out, 0, sizeof(*out));
-	out->ss = *ip;
-	if (ip->ss_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&out->ss;
-
-		sin->sin_port = htons(port);
-		out->len = sizeof(*sin);
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(out->text, sizeof(out->text), "%s:%u", host, port);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&out->ss;
-
-		sin6->sin6_port = htons(port);
-		out->len = sizeof(*sin6);
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(out->text, sizeof(out->text), "[%s]:%u", host, port);
-	}
 }
 
 /* Free addresses retired long enough ago (all of them when all is set). */
@@ -145,7 +119,7 @@ discover_apply(struct dgroup *g, const struct sockaddr_storage *ips, size_t n)
 				log_warnx("discover: out of memory");
 				return changed;
 			}
-			addr_fill(&a->addr, &ips[k], p->port);
+			cfg_addr_from_ip(&a->addr, &ips[k], p->port);
 			a->next = g->u->dyn;
 			g->u->dyn = a;
 			/* a new server: no failures, no slow start, full weight */

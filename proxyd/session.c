@@ -1511,32 +1511,6 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 
 /* ---------------------------------------------------------------- forward mode */
 
-/* Port p on ip (a resolver answer, port 0) into s->up_addr, with its text. */
-static void
-session_fwd_addr(struct session *s, const struct sockaddr_storage *ip, uint16_t port)
-{
-	struct cfg_addr *a = &s->up_addr;
-	char host[INET6_ADDRSTRLEN];
-
-	memset(a, 0, sizeof(*a));
-	a->ss = *ip;
-	if (ip->ss_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&a->ss;
-
-		sin6->sin6_port = htons(port);
-		a->len = sizeof(*sin6);
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(a->text, sizeof(a->text), "[%s]:%u", host, port);
-	} else {
-		struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&a->ss;
-
-		sin->sin_port = htons(port);
-		a->len = sizeof(*sin);
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(a->text, sizeof(a->text), "%s:%u", host, port);
-	}
-}
-
 /* An error about the origin: its name and port go into Proxy-Status and the log. */
 static void
 session_fwd_fail(struct session *s, int status, const char *perr, const char *why)
@@ -1556,7 +1530,7 @@ session_fwd_try(struct session *s)
 	struct fwd *f = s->fwd;
 
 	while (f->next < f->ans.n) {
-		session_fwd_addr(s, &f->ans.addr[f->next++], f->port);
+		cfg_addr_from_ip(&s->up_addr, &f->ans.addr[f->next++], f->port);
 		s->resp_got = 0;
 		s->up_start_ms = up_now_ms();
 		if (session_connect_addr(s, !f->connect) != -1)
