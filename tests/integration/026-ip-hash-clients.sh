@@ -7,7 +7,6 @@
 # A round_robin upstream over the same origins is the control: there one client does not
 # stay on one origin, so the stickiness assertions can fail.
 . "$TESTLIB"
-plan 10
 
 REPEAT=6 # requests per client, each on a new connection
 
@@ -33,6 +32,7 @@ wait_port 127.0.0.1 "$p_rr" || bail "proxyd does not listen on $p_rr"
 if ! curl -s -m 5 -o /dev/null --interface 127.0.1.1 "http://127.0.0.1:$p_rr/"; then
 	skip_all "cannot bind a client to 127.0.1.1 (no 127.0.0.0/8 on lo)"
 fi
+plan 10
 
 # the origin sees the bound address as the client's (X-Forwarded-For), so the test really
 # exercises different client addresses
