@@ -170,21 +170,29 @@ struct origin {
 	unsigned long long o_nconns;
 	unsigned long long o_nreqs;
 	unsigned long long o_nactive;
+	unsigned long long o_nbody; /* request body bytes received, all requests */
 	TAILQ_HEAD(conn_list, conn) o_conns;
 };
 
 static struct origin origin;
 /* -N: once the accept queue is full the kernel drops SYNs, so connects hang. */
 static int never_accept;
+/* -D MS: delay every response but /stats that has no ?delay= (a slow server). */
+static unsigned long default_delay_ms;
+/* -R: read each request but /stats, body included, then reset without answering. */
+static int reset_requests;
 static char pattern[PATTERN_LEN + 26];
 
 static void
 usage(void)
 {
 	fprintf(stderr,
-	        "usage: origin [-N] [-a ADDR] [-p PORT] [-u UUID] [-n NAME]\n"
+	        "usage: origin [-NR] [-D MS] [-a ADDR] [-p PORT] [-u UUID] [-n NAME]\n"
 	        "  prints 'READY port=PORT uuid=UUID' once listening; SIGTERM/SIGINT exit 0\n"
 	        "  -N  listen with a backlog of 1 and never accept (connect-timeout tests)\n"
+	        "  -D MS  delay every response (but /stats) without ?delay= by MS (a slow server)\n"
+	        "  -R  read every request (but /stats) and its body, then reset the connection\n"
+	        "      without answering (a server that dies after taking a request)\n"
 	        "endpoints (query: delay=MS cc=VALUE status=CODE close=1):\n"
 	        "  /  /bytes/N  /chunked/N?chunk=K  /eof/N  /echo  /sink  /status/CODE\n"
 	        "  /reset/N  /hang  /bad/KIND  /stats  /headers\n");
@@ -1161,8 +1169,9 @@ origin_route(struct conn *c)
 		return conn_reply_str(c, (int)n, body);
 	}
 	if (slice_eq(path, len, "/stats")) {
-		snprintf(body, sizeof(body), "connections=%llu requests=%llu active=%llu\n",
-		         origin.o_nconns, origin.o_nreqs, origin.o_nactive);
+		snprintf(body, sizeof(body),
+		         "connections=%llu requests=%llu active=%llu body_bytes=%llu\n",
+		         origin.o_nconns, origin.o_nreqs, origin.o_nactive, origin.o_nbody);
 		return conn_reply_str(c, 200, body);
 	}
 	if (slice_eq(path, len, "/hang")) {
@@ -1179,6 +1188,13 @@ origin_route(struct conn *c)
 static int
 conn_request_ready(struct conn *c)
 {
+	struct request *r = &c->c_req;
+	int stats = slice_eq(r->r_path, r->r_path_len, "/stats");
+
+	if (reset_requests && !stats)
+		return conn_reset_start(c);
+	if (r->r_delay_ms == 0 && !stats)
+		r->r_delay_ms = default_delay_ms;
 	if (c->c_req.r_delay_ms > 0) {
 		c->c_state = CONN_DELAY;
 		conn_timer_add(c, c->c_req.r_delay_ms);
@@ -1281,6 +1297,7 @@ body_consume(struct request *r, struct evbuffer *in, size_t n)
 		}
 		evbuffer_drain(in, done);
 		r->r_body_len += done;
+		origin.o_nbody += done;
 		n -= done;
 	}
 }
@@ -1702,14 +1719,24 @@ main(int argc, char *argv[])
 {
 	const char *addr = "127.0.0.1", *port = "0", *uuid = NULL;
 	struct sigaction sa;
-	uint64_t portnum;
+	uint64_t portnum, delay;
 	size_t i;
 	int ch, rv = 1;
 
-	while ((ch = getopt(argc, argv, "a:p:u:n:hN")) != -1) {
+	while ((ch = getopt(argc, argv, "a:p:u:n:hD:NR")) != -1) {
 		switch (ch) {
 		case 'N':
 			never_accept = 1;
+			break;
+		case 'R':
+			reset_requests = 1;
+			break;
+		case 'D':
+			if (parse_u64(optarg, strlen(optarg), DELAY_MAX_MS, &delay) == -1) {
+				fprintf(stderr, "origin: bad delay: %s\n", optarg);
+				return 2;
+			}
+			default_delay_ms = (unsigned long)delay;
 			break;
 		case 'a':
 			addr = optarg;
