@@ -4,7 +4,7 @@
 # as forwarded (anonymized) and where it goes; exit status 0 allow, 1 deny, 2 bad input.
 # Then the admin endpoint's GET /acl counts hits per rule of a running daemon.
 . "$TESTLIB"
-plan 22
+plan 21
 
 start_origin o1
 printf 'bad.example\n.evil.test\n' >"$T/blocked.txt"
