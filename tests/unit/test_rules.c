@@ -645,6 +645,29 @@ START_TEST(test_regex_set_1000)
 }
 END_TEST
 
+/* Anchored and unanchored patterns are compiled apart; every one still matches as written. */
+START_TEST(test_regex_set_mixed)
+{
+	static const char *const rx[] = {"^abc", "xyz$", "(?i)^mixed", "^a1|b1", "\\Aq"};
+	static const char *const yes[] = {"abcd", "qxyz", "MIXED!", "a1", "zb1", "q"};
+	static const char *const no[] = {"zabc", "xyzq", "a mixed", "za1", "zq", ""};
+	struct rules_subject s = subj_default();
+	struct rules_header h = {"User-Agent", 10, NULL, 0};
+
+	define(RULES_SET_REGEXES, "mixed", rx, 5);
+	s.headers = &h;
+	s.nheaders = 1;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		h.value = yes[i];
+		h.value_len = strlen(yes[i]);
+		ck_assert_msg(eval("ua ~ in mixed", &s) == 1, "%s", yes[i]);
+		h.value = no[i];
+		h.value_len = strlen(no[i]);
+		ck_assert_msg(eval("ua ~ in mixed", &s) == 0, "%s", no[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_regex_limit)
 {
 	struct rules_subject s = subj_default();
@@ -1388,6 +1411,7 @@ rules_suite(void)
 	tcase_add_test(tc, test_set_errors);
 	tcase_add_test(tc, test_regex_set_groups);
 	tcase_add_test(tc, test_regex_set_1000);
+	tcase_add_test(tc, test_regex_set_mixed);
 	tcase_add_test(tc, test_regex_limit);
 	tcase_add_test(tc, test_time_windows);
 	tcase_add_test(tc, test_dates);
