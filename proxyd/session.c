@@ -1455,10 +1455,11 @@ session_acl(struct session *s, const struct http_msg *msg)
 
 	if (!dport)
 		snprintf(portstr, sizeof(portstr), ":%d", sj->port);
-	/* the URL as the url matcher sees it (proxyd.conf(5)): the query included */
+	/* the URL as the url matcher sees it (proxyd.conf(5)): the query included, CONNECT
+	 * as https://host[:port]/ */
 	snprintf(url, sizeof(url), "%.*s://%.*s%s%.*s%s%.*s", (int)sj->scheme_len, sj->scheme,
-	         (int)sj->host_len, sj->host, portstr, sj->path != NULL ? (int)sj->path_len : 0,
-	         sj->path != NULL ? sj->path : "", sj->query != NULL ? "?" : "",
+	         (int)sj->host_len, sj->host, portstr, sj->path_len > 0 ? (int)sj->path_len : 1,
+	         sj->path_len > 0 ? sj->path : "/", sj->query != NULL ? "?" : "",
 	         sj->query != NULL ? (int)sj->query_len : 0, sj->query != NULL ? sj->query : "");
 	snprintf(reqid, sizeof(reqid), "%" PRIu64, s->id);
 	if (d.line != NULL)

@@ -5,7 +5,7 @@
 # case-sensitive; a forward server whose lines all fail denies by default (403), a reverse
 # one serves; denied requests never reach the origin; the error log names rule and client.
 . "$TESTLIB"
-plan 25
+plan 26
 
 start_origin o1
 rp=$(free_port_static)
@@ -85,3 +85,5 @@ like "$(cat "$T/proxyd.log")" "client 127.0.0.1: denied by rule $T/proxyd.conf:1
 	"forward: the second line on the same config line has the id file:14#2"
 like "$(cat "$T/proxyd.log")" "denied by default \\(no rule matched\\): GET http://127.0.0.1:$o1_port/" \
 	"the default's denial is logged"
+like "$(cat "$T/proxyd.log")" "client 127.0.0.2: denied by rule [^ ]+ \\([^)]*\\): CONNECT https://127.0.0.1/\$" \
+	"a denied CONNECT is logged with the URL the rules see (https://host/)"
