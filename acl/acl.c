@@ -48,6 +48,23 @@ acl_add(struct acl *acl, int allow, int status, const char *id, const char *file
 		myid = NULL;
 	if (myid == NULL)
 		goto nomem;
+	/*
+	 * Two lines on one line of the file (deny src X; allow all;) derive the same id:
+	 * the later ones become file:line#2, #3, ... rather than refusing a valid config.
+	 */
+	for (int k = 2; id == NULL && k < 1000; k++) {
+		size_t i;
+
+		for (i = 0; i < acl->n && strcmp(acl->lines[i].id, myid) != 0; i++)
+			;
+		if (i == acl->n)
+			break;
+		free(myid);
+		if (asprintf(&myid, "%s:%d#%d", file, line, k) == -1)
+			myid = NULL;
+		if (myid == NULL)
+			goto nomem;
+	}
 	for (size_t i = 0; i < acl->n; i++) {
 		if (strcmp(acl->lines[i].id, myid) == 0) {
 			if (err != NULL &&

@@ -1476,8 +1476,7 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 	if (dst != NULL) /* the decision changed with the address: count the deny */
 		(void)acl_decide(acl, &ss->subj, s->env->rscratch, 1);
 
-	char url[512], reqid[32], body[4096];
-	size_t blen;
+	char url[512], reqid[32];
 
 	const struct rules_subject *sj = &ss->subj;
 	int dport =
@@ -1486,9 +1485,12 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 
 	if (!dport)
 		snprintf(portstr, sizeof(portstr), ":%d", sj->port);
-	snprintf(url, sizeof(url), "%.*s://%.*s%s%.*s", (int)sj->scheme_len, sj->scheme,
-	         (int)sj->host_len, sj->host, portstr, sj->path != NULL ? (int)sj->path_len : 0,
-	         sj->path != NULL ? sj->path : "");
+	/* the URL as the url matcher sees it (proxyd.conf(5)): the query included, CONNECT
+	 * as https://host[:port]/ */
+	snprintf(url, sizeof(url), "%.*s://%.*s%s%.*s%s%.*s", (int)sj->scheme_len, sj->scheme,
+	         (int)sj->host_len, sj->host, portstr, sj->path_len > 0 ? (int)sj->path_len : 1,
+	         sj->path_len > 0 ? sj->path : "/", sj->query != NULL ? "?" : "",
+	         sj->query != NULL ? (int)sj->query_len : 0, sj->query != NULL ? sj->query : "");
 	snprintf(reqid, sizeof(reqid), "%" PRIu64, s->id);
 	if (d.line != NULL)
 		log_notice("*%" PRIu64 " client %s: denied by rule %s (%s:%d): %.*s %s", s->id,
@@ -1497,13 +1499,32 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 	else
 		log_notice("*%" PRIu64 " client %s: denied by default (no rule matched): %.*s %s",
 		           s->id, s->client, (int)msg->method_name.len, msg->method_name.p, url);
-	blen = acl_deny_body(acl, &d, s->client, url, reqid, body, sizeof(body));
+	/*
+	 * Room for the whole page: deny_page may be 64k, and each $word in it expands to at
+	 * most 6 bytes (&quot;) per byte of the longest value. A fixed 4k buffer cut pages.
+	 */
+	const char *tpl = acl->deny_page;
+	size_t cap = 1024, ndollar = 0, vmax = strlen(url);
+
+	if (tpl != NULL) {
+		const char *t;
+
+		cap = strlen(tpl) + 1;
+		for (t = tpl; (t = strchr(t, '$')) != NULL; t++)
+			ndollar++;
+	} else {
+		ndollar = 3; /* $url, $rule and $id in the built-in page */
+	}
+	vmax = vmax > strlen(s->client) ? vmax : strlen(s->client);
+	vmax = vmax > strlen(reqid) ? vmax : strlen(reqid);
+	vmax = vmax > strlen(acl_decision_id(&d)) ? vmax : strlen(acl_decision_id(&d));
+	cap += ndollar * 6 * vmax;
 	if (dst == NULL)
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 	free(s->custom_body);
-	s->custom_body = malloc(blen + 1);
-	if (s->custom_body != NULL)
-		memcpy(s->custom_body, body, blen + 1);
+	s->custom_body = malloc(cap);
+	if (s->custom_body != NULL) /* NUL-terminated; session_error() takes its strlen */
+		acl_deny_body(acl, &d, s->client, url, reqid, s->custom_body, cap);
 	s->perr = "http_request_denied";
 	session_error(s, d.status, "denied by policy");
 	return 1;

@@ -31,7 +31,9 @@ struct rules_set {
 	struct cidrset cidr;
 	struct dateset date;
 	struct userset user;
-	pcre2_code *re; /* RULES_SET_REGEXES: the alternation */
+	pcre2_code *re; /* RULES_SET_REGEXES: the alternation (its first part) */
+	pcre2_code **res; /* all parts: a long list is split where PCRE2 finds it too large */
+	size_t nres;
 };
 
 struct rules_zone {
@@ -148,7 +150,9 @@ set_free(struct rules_set *s)
 	cidrset_free(&s->cidr);
 	dateset_free(&s->date);
 	userset_free(&s->user);
-	pcre2_code_free(s->re);
+	for (size_t i = 0; i < s->nres; i++)
+		pcre2_code_free(s->res[i]);
+	free(s->res);
 	free(s->name);
 	free(s);
 }
@@ -259,41 +263,109 @@ re_compile(const char *pat, size_t len, uint32_t flags, const char *where, char 
 	return re;
 }
 
-/* Build the regexes set from its patterns. */
+/*
+ * Compile pats[lo..hi) as one alternation (?|(?:p1\E)|(?:p2\E)) and append it to s->res:
+ * branch reset keeps each pattern's group numbers (\1 stays its own); the \E ends a \Q
+ * that a pattern left open so it cannot eat the ")". PCRE2 caps a compiled pattern (64k
+ * with its default link size), which a thousand patterns exceed: such a range is split in
+ * halves, each compiled alone, so a long list costs a few matches instead of failing.
+ */
 static int
-set_regexes(struct rules_set *s, char *const *pats, char *const *where, size_t n, char **err)
+set_regexes_part(struct rules_set *s, char *const *pats, char *const *where, size_t lo,
+                 size_t hi, char **err)
 {
-	size_t len = 4;
+	size_t len = 8, mid;
 	char *alt, *p;
+	pcre2_code *re, **v;
+	int code;
+	PCRE2_SIZE off;
 
-	for (size_t i = 0; i < n; i++) {
-		pcre2_code *re = re_compile(pats[i], PCRE2_ZERO_TERMINATED, 0, where[i], err);
-
-		if (re == NULL)
-			return -1;
-		pcre2_code_free(re);
+	for (size_t i = lo; i < hi; i++)
 		len += strlen(pats[i]) + 8;
-	}
-	if (n == 0) {
-		seterr(err, "%s: empty regexes set", where[0]);
-		return -1;
-	}
-	/*
-	 * (?|(?:p1\E)|(?:p2\E)): branch reset keeps each pattern's group numbers (\1 stays
-	 * its own); the \E ends a \Q that a pattern left open so it cannot eat the ")".
-	 */
 	if ((alt = malloc(len)) == NULL) {
-		seterr(err, "%s: out of memory", where[0]);
+		seterr(err, "%s: out of memory", where[lo]);
 		return -1;
 	}
 	p = alt;
 	p += sprintf(p, "(?|");
-	for (size_t i = 0; i < n; i++)
-		p += sprintf(p, "%s(?:%s\\E)", i > 0 ? "|" : "", pats[i]);
+	for (size_t i = lo; i < hi; i++)
+		p += sprintf(p, "%s(?:%s\\E)", i > lo ? "|" : "", pats[i]);
 	sprintf(p, ")");
-	s->re = re_compile(alt, PCRE2_ZERO_TERMINATED, 0, where[0], err);
-	free(alt);
-	return s->re == NULL ? -1 : 0;
+	re = pcre2_compile((PCRE2_SPTR)alt, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+	if (re == NULL && code == PCRE2_ERROR_PATTERN_TOO_LARGE && hi - lo > 1) {
+		free(alt);
+		mid = lo + (hi - lo) / 2;
+		return set_regexes_part(s, pats, where, lo, mid, err) == -1
+		               ? -1
+		               : set_regexes_part(s, pats, where, mid, hi, err);
+	}
+	if (re == NULL) { /* again, for the message */
+		re = re_compile(alt, PCRE2_ZERO_TERMINATED, 0, where[lo], err);
+		free(alt);
+		if (re == NULL)
+			return -1;
+	} else {
+		free(alt);
+		(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	}
+	if ((v = realloc(s->res, (s->nres + 1) * sizeof(*v))) == NULL) {
+		pcre2_code_free(re);
+		seterr(err, "%s: out of memory", where[lo]);
+		return -1;
+	}
+	s->res = v;
+	s->res[s->nres++] = re;
+	return 0;
+}
+
+/*
+ * Build the regexes set from its patterns. Patterns PCRE2 finds anchored (^ or \A in every
+ * branch) are compiled apart from the others: in one alternation with unanchored ones,
+ * every anchored branch would be tried again at every start position, which made a
+ * mixed list of a thousand several times slower than its two halves.
+ */
+static int
+set_regexes(struct rules_set *s, char *const *pats, char *const *where, size_t n, char **err)
+{
+	char **p2 = NULL, **w2 = NULL;
+	size_t na = 0, nu = 0;
+	int rc = -1;
+
+	if (n == 0) {
+		seterr(err, "%s: empty regexes set", where[0]);
+		return -1;
+	}
+	if ((p2 = calloc(n, sizeof(*p2))) == NULL || (w2 = calloc(n, sizeof(*w2))) == NULL) {
+		seterr(err, "%s: out of memory", where[0]);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pcre2_code *re = re_compile(pats[i], PCRE2_ZERO_TERMINATED, 0, where[i], err);
+		uint32_t opts = 0;
+
+		if (re == NULL)
+			goto out;
+		(void)pcre2_pattern_info(re, PCRE2_INFO_ALLOPTIONS, &opts);
+		pcre2_code_free(re);
+		if (opts & PCRE2_ANCHORED) { /* anchored ones first, the others from the end */
+			p2[na] = pats[i];
+			w2[na++] = where[i];
+		} else {
+			nu++;
+			p2[n - nu] = pats[i];
+			w2[n - nu] = where[i];
+		}
+	}
+	if (na > 0 && set_regexes_part(s, p2, w2, 0, na, err) == -1)
+		goto out;
+	if (nu > 0 && set_regexes_part(s, p2, w2, na, n, err) == -1)
+		goto out;
+	s->re = s->res[0];
+	rc = 0;
+out:
+	free(p2);
+	free(w2);
+	return rc;
 }
 
 /* Add entry str (not for regexes); -1 with *err prefixed by where. */
@@ -1230,12 +1302,25 @@ static int
 re_match(const struct rules_ctx *ctx, struct matcher *m, const char *s, size_t len,
          struct rules_scratch *sc)
 {
-	int rc = pcre2_match(m->re, (PCRE2_SPTR)(s != NULL ? s : ""), len, 0, 0, sc->md, ctx->mctx);
+	const pcre2_code *const *res = &m->re;
+	size_t nres = 1;
+	int rc = PCRE2_ERROR_NOMATCH, limit = 0;
 
-	if (rc >= 0)
-		return 1;
-	if (rc == PCRE2_ERROR_NOMATCH || rc == PCRE2_ERROR_PARTIAL)
+	if (m->set != NULL && m->set->kind == RULES_SET_REGEXES && m->set->nres > 0) {
+		res = (const pcre2_code *const *)m->set->res;
+		nres = m->set->nres;
+	}
+	for (size_t i = 0; i < nres; i++) {
+		rc = pcre2_match(res[i], (PCRE2_SPTR)(s != NULL ? s : ""), len, 0, 0, sc->md,
+		                 ctx->mctx);
+		if (rc >= 0)
+			return 1;
+		if (rc != PCRE2_ERROR_NOMATCH && rc != PCRE2_ERROR_PARTIAL)
+			limit = rc;
+	}
+	if (limit == 0)
 		return 0;
+	rc = limit;
 	/* a limit (or another match-time error): no match, said once per matcher */
 	if (ctx->log != NULL && atomic_exchange(&m->limit_logged, 1) == 0) {
 		char msg[512];

@@ -96,8 +96,10 @@ int rules_set_kind_parse(const char *s, enum rules_set_kind *kind);
  * cidrs are ADDR or ADDR/LEN (bits past LEN ignored, ::ffff:a.b.c.d/LEN is IPv4); users
  * are exact names; dates YYYY-MM-DD or FROM..TO. A regexes set is compiled as one
  * alternation `(?|(?:p1)|(?:p2)...)` (branch reset: each pattern keeps its own group
- * numbers); each pattern is first compiled alone for a precise error. A pattern must not
- * end inside an `(?x)` comment. Returns 0, or -1 with *err.
+ * numbers), anchored patterns (^, \A) apart from the others, each alternation split in
+ * halves until each part fits PCRE2's limit on a compiled pattern (about a thousand
+ * patterns exceed it); each pattern is first compiled alone for a precise error. A
+ * pattern must not end inside an `(?x)` comment. Returns 0, or -1 with *err.
  */
 int rules_set_define(struct rules_ctx *ctx, enum rules_set_kind kind, const char *name,
                      const char *file, const struct rules_tok *toks, size_t n, char **err);

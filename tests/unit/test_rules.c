@@ -609,6 +609,65 @@ START_TEST(test_regex_set_groups)
 }
 END_TEST
 
+/*
+ * A thousand realistic patterns exceed PCRE2's size limit for one compiled pattern (64k);
+ * the set is split into several alternations and still matches every pattern.
+ */
+START_TEST(test_regex_set_1000)
+{
+	const char *path = unit_path("regexes1000.txt");
+	FILE *f = fopen(path, "w");
+	struct rules_subject s = subj_default();
+	struct rules_header h = {"User-Agent", 10, NULL, 0};
+	struct rules_rule *r;
+	char *err = NULL, ua[128];
+
+	ck_assert(f != NULL);
+	for (int i = 0; i < 1000; i++)
+		fprintf(f, "^https?://([^/]*\\.)?adserver%d\\.(com|net|org)/[a-z]+[0-9]*\\.(gif|png)$\n", i);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_msg(rules_set_load(ctx, RULES_SET_REGEXES, "r1000", path, &err) == 0, "%s", err);
+	r = compile_ok("ua ~ in r1000");
+	s.headers = &h;
+	s.nheaders = 1;
+	h.value = ua;
+	for (int i = 0; i < 1000; i += 37) {
+		h.value_len = (size_t)snprintf(ua, sizeof(ua), "http://x.adserver%d.net/ad%d.png", i, i);
+		ck_assert_msg(rules_eval(r, &s, scratch, NULL) == 1, "%s", ua);
+		h.value_len = (size_t)snprintf(ua, sizeof(ua), "http://x.adserver%d.net/ad%d.jpg", i, i);
+		ck_assert_msg(rules_eval(r, &s, scratch, NULL) == 0, "%s", ua);
+	}
+	h.value_len = (size_t)snprintf(ua, sizeof(ua), "https://adserver999.org/z.gif");
+	ck_assert_int_eq(rules_eval(r, &s, scratch, NULL), 1);
+	h.value_len = (size_t)snprintf(ua, sizeof(ua), "https://adserver1000.org/z.gif");
+	ck_assert_int_eq(rules_eval(r, &s, scratch, NULL), 0);
+	rules_rule_free(r);
+}
+END_TEST
+
+/* Anchored and unanchored patterns are compiled apart; every one still matches as written. */
+START_TEST(test_regex_set_mixed)
+{
+	static const char *const rx[] = {"^abc", "xyz$", "(?i)^mixed", "^a1|b1", "\\Aq"};
+	static const char *const yes[] = {"abcd", "qxyz", "MIXED!", "a1", "zb1", "q"};
+	static const char *const no[] = {"zabc", "xyzq", "a mixed", "za1", "zq", ""};
+	struct rules_subject s = subj_default();
+	struct rules_header h = {"User-Agent", 10, NULL, 0};
+
+	define(RULES_SET_REGEXES, "mixed", rx, 5);
+	s.headers = &h;
+	s.nheaders = 1;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		h.value = yes[i];
+		h.value_len = strlen(yes[i]);
+		ck_assert_msg(eval("ua ~ in mixed", &s) == 1, "%s", yes[i]);
+		h.value = no[i];
+		h.value_len = strlen(no[i]);
+		ck_assert_msg(eval("ua ~ in mixed", &s) == 0, "%s", no[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_regex_limit)
 {
 	struct rules_subject s = subj_default();
@@ -1351,6 +1410,8 @@ rules_suite(void)
 	tcase_add_test(tc, test_set_files);
 	tcase_add_test(tc, test_set_errors);
 	tcase_add_test(tc, test_regex_set_groups);
+	tcase_add_test(tc, test_regex_set_1000);
+	tcase_add_test(tc, test_regex_set_mixed);
 	tcase_add_test(tc, test_regex_limit);
 	tcase_add_test(tc, test_time_windows);
 	tcase_add_test(tc, test_dates);
