@@ -65,8 +65,6 @@ struct fwd {
 	struct resolve_answer ans;
 	size_t next; /* the next address of ans to try */
 	struct resolve_req *dns;
-	struct tunnel *tunnel;
-	int64_t tunnel_start_ms;
 };
 
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
@@ -128,11 +126,14 @@ struct session {
 	const char *perr;
 	char perr_hop[RESOLVE_NAME_MAX + 8]; /* an address, or a forward origin's name */
 	int retry_after;                     /* seconds, for a 503; 0: none */
-	char *logreq;      /* "request-line\0referer\0user-agent\0", for the access log */
-	struct fwd *fwd;   /* forward mode */
-	char user[64];     /* forward mode: the authenticated user, for the access log */
-	char *challenge;   /* a 407's Proxy-Authenticate value (malloc'd), or NULL */
-	char *custom_body; /* the body session_error() sends instead of its own (a deny page) */
+	char *logreq;          /* "request-line\0referer\0user-agent\0", for the access log */
+	struct fwd *fwd;       /* forward mode */
+	char user[64];         /* forward mode: the authenticated user, for the access log */
+	char *challenge;       /* a 407's Proxy-Authenticate value (malloc'd), or NULL */
+	char *custom_body;     /* the body session_error() sends instead of its own (a deny page) */
+	int upgrade;           /* the request asks for a WebSocket upgrade (passed upstream) */
+	struct tunnel *tunnel; /* S_TUNNEL: CONNECT or an upgraded connection */
+	int64_t tunnel_start_ms;
 };
 
 static uint64_t session_ids;
@@ -483,14 +484,14 @@ session_log_access(struct session *s)
 	n += 3;
 	n += log_escape(line + n, sizeof(line) - n - 128, *ua ? ua : "-");
 	line[n++] = '"';
-	if (s->fwd != NULL && s->fwd->tunnel != NULL) {
-		/* a CONNECT tunnel: how long it lasted and the bytes each way */
-		int64_t ms = up_now_ms() - s->fwd->tunnel_start_ms;
+	if (s->tunnel != NULL) {
+		/* a CONNECT or upgraded tunnel: how long it lasted and the bytes each way */
+		int64_t ms = up_now_ms() - s->tunnel_start_ms;
 
 		r = snprintf(line + n, sizeof(line) - n,
 		             " tunnel=%" PRId64 ".%03ds up=%" PRIu64 " down=%" PRIu64, ms / 1000,
-		             (int)(ms % 1000), tunnel_bytes(s->fwd->tunnel, TUNNEL_UP),
-		             tunnel_bytes(s->fwd->tunnel, TUNNEL_DOWN));
+		             (int)(ms % 1000), tunnel_bytes(s->tunnel, TUNNEL_UP),
+		             tunnel_bytes(s->tunnel, TUNNEL_DOWN));
 		n += (size_t)r;
 	}
 	line[n++] = '\n';
@@ -553,8 +554,13 @@ session_keep_log_raw(struct session *s, const char *p, size_t n)
 static void
 session_release_upstream(struct session *s, int reusable)
 {
-	if (s->ubev == NULL)
+	if (s->ubev == NULL) {
+		if (s->peer != NULL) { /* an upgraded tunnel counted as an active request */
+			atomic_fetch_sub(&s->peer->active, 1);
+			s->peer = NULL;
+		}
 		return;
+	}
 	if (reusable && !s->up_connecting &&
 	    evbuffer_get_length(bufferevent_get_input(s->ubev)) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(s->ubev)) == 0)
@@ -578,10 +584,10 @@ session_close(struct session *s, const char *why)
 
 	log_debug("*%" PRIu64 " client %s: closing: %s", s->id, s->client, why);
 	session_release_upstream(s, 0);
+	tunnel_free(s->tunnel);
 	if (s->fwd != NULL) {
 		if (s->fwd->dns != NULL)
 			resolve_cancel(s->fwd->dns);
-		tunnel_free(s->fwd->tunnel);
 		free(s->fwd->acl_head);
 		free(s->fwd);
 	}
@@ -932,8 +938,12 @@ session_build_request(struct session *s, const struct http_msg *msg)
 		}
 	}
 
-	if (srv->upstream->keepalive == 0)
+	if (s->upgrade) {
+		/* hop-by-hop, so passed on explicitly: the upstream decides whether to switch */
+		evbuffer_add(b, "Upgrade: websocket\r\nConnection: upgrade\r\n", 41);
+	} else if (srv->upstream->keepalive == 0) {
 		evbuffer_add(b, "Connection: close\r\n", 19);
+	}
 	evbuffer_add(b, "\r\n", 2);
 }
 
@@ -954,6 +964,25 @@ session_explain_head(const struct cfg_server *srv, const struct http_msg *msg, c
 	return 0;
 }
 
+/*
+ * A WebSocket upgrade request (RFC 6455 4.1): GET, HTTP/1.1, "upgrade" in Connection and
+ * "websocket" in Upgrade. Any other Upgrade (h2c above all, a known smuggling vector
+ * through proxies) is not passed on: the request goes upstream as a plain request.
+ */
+static int
+session_wants_websocket(const struct http_msg *msg)
+{
+	const struct http_header *up;
+
+	if (msg->method != HTTP_M_GET || msg->version_minor < 1 ||
+	    !http_connection_lists(msg, "upgrade", 7) ||
+	    (up = http_header_find(msg, "upgrade")) == NULL)
+		return 0;
+	/* one token, "websocket" (a list naming h2c as well is not taken) */
+	return up->value.len == 9 && strncasecmp(up->value.p, "websocket", 9) == 0 &&
+	       http_request_body(msg) == HTTP_BODY_NONE;
+}
+
 static void
 session_start_request(struct session *s, const struct http_msg *msg, const char *head)
 {
@@ -967,6 +996,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	                http_header_find(msg, "idempotency-key") != NULL;
 	s->minor = msg->version_minor;
 	s->expect100 = (msg->flags & HTTP_F_EXPECT_100) != 0;
+	s->upgrade = srv->mode == CFG_MODE_REVERSE && session_wants_websocket(msg);
 	s->keepalive = http_keepalive(msg) && srv->keepalive_timeout_ms > 0 &&
 	               (int)s->nreq + 1 < srv->keepalive_requests && !s->env->stopping;
 	session_keep_log_fields(s, msg, head);
@@ -1765,16 +1795,19 @@ session_tunnel_done(void *arg, const char *why)
 	struct session *s = arg;
 
 	SESSION_CHECK(s);
-	s->resp.moved = tunnel_bytes(s->fwd->tunnel, TUNNEL_DOWN);
+	s->resp.moved = tunnel_bytes(s->tunnel, TUNNEL_DOWN);
 	session_log_access(s);
 	session_close(s, why);
 }
 
-/* CONNECT reached the origin: answer 200 and hand both sockets to a tunnel. */
+/*
+ * Both sockets become a tunnel (tunnel.h): the client first gets what it is still owed,
+ * then head (200 for CONNECT, the 101 of an upgrade), then what the upstream already sent;
+ * the upstream first gets what the client sent after its request head.
+ */
 static void
-session_tunnel_start(struct session *s)
+session_tunnel_begin(struct session *s, const char *head, size_t headlen, int status)
 {
-	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 	struct evbuffer *down = evbuffer_new();
 	struct evbuffer *up = bufferevent_get_input(s->cbev);
 	int fds[2];
@@ -1783,13 +1816,11 @@ session_tunnel_start(struct session *s)
 		session_error(s, 500, "out of memory");
 		return;
 	}
-	/* what the client is still owed, then 200, then what the origin already said */
 	evbuffer_add_buffer(down, bufferevent_get_output(s->cbev));
-	evbuffer_add(down, ok, sizeof(ok) - 1);
+	evbuffer_add(down, head, headlen);
 	evbuffer_add_buffer(down, bufferevent_get_input(s->ubev));
 	fds[TUNNEL_UP] = bufferevent_getfd(s->cbev);
 	fds[TUNNEL_DOWN] = bufferevent_getfd(s->ubev);
-	/* the bytes a client sent right after its CONNECT head (a TLS ClientHello) go first */
 	struct evbuffer *pre[2] = {up, down};
 	struct tunnel *t = tunnel_new(s->env->base, fds, pre, s->srv->tunnel_idle_timeout_ms,
 	                              session_tunnel_done, s);
@@ -1808,11 +1839,60 @@ session_tunnel_start(struct session *s)
 	s->up_connecting = 0;
 	evtimer_del(s->timer);
 	s->state = S_TUNNEL;
-	s->status = 200;
-	s->fwd->tunnel = t;
-	s->fwd->tunnel_start_ms = up_now_ms();
-	log_info("*%" PRIu64 " client %s: tunnel to %s:%u (%s)", s->id, s->client, s->fwd->host,
-	         s->fwd->port, s->up_addr.text);
+	s->status = status;
+	s->tunnel = t;
+	s->tunnel_start_ms = up_now_ms();
+}
+
+/* CONNECT reached the origin: answer 200 and tunnel. */
+static void
+session_tunnel_start(struct session *s)
+{
+	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+
+	session_tunnel_begin(s, ok, sizeof(ok) - 1, 200);
+	if (s->state == S_TUNNEL)
+		log_info("*%" PRIu64 " client %s: tunnel to %s:%u (%s)", s->id, s->client,
+		         s->fwd->host, s->fwd->port, s->up_addr.text);
+}
+
+/*
+ * The upstream switched to WebSocket (101): relay its head, minus what belongs to this
+ * hop, then tunnel. The peer stays counted as busy (least_conn) until the tunnel ends.
+ */
+static void
+session_upgrade_start(struct session *s, const struct http_msg *msg, size_t headlen)
+{
+	struct evbuffer *h = evbuffer_new();
+
+	if (h == NULL) {
+		session_error(s, 500, "out of memory");
+		return;
+	}
+	up_peer_ok(s->peer);
+	evbuffer_add(h, "HTTP/1.1 101 ", 13);
+	evbuffer_add(h, msg->reason.p, msg->reason.len);
+	evbuffer_add(h, "\r\n", 2);
+	for (size_t i = 0; i < msg->nheaders; i++) {
+		const struct http_header *hd = &msg->headers[i];
+
+		if (HDR_IS(hd, "upgrade")) {
+			buf_add_header(h, hd);
+			continue;
+		}
+		if (hdr_hop(hd) || http_connection_lists(msg, hd->name.p, hd->name.len))
+			continue;
+		buf_add_header(h, hd);
+	}
+	evbuffer_add(h, "Connection: upgrade\r\n\r\n", 23);
+	evbuffer_drain(bufferevent_get_input(s->ubev), headlen);
+	s->resp_started = 1;
+	size_t n = evbuffer_get_length(h);
+	session_tunnel_begin(s, (const char *)evbuffer_pullup(h, -1), n, 101);
+	evbuffer_free(h);
+	if (s->state == S_TUNNEL)
+		log_info("*%" PRIu64 " client %s: upgraded to websocket via %s", s->id, s->client,
+		         s->up_addr.text);
 }
 
 /*
@@ -2045,6 +2125,15 @@ session_read_response_head(struct session *s)
 			continue;
 		}
 		break;
+	}
+	if (msg->status_code == 101 && s->upgrade) {
+		const struct http_header *up = http_header_find(msg, "upgrade");
+
+		if (up != NULL && up->value.len == 9 &&
+		    strncasecmp(up->value.p, "websocket", 9) == 0) {
+			session_upgrade_start(s, msg, (size_t)r);
+			return;
+		}
 	}
 	if (msg->status_code == 101) {
 		log_warnx("*%" PRIu64 " upstream %s switched protocols unasked", s->id,

@@ -31,7 +31,7 @@ struct rules_set {
 	struct cidrset cidr;
 	struct dateset date;
 	struct userset user;
-	pcre2_code *re; /* RULES_SET_REGEXES: the alternation (its first part) */
+	pcre2_code *re;   /* RULES_SET_REGEXES: the alternation (its first part) */
 	pcre2_code **res; /* all parts: a long list is split where PCRE2 finds it too large */
 	size_t nres;
 };
@@ -271,8 +271,8 @@ re_compile(const char *pat, size_t len, uint32_t flags, const char *where, char 
  * halves, each compiled alone, so a long list costs a few matches instead of failing.
  */
 static int
-set_regexes_part(struct rules_set *s, char *const *pats, char *const *where, size_t lo,
-                 size_t hi, char **err)
+set_regexes_part(struct rules_set *s, char *const *pats, char *const *where, size_t lo, size_t hi,
+                 char **err)
 {
 	size_t len = 8, mid;
 	char *alt, *p;

@@ -624,7 +624,10 @@ START_TEST(test_regex_set_1000)
 
 	ck_assert(f != NULL);
 	for (int i = 0; i < 1000; i++)
-		fprintf(f, "^https?://([^/]*\\.)?adserver%d\\.(com|net|org)/[a-z]+[0-9]*\\.(gif|png)$\n", i);
+		fprintf(f,
+		        "^https?://([^/]*\\.)?adserver%d\\.(com|net|org)/"
+		        "[a-z]+[0-9]*\\.(gif|png)$\n",
+		        i);
 	ck_assert_int_eq(fclose(f), 0);
 	ck_assert_msg(rules_set_load(ctx, RULES_SET_REGEXES, "r1000", path, &err) == 0, "%s", err);
 	r = compile_ok("ua ~ in r1000");
@@ -632,9 +635,11 @@ START_TEST(test_regex_set_1000)
 	s.nheaders = 1;
 	h.value = ua;
 	for (int i = 0; i < 1000; i += 37) {
-		h.value_len = (size_t)snprintf(ua, sizeof(ua), "http://x.adserver%d.net/ad%d.png", i, i);
+		h.value_len =
+		        (size_t)snprintf(ua, sizeof(ua), "http://x.adserver%d.net/ad%d.png", i, i);
 		ck_assert_msg(rules_eval(r, &s, scratch, NULL) == 1, "%s", ua);
-		h.value_len = (size_t)snprintf(ua, sizeof(ua), "http://x.adserver%d.net/ad%d.jpg", i, i);
+		h.value_len =
+		        (size_t)snprintf(ua, sizeof(ua), "http://x.adserver%d.net/ad%d.jpg", i, i);
 		ck_assert_msg(rules_eval(r, &s, scratch, NULL) == 0, "%s", ua);
 	}
 	h.value_len = (size_t)snprintf(ua, sizeof(ua), "https://adserver999.org/z.gif");
