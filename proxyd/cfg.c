@@ -668,6 +668,10 @@ static int cfg_set_acl(struct cfg_parser *, const struct cfg_directive *, char *
                        char **);
 static int cfg_set_deny_page(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                              void *, char **);
+static int cfg_set_return(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                          void *, char **);
+static int cfg_set_add_header(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                              void *, char **);
 static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                             void *, char **);
 
@@ -777,6 +781,8 @@ static const struct cfg_directive cfg_server_directives[] = {
         {"allow", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_acl, 0, NULL},
         {"deny", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_acl, 0, NULL},
         {"deny_page", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_deny_page, 0, NULL},
+        {"return", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_return, 0, NULL},
+        {"add_header", CFG_CTX_SERVER, CFG_TAKE_RANGE(2, 3), cfg_set_add_header, 0, NULL},
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -2808,6 +2814,63 @@ cfg_set_deny_page(struct cfg_parser *p, const struct cfg_directive *d, char **ar
 	return 0;
 }
 
+/* return CODE [URL|TEXT]; every request of the server gets this response. */
+static int
+cfg_set_return(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+               void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	uint64_t v;
+
+	(void)p;
+	if (srv->ret_code != 0)
+		return cfg_duplicate(err, d);
+	if (cfg_parse_uint(args[0], 599, &v) == -1 || v < 200)
+		return cfg_invalid(err, d, args[0], "the status must be 200..599");
+	int redirect = v == 301 || v == 302 || v == 303 || v == 307 || v == 308;
+	if (redirect && nargs < 2)
+		return cfg_invalid(err, d, args[0], "a redirect needs a URL");
+	for (const char *c = nargs > 1 ? args[1] : ""; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 && *c != '\t')
+			return cfg_invalid(err, d, args[1], "control characters are not allowed");
+	srv->ret_code = (int)v;
+	if (nargs > 1 && (srv->ret_text = strdup(args[1])) == NULL)
+		return cfg_nomem(err);
+	return 0;
+}
+
+/* add_header NAME VALUE [always]; */
+static int
+cfg_set_add_header(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                   void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	struct cfg_add_header *h;
+
+	(void)p;
+	if (args[0][0] == '\0' ||
+	    strspn(args[0], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                    "0123456789!#$%&'*+-.^_`|~") != strlen(args[0]))
+		return cfg_invalid(err, d, args[0], "not a field name");
+	for (const char *c = args[1]; *c != '\0'; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return cfg_invalid(err, d, args[1], "control characters are not allowed");
+	if (nargs == 3 && strcmp(args[2], "always") != 0)
+		return cfg_invalid(err, d, args[2], "expected \"always\"");
+	if ((h = cfg_array_grow(srv->add_headers, srv->nadd_headers, sizeof(*h))) == NULL)
+		return cfg_nomem(err);
+	srv->add_headers = h;
+	h = &h[srv->nadd_headers];
+	memset(h, 0, sizeof(*h));
+	if ((h->name = strdup(args[0])) == NULL || (h->value = strdup(args[1])) == NULL) {
+		free(h->name);
+		return cfg_nomem(err);
+	}
+	h->always = nargs == 3;
+	srv->nadd_headers++;
+	return 0;
+}
+
 /* mode reverse | forward; */
 static int
 cfg_set_mode(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -2991,7 +3054,7 @@ cfg_block_server(struct cfg_parser *p, const struct cfg_directive *d, char **arg
 		u->keepalive_requests = CFG_DEF_UP_KEEPALIVE_REQUESTS;
 		u->file = srv->file;
 		u->line = srv->line;
-	} else if (p->pass[idx].arg == NULL) {
+	} else if (p->pass[idx].arg == NULL && srv->ret_code == 0) {
 		*err = cfg_sprintf("server has no \"proxy_pass\"");
 		return -1;
 	}
@@ -3169,6 +3232,12 @@ cfg_free(struct cfg *cfg, int locks)
 		auth_cache_free(srv->auth_cache);
 		acl_free(srv->acl);
 		free(srv->deny_page);
+		free(srv->ret_text);
+		for (size_t k = 0; k < srv->nadd_headers; k++) {
+			free(srv->add_headers[k].name);
+			free(srv->add_headers[k].value);
+		}
+		free(srv->add_headers);
 		free(srv->access_log.path);
 		if (srv->access_log.fd >= 0)
 			close(srv->access_log.fd);
@@ -3213,7 +3282,8 @@ cfg_validate(struct cfg_parser *p)
 	for (i = 0; i < cfg->nservers; i++) {
 		struct cfg_pass *pass = &p->pass[i];
 
-		if (cfg->servers[i].mode == CFG_MODE_FORWARD)
+		if (cfg->servers[i].mode == CFG_MODE_FORWARD ||
+		    (cfg->servers[i].ret_code != 0 && pass->arg == NULL))
 			continue;
 		for (j = 0; j < cfg->nupstreams; j++) {
 			if (strcmp(cfg->upstreams[j].name, pass->name) == 0) {

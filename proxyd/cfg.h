@@ -212,6 +212,13 @@ struct cfg_log {
 #define CFG_NEXT_HTTP_429       0x200
 #define CFG_NEXT_NON_IDEMPOTENT 0x400 /* non_idempotent: POST, LOCK, PATCH may go on too */
 
+/* add_header NAME VALUE [always]; */
+struct cfg_add_header {
+	char *name;
+	char *value;
+	int always; /* also on 4xx/5xx and on responses proxyd makes itself */
+};
+
 /* struct cfg_server.mode */
 #define CFG_MODE_REVERSE 0 /* requests go to proxy_pass's upstream */
 #define CFG_MODE_FORWARD 1 /* absolute-URI requests and CONNECT go to the origin named */
@@ -270,6 +277,10 @@ struct cfg_server {
 	int x_forwarded_proto; /* default on */
 	int x_forwarded_host;  /* default on */
 	int via;               /* default on */
+	int ret_code;          /* return CODE [TEXT|URL]: 0 when absent */
+	char *ret_text;        /* its URL (3xx: Location) or body text, with $variables */
+	struct cfg_add_header *add_headers; /* add_header NAME VALUE [always], in order */
+	size_t nadd_headers;
 
 	struct cfg_log access_log; /* default off */
 	const char *file;

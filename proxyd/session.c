@@ -651,8 +651,8 @@ session_enter_head(struct session *s)
 static void
 session_error(struct session *s, int status, const char *why)
 {
-	char body[1024], head[1024], reason[400];
-	int blen, hlen;
+	char body[1024], reason[400];
+	int blen;
 
 	if (s->resp_held) {
 		/* nothing of the upstream's response has reached the client: replace it */
@@ -714,21 +714,25 @@ session_error(struct session *s, int status, const char *why)
 		        status, http_reason(status), status, http_reason(status), reason);
 	if (s->perr == NULL)
 		s->perr = status < 500 ? "http_request_error" : "proxy_internal_error";
-	hlen = snprintf(head, sizeof(head),
-	                "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
-	                "Proxy-Status: proxyd; error=%s%s%s%s\r\n",
-	                status, http_reason(status), blen, s->perr,
-	                s->perr_hop[0] ? "; next-hop=\"" : "", s->perr_hop,
-	                s->perr_hop[0] ? "\"" : "");
-	if (s->retry_after > 0)
-		hlen += snprintf(head + hlen, sizeof(head) - (size_t)hlen, "Retry-After: %d\r\n",
-		                 s->retry_after);
-	if (s->challenge != NULL)
-		hlen += snprintf(head + hlen, sizeof(head) - (size_t)hlen,
-		                 "Proxy-Authenticate: %s\r\n", s->challenge);
-	hlen += snprintf(head + hlen, sizeof(head) - (size_t)hlen, "Connection: close\r\n\r\n");
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
-	evbuffer_add(out, head, (size_t)hlen);
+
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+	                    "Proxy-Status: proxyd; error=%s%s%s%s\r\n",
+	                    status, http_reason(status), blen, s->perr,
+	                    s->perr_hop[0] ? "; next-hop=\"" : "", s->perr_hop,
+	                    s->perr_hop[0] ? "\"" : "");
+	if (s->retry_after > 0)
+		evbuffer_add_printf(out, "Retry-After: %d\r\n", s->retry_after);
+	if (s->challenge != NULL)
+		evbuffer_add_printf(out, "Proxy-Authenticate: %s\r\n", s->challenge);
+	for (size_t i = 0; i < s->srv->nadd_headers; i++) {
+		const struct cfg_add_header *ah = &s->srv->add_headers[i];
+
+		if (ah->always)
+			evbuffer_add_printf(out, "%s: %s\r\n", ah->name, ah->value);
+	}
+	evbuffer_add(out, "Connection: close\r\n\r\n", 21);
 	if (s->method != HTTP_M_HEAD)
 		evbuffer_add(out, s->custom_body != NULL ? s->custom_body : body, (size_t)blen);
 	s->resp_started = 1;
@@ -964,6 +968,107 @@ session_explain_head(const struct cfg_server *srv, const struct http_msg *msg, c
 	return 0;
 }
 
+/* add_header fields for a response of status (nginx's list of statuses, or `always`). */
+static void
+session_add_headers(const struct session *s, struct evbuffer *out, int status)
+{
+	const struct cfg_server *srv = s->srv;
+	int listed = status == 200 || status == 201 || status == 204 || status == 206 ||
+	             status == 301 || status == 302 || status == 303 || status == 304 ||
+	             status == 307 || status == 308;
+
+	for (size_t i = 0; i < srv->nadd_headers; i++) {
+		const struct cfg_add_header *h = &srv->add_headers[i];
+
+		if (listed || h->always)
+			evbuffer_add_printf(out, "%s: %s\r\n", h->name, h->value);
+	}
+}
+
+/* Expand $host, $request_uri, $scheme and $remote_addr of tpl for msg into out. */
+static void
+session_expand(const struct session *s, const struct http_msg *msg, const char *tpl,
+               struct evbuffer *out)
+{
+	const char *h = msg->host.p;
+	size_t hl = msg->host.len;
+
+	for (const char *t = tpl; *t != '\0';) {
+		if (strncmp(t, "$host", 5) == 0) {
+			evbuffer_add(out, h, hl);
+			t += 5;
+		} else if (strncmp(t, "$request_uri", 12) == 0) {
+			if (msg->form == HTTP_TARGET_ABSOLUTE)
+				evbuffer_add(out, msg->path.p, msg->path.len);
+			else
+				evbuffer_add(out, msg->target.p, msg->target.len);
+			t += 12;
+		} else if (strncmp(t, "$scheme", 7) == 0) {
+			evbuffer_add(out, "http", 4);
+			t += 7;
+		} else if (strncmp(t, "$remote_addr", 12) == 0) {
+			evbuffer_add(out, s->client, strlen(s->client));
+			t += 12;
+		} else {
+			evbuffer_add(out, t, 1);
+			t++;
+		}
+	}
+}
+
+/*
+ * `return CODE [URL|TEXT]`: answer every request of the server from here. A request body
+ * is not read: the connection closes after the answer if there is one.
+ */
+static void
+session_return(struct session *s, const struct http_msg *msg)
+{
+	const struct cfg_server *srv = s->srv;
+	struct evbuffer *out = bufferevent_get_output(s->cbev);
+	struct evbuffer *text = evbuffer_new();
+	int code = srv->ret_code;
+	int redirect = code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+
+	if (text == NULL) {
+		session_close(s, "out of memory");
+		return;
+	}
+	if (srv->ret_text != NULL)
+		session_expand(s, msg, srv->ret_text, text);
+	if (http_request_body(msg) != HTTP_BODY_NONE)
+		s->keepalive = 0;
+	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", code, http_reason(code));
+	if (redirect) {
+		evbuffer_add(out, "Location: ", 10);
+		evbuffer_add_buffer(out, text);
+		evbuffer_add(out, "\r\n", 2);
+		evbuffer_add_printf(text, "<html><body>%d %s</body></html>\r\n", code,
+		                    http_reason(code));
+		evbuffer_add(out, "Content-Type: text/html\r\n", 25);
+	} else if (evbuffer_get_length(text) > 0) {
+		evbuffer_add(out, "Content-Type: text/plain\r\n", 26);
+	}
+	session_add_headers(s, out, code);
+	evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n", evbuffer_get_length(text),
+	                    !s->keepalive   ? "Connection: close\r\n"
+	                    : s->minor == 0 ? "Connection: keep-alive\r\n"
+	                                    : "");
+	s->status = code;
+	s->resp.moved = msg->method == HTTP_M_HEAD ? 0 : evbuffer_get_length(text);
+	if (msg->method != HTTP_M_HEAD)
+		evbuffer_add_buffer(out, text);
+	evbuffer_free(text);
+	bev_flush(s->cbev);
+	session_log_access(s);
+	s->nreq++;
+	s->req.kind = HTTP_BODY_NONE;
+	if (s->keepalive && !s->env->stopping)
+		session_enter_head(s);
+	else
+		session_finish(s);
+}
+
 /*
  * A WebSocket upgrade request (RFC 6455 4.1): GET, HTTP/1.1, "upgrade" in Connection and
  * "websocket" in Upgrade. Any other Upgrade (h2c above all, a known smuggling vector
@@ -1006,6 +1111,10 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 		if (session_fwd_request(s, msg) != 0)
 			return;
 	} else if (session_acl(s, msg, NULL) != 0) {
+		return;
+	}
+	if (srv->ret_code != 0) {
+		session_return(s, msg);
 		return;
 	}
 	if (srv->mode != CFG_MODE_FORWARD &&
@@ -2211,6 +2320,8 @@ session_read_response_head(struct session *s)
 	} else if (out_chunked) {
 		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
 	}
+	if (srv->nadd_headers > 0)
+		session_add_headers(s, out, msg->status_code);
 	if (!s->keepalive)
 		evbuffer_add(out, "Connection: close\r\n", 19);
 	else if (s->minor == 0)
