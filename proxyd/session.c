@@ -18,6 +18,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "acl.h"
@@ -350,8 +351,8 @@ bev_read_more(struct bufferevent *bev)
 	ssize_t r;
 	int n;
 
-	if (evbuffer_get_length(in) >= RELAY_HIGH)
-		return;
+	if (evbuffer_get_length(in) >= RELAY_HIGH || bufferevent_openssl_get_ssl(bev) != NULL)
+		return; /* TLS: only the bufferevent may read the socket */
 	/* a socket bufferevent keeps the end of its input frozen outside its own reads */
 	evbuffer_unfreeze(in, 0);
 	if ((n = evbuffer_reserve_space(in, IO_CHUNK, v, 2)) <= 0) {
@@ -392,6 +393,10 @@ bev_flush(struct bufferevent *bev)
 
 	if (evbuffer_get_length(out) == 0)
 		return;
+	if (bufferevent_openssl_get_ssl(bev) != NULL) {
+		bufferevent_enable(bev, EV_WRITE); /* TLS: the bufferevent encrypts and writes */
+		return;
+	}
 	/* a socket bufferevent keeps the start of its output frozen outside its own writes */
 	evbuffer_unfreeze(out, 1);
 	(void)evbuffer_write(out, bufferevent_getfd(bev));
@@ -1917,11 +1922,27 @@ session_tunnel_done(void *arg, const char *why)
 static void
 session_tunnel_begin(struct session *s, const char *head, size_t headlen, int status)
 {
-	struct evbuffer *down = evbuffer_new();
-	struct evbuffer *up = bufferevent_get_input(s->cbev);
+	struct evbuffer *down, *up = bufferevent_get_input(s->cbev);
+	struct tunnel *t;
 	int fds[2];
 
-	if (down == NULL) {
+	if (bufferevent_openssl_get_ssl(s->cbev) != NULL ||
+	    bufferevent_openssl_get_ssl(s->ubev) != NULL) {
+		/* TLS on a side: a bufferevent tunnel; what is already queued simply stays */
+		struct bufferevent *bevs[2] = {s->cbev, s->ubev};
+		struct evbuffer *none[2] = {NULL, NULL};
+
+		evbuffer_add(bufferevent_get_output(s->cbev), head, headlen);
+		if ((t = tunnel_new_bev(s->env->base, bevs, none, s->srv->tunnel_idle_timeout_ms,
+		                        session_tunnel_done, s)) == NULL) {
+			session_error(s, 500, "out of memory");
+			return;
+		}
+		s->cbev = NULL;
+		s->ubev = NULL;
+		goto started;
+	}
+	if ((down = evbuffer_new()) == NULL) {
 		session_error(s, 500, "out of memory");
 		return;
 	}
@@ -1931,8 +1952,8 @@ session_tunnel_begin(struct session *s, const char *head, size_t headlen, int st
 	fds[TUNNEL_UP] = bufferevent_getfd(s->cbev);
 	fds[TUNNEL_DOWN] = bufferevent_getfd(s->ubev);
 	struct evbuffer *pre[2] = {up, down};
-	struct tunnel *t = tunnel_new(s->env->base, fds, pre, s->srv->tunnel_idle_timeout_ms,
-	                              session_tunnel_done, s);
+	t = tunnel_new(s->env->base, fds, pre, s->srv->tunnel_idle_timeout_ms, session_tunnel_done,
+	               s);
 	evbuffer_free(down);
 	if (t == NULL) {
 		session_error(s, 500, "out of memory");
@@ -1945,6 +1966,7 @@ session_tunnel_begin(struct session *s, const char *head, size_t headlen, int st
 	bufferevent_setfd(s->ubev, -1);
 	bufferevent_free(s->ubev);
 	s->ubev = NULL;
+started:
 	s->up_connecting = 0;
 	evtimer_del(s->timer);
 	s->state = S_TUNNEL;

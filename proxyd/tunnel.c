@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "tunnel.h"
@@ -40,9 +41,13 @@ struct tdir {
 	uint64_t bytes;
 };
 
+/* A bufferevent tunnel stops reading a side while the other's output holds this much. */
+#define TUNNEL_BEV_HIGH (256 * 1024)
+
 struct tunnel {
 	struct tdir d[2];
 	int fd[2];
+	struct bufferevent *bev[2]; /* bufferevent mode (TLS on a side); NULL: splice mode */
 	struct event *idle;
 	uint32_t idle_ms;
 	int64_t last_ms;
@@ -85,6 +90,10 @@ tunnel_finish(struct tunnel *t, const char *why)
 		return;
 	t->finished = 1;
 	for (int i = 0; i < 2; i++) {
+		if (t->bev[i] != NULL) {
+			bufferevent_disable(t->bev[i], EV_READ | EV_WRITE);
+			continue;
+		}
 		ev_off(t->d[i].rd, &t->d[i].rd_on);
 		ev_off(t->d[i].wr, &t->d[i].wr_on);
 	}
@@ -268,6 +277,115 @@ fail:
 	return NULL;
 }
 
+/* ---- bufferevent mode: TLS cannot be spliced ---- */
+
+static void tbev_pump(struct tunnel *t, int d);
+
+static void
+tbev_readcb(struct bufferevent *bev, void *arg)
+{
+	struct tunnel *t = arg;
+
+	tbev_pump(t, bev == t->bev[0] ? 0 : 1);
+}
+
+/* dst drained below its low watermark: read its peer again, or finish after an EOF */
+static void
+tbev_writecb(struct bufferevent *bev, void *arg)
+{
+	struct tunnel *t = arg;
+	int d = bev == t->bev[0] ? 1 : 0; /* the direction that writes to bev */
+
+	if (t->d[d].eof) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			tunnel_finish(t, "closed");
+		return;
+	}
+	bufferevent_enable(t->bev[d], EV_READ);
+	tbev_pump(t, d);
+}
+
+static void
+tbev_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct tunnel *t = arg;
+	int d = bev == t->bev[0] ? 0 : 1;
+
+	if (what & BEV_EVENT_EOF) {
+		/* whole-connection close: TLS has no half-close to pass on */
+		tbev_pump(t, d);
+		t->d[d].eof = 1;
+		if (evbuffer_get_length(bufferevent_get_output(t->bev[1 - d])) == 0)
+			tunnel_finish(t, "closed");
+		return;
+	}
+	tunnel_finish(t, (what & BEV_EVENT_TIMEOUT) ? "timed out" : "connection error");
+}
+
+static void
+tbev_pump(struct tunnel *t, int d)
+{
+	struct evbuffer *in = bufferevent_get_input(t->bev[d]);
+	struct evbuffer *out = bufferevent_get_output(t->bev[1 - d]);
+	size_t n = evbuffer_get_length(in);
+
+	if (t->finished || n == 0)
+		return;
+	evbuffer_add_buffer(out, in);
+	t->d[d].bytes += n;
+	t->last_ms = tunnel_now();
+	if (evbuffer_get_length(out) >= TUNNEL_BEV_HIGH) {
+		/* back-pressure: read this side again once the other drained */
+		bufferevent_disable(t->bev[d], EV_READ);
+		bufferevent_setwatermark(t->bev[1 - d], EV_WRITE, TUNNEL_BEV_HIGH / 4, 0);
+	}
+}
+
+struct tunnel *
+tunnel_new_bev(struct event_base *base, struct bufferevent *const bev[2],
+               struct evbuffer *const pre[2], uint32_t idle_ms, tunnel_done_cb done, void *arg)
+{
+	struct tunnel *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->fd[0] = t->fd[1] = -1;
+	t->done = done;
+	t->arg = arg;
+	t->idle_ms = idle_ms;
+	t->last_ms = tunnel_now();
+	for (int i = 0; i < 2; i++) {
+		t->d[i].t = t;
+		t->d[i].pipe[0] = t->d[i].pipe[1] = -1;
+	}
+	if (idle_ms > 0) {
+		struct timeval tv = {(time_t)(idle_ms / 1000),
+		                     (suseconds_t)(idle_ms % 1000) * 1000};
+
+		if ((t->idle = evtimer_new(base, tunnel_idlecb, t)) == NULL) {
+			free(t);
+			return NULL;
+		}
+		event_add(t->idle, &tv);
+	}
+	for (int i = 0; i < 2; i++) {
+		t->bev[i] = bev[i];
+		bufferevent_setcb(bev[i], tbev_readcb, tbev_writecb, tbev_eventcb, t);
+		bufferevent_set_timeouts(bev[i], NULL, NULL);
+		bufferevent_setwatermark(bev[i], EV_READ, 0, TUNNEL_BEV_HIGH);
+		bufferevent_setwatermark(bev[i], EV_WRITE, 0, 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		/* pre[d] goes towards the side that d writes to */
+		if (pre[i] != NULL)
+			evbuffer_add_buffer(bufferevent_get_output(bev[1 - i]), pre[i]);
+		bufferevent_enable(bev[i], EV_READ | EV_WRITE);
+	}
+	tbev_pump(t, 0);
+	tbev_pump(t, 1);
+	return t;
+}
+
 uint64_t
 tunnel_bytes(const struct tunnel *t, int d)
 {
@@ -294,6 +412,8 @@ tunnel_free(struct tunnel *t)
 		}
 		if (t->fd[i] != -1)
 			close(t->fd[i]);
+		if (t->bev[i] != NULL)
+			bufferevent_free(t->bev[i]);
 	}
 	if (t->idle != NULL)
 		event_free(t->idle);

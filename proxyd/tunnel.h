@@ -35,6 +35,16 @@ typedef void (*tunnel_done_cb)(void *arg, const char *why);
  */
 struct tunnel *tunnel_new(struct event_base *base, const int fd[2], struct evbuffer *const pre[2],
                           uint32_t idle_ms, tunnel_done_cb done, void *arg);
+/*
+ * The same over two bufferevents, for when a side speaks TLS (no splice): the tunnel takes
+ * both and frees them in tunnel_free(). pre[d] is written first in direction d. Back-
+ * pressure through watermarks (at most 256 KiB queued per direction); an EOF on either
+ * side ends the tunnel once what it sent is written (TLS has no half-close to pass on).
+ */
+struct bufferevent;
+struct tunnel *tunnel_new_bev(struct event_base *base, struct bufferevent *const bev[2],
+                              struct evbuffer *const pre[2], uint32_t idle_ms, tunnel_done_cb done,
+                              void *arg);
 /* Bytes delivered in direction d so far. */
 uint64_t tunnel_bytes(const struct tunnel *t, int d);
 /* Stop relaying, close both sockets, free t; NULL is allowed. */
