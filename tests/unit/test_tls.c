@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,18 +192,19 @@ want_more(SSL *ssl, int r)
 /*
  * Join cl and sv by a BIO pair and run both handshakes, then let each side read what
  * followed (TLS 1.3 tickets). 0 when both finished; -1 when the client failed, -2 when the
- * server did, with the OpenSSL errors in hs_err.
+ * server did, with the OpenSSL errors in err. Thread-safe, no Check calls.
  */
 static int
-handshake(SSL *cl, SSL *sv)
+hs_pump(SSL *cl, SSL *sv, char *err, size_t errsize)
 {
 	BIO *bc, *bs;
 	int cdone = 0, sdone = 0, i, r;
 	char ch;
 
 	ERR_clear_error();
-	hs_err[0] = '\0';
-	ck_assert_int_eq(BIO_new_bio_pair(&bc, 0, &bs, 0), 1);
+	err[0] = '\0';
+	if (BIO_new_bio_pair(&bc, 0, &bs, 0) != 1)
+		return -3;
 	SSL_set_bio(cl, bc, bc);
 	SSL_set_bio(sv, bs, bs);
 	for (i = 0; i < 100 && !(cdone && sdone); i++) {
@@ -209,7 +212,7 @@ handshake(SSL *cl, SSL *sv)
 			if ((r = SSL_do_handshake(cl)) == 1)
 				cdone = 1;
 			else if (!want_more(cl, r)) {
-				tls_error_string(hs_err, sizeof(hs_err));
+				tls_error_string(err, errsize);
 				return -1;
 			}
 		}
@@ -217,18 +220,28 @@ handshake(SSL *cl, SSL *sv)
 			if ((r = SSL_do_handshake(sv)) == 1)
 				sdone = 1;
 			else if (!want_more(sv, r)) {
-				tls_error_string(hs_err, sizeof(hs_err));
+				tls_error_string(err, errsize);
 				return -2;
 			}
 		}
 	}
-	ck_assert(cdone && sdone);
+	if (!(cdone && sdone))
+		return -3;
 	for (i = 0; i < 3; i++) {
-		ck_assert_int_le(SSL_read(cl, &ch, 1), 0);
-		ck_assert_int_le(SSL_read(sv, &ch, 1), 0);
+		if (SSL_read(cl, &ch, 1) > 0 || SSL_read(sv, &ch, 1) > 0)
+			return -3;
 	}
 	ERR_clear_error();
 	return 0;
+}
+
+static int
+handshake(SSL *cl, SSL *sv)
+{
+	int r = hs_pump(cl, sv, hs_err, sizeof(hs_err));
+
+	ck_assert_int_ne(r, -3);
+	return r;
 }
 
 /* A test client trusting root.pem, versions [min, max] (0: any). */
@@ -1052,6 +1065,78 @@ next_code(void *arg)
 	return *(*p)++;
 }
 
+/* Many threads on one server and one client, while the ticket keys rotate. */
+struct hs_thread {
+	struct tls_server *srv;
+	struct tls_client *c;
+	int n, ok, reused;
+	char err[256];
+};
+
+static atomic_uint_fast64_t spin_now_s;
+
+static uint64_t
+spin_now(void *arg)
+{
+	(void)arg;
+	return atomic_fetch_add(&spin_now_s, TLS_TICKET_ROTATE_S / 64);
+}
+
+static void *
+hs_thread_run(void *arg)
+{
+	struct hs_thread *t = arg;
+	static const char *const peers[] = {"10.0.0.1:443", "10.0.0.2:443", "10.0.0.3:443"};
+	int i;
+
+	for (i = 0; i < t->n; i++) {
+		SSL *cl = tls_client_ssl(t->c, i % 2 ? "a.test" : "x.b.test", peers[i % 3]);
+		SSL *sv = tls_server_ssl(t->srv);
+
+		if (cl != NULL && sv != NULL && hs_pump(cl, sv, t->err, sizeof(t->err)) == 0 &&
+		    tls_verify_error(cl) == NULL) {
+			t->ok++;
+			t->reused += SSL_session_reused(cl);
+			tls_client_session_done(t->c, cl);
+		}
+		SSL_free(cl);
+		SSL_free(sv);
+	}
+	return NULL;
+}
+
+START_TEST(test_threads)
+{
+	struct tls_server *srv = server_new(certs_abc, 2, NULL, NULL);
+	struct tls_client *c;
+	struct hs_thread t[4];
+	pthread_t tid[4];
+	char *err = NULL;
+	int i, reused = 0;
+
+	c = tls_client_new(1, P("root.pem"), &err);
+	ck_assert_ptr_nonnull(c);
+	atomic_init(&spin_now_s, 1000);
+	tls_server_set_clock(srv, spin_now, NULL);
+	for (i = 0; i < 4; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		t[i].srv = srv;
+		t[i].c = c;
+		t[i].n = 25;
+		ck_assert_int_eq(pthread_create(&tid[i], NULL, hs_thread_run, &t[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(tid[i], NULL), 0);
+		ck_assert_msg(t[i].ok == t[i].n, "thread %d: %d of %d (%s)", i, t[i].ok, t[i].n,
+		              t[i].err);
+		reused += t[i].reused;
+	}
+	ck_assert_int_gt(reused, 25); /* rotations cost some resumptions */
+	tls_client_free(c);
+	tls_server_free(srv);
+}
+END_TEST
+
 START_TEST(test_error_string)
 {
 	unsigned long codes[3], *cur = codes;
@@ -1109,6 +1194,7 @@ tls_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_client_verify);
 	tcase_add_test(tc, test_client_session_reuse);
+	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_error_string);
 	suite_add_tcase(s, tc);
 	return s;
