@@ -132,9 +132,10 @@ void tls_client_free(struct tls_client *c);
 /*
  * A new SSL in connect state (the caller owns it), or NULL (ENOMEM, bad name). sni is the
  * server name sent and verified (NULL: none sent, the chain alone is verified); an IP
- * literal is verified against the certificate's IP addresses and not sent as SNI (RFC
- * 6066). peer_key (e.g. "10.0.0.1:443"; NULL disables session reuse) and sni together key
- * the session cache; a cached session is offered for resumption.
+ * literal (bare, "::1" not "[::1]") is verified against the certificate's IP addresses
+ * and not sent as SNI (RFC 6066). peer_key (e.g. "10.0.0.1:443"; NULL disables session
+ * reuse) and sni together key the session cache; a cached session is offered for
+ * resumption.
  */
 SSL *tls_client_ssl(struct tls_client *c, const char *sni, const char *peer_key);
 /*
@@ -161,7 +162,7 @@ void tls_ssl_quiet_close(SSL *ssl);
 const char *tls_verify_error(const SSL *ssl);
 
 /*
- * Drain this thread's OpenSSL error queue into buf as one line ("lib: reason; ..."), for
+ * Drain this thread's OpenSSL error queue into buf as one line ("reason (data); reason"), for
  * logging a failed handshake or load. Returns buf; "unknown TLS error" when the queue was
  * empty.
  */
