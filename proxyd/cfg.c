@@ -45,6 +45,7 @@
 #include "log.h"
 #include "netpolicy.h"
 #include "rules.h"
+#include "tls.h"
 #include "http.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -193,6 +194,7 @@ struct cfg_parser {
 	struct cfg_fileid stack[CFG_INCLUDE_MAX + 1];
 	struct cfg_pass *pass;      /* one per cfg->servers */
 	const struct cfg_args *cur; /* the statement being handled (token positions) */
+	const struct cfg *prev;     /* the running generation on a reload, or NULL */
 	int main_lines;             /* lines in the main file */
 	char *err;                  /* first error, "file:line: reason" */
 };
@@ -672,6 +674,12 @@ static int cfg_set_return(struct cfg_parser *, const struct cfg_directive *, cha
                           void *, char **);
 static int cfg_set_add_header(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                               void *, char **);
+static int cfg_set_tls_file(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                            void *, char **);
+static int cfg_set_tls_protocols(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                                 void *, char **);
+static int cfg_set_tls_session_cache(struct cfg_parser *, const struct cfg_directive *, char **,
+                                     size_t, void *, char **);
 static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                             void *, char **);
 
@@ -706,7 +714,7 @@ static const struct cfg_directive cfg_main_directives[] = {
 };
 
 static const struct cfg_directive cfg_upstream_directives[] = {
-        {"server", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 8), cfg_set_peer, 0, NULL},
+        {"server", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 12), cfg_set_peer, 0, NULL},
         {"balance", CFG_CTX_UPSTREAM, CFG_TAKE_RANGE(1, 3), cfg_set_balance, 0, NULL},
         /* nginx spellings of balance */
         {"least_conn", CFG_CTX_UPSTREAM, CFG_TAKE(0), cfg_set_balance, 0, NULL},
@@ -725,7 +733,7 @@ static const struct cfg_directive cfg_upstream_directives[] = {
 };
 
 static const struct cfg_directive cfg_server_directives[] = {
-        {"listen", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_listen, 0, NULL},
+        {"listen", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 3), cfg_set_listen, 0, NULL},
         {"proxy_pass", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_proxy_pass, 0, NULL},
         {"proxy_connect_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
          offsetof(struct cfg_server, proxy_connect_timeout_ms), &cfg_range_positive},
@@ -783,6 +791,19 @@ static const struct cfg_directive cfg_server_directives[] = {
         {"deny_page", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_deny_page, 0, NULL},
         {"return", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_return, 0, NULL},
         {"add_header", CFG_CTX_SERVER, CFG_TAKE_RANGE(2, 3), cfg_set_add_header, 0, NULL},
+        {"tls_certificate", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
+        {"tls_certificate_key", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
+        {"tls_ocsp_response", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
+        {"tls_protocols", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 4), cfg_set_tls_protocols, 0, NULL},
+        {"tls_ciphers", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_string,
+         offsetof(struct cfg_server, tls_ciphers), NULL},
+        {"tls_ciphersuites", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_string,
+         offsetof(struct cfg_server, tls_ciphersuites), NULL},
+        {"tls_session_tickets", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
+         offsetof(struct cfg_server, tls_session_tickets), NULL},
+        {"tls_session_cache", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_session_cache, 0, NULL},
+        {"tls_session_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, tls_session_timeout_ms), &cfg_range_positive},
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -1818,6 +1839,10 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 	uint32_t fail_timeout = CFG_UNSET_MS, slow_start = CFG_UNSET_MS;
 	size_t i, naddrs;
 	uint64_t v, rport = 0;
+	int tls = 0, verify = CFG_UNSET;
+	const char *sni = NULL, *ca = NULL;
+	struct tls_client *tlsc = NULL;
+	char *tls_name = NULL;
 	char *why = NULL;
 
 	(void)p;
@@ -1865,6 +1890,24 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 			}
 			if (slow_start > CFG_MAX_SLOW_START)
 				return cfg_invalid(err, d, a, "slow_start must be at most 1h");
+		} else if (strcmp(a, "tls") == 0) {
+			if (tls)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			tls = 1;
+		} else if (strncmp(a, "verify=", 7) == 0) {
+			if (verify != CFG_UNSET)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			if (strcmp(a + 7, "on") != 0 && strcmp(a + 7, "off") != 0)
+				return cfg_invalid(err, d, a, "it must be \"on\" or \"off\"");
+			verify = strcmp(a + 7, "on") == 0;
+		} else if (strncmp(a, "sni=", 4) == 0 && a[4] != '\0') {
+			if (sni != NULL)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			sni = a + 4;
+		} else if (strncmp(a, "ca=", 3) == 0 && a[3] != '\0') {
+			if (ca != NULL)
+				return cfg_invalid(err, d, a, "duplicate parameter");
+			ca = a + 3;
 		} else if (strcmp(a, "resolve") == 0) {
 			if (flags & CFG_PEER_RESOLVE)
 				return cfg_invalid(err, d, a, "duplicate parameter");
@@ -1888,6 +1931,8 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 		}
 	}
 
+	if (!tls && (verify != CFG_UNSET || sni != NULL || ca != NULL))
+		return cfg_invalid(err, d, args[0], "verify=, sni= and ca= need \"tls\"");
 	if (flags & CFG_PEER_RESOLVE) {
 		/* slots filled at run time by discover.c; only the syntax is checked here */
 		const char *colon = strrchr(args[0], ':');
@@ -1913,6 +1958,33 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 		free(why);
 		return -1;
 	}
+	if (tls) {
+		/* the name sent (SNI) and verified: sni=, else the host of the address */
+		const char *h = args[0], *colon = strrchr(args[0], ':');
+		size_t hl = colon != NULL ? (size_t)(colon - h) : strlen(h);
+
+		if (sni == NULL && hl >= 2 && h[0] == '[') {
+			h++;
+			hl -= 2;
+		}
+		tls_name = sni != NULL ? strdup(sni) : strndup(h, hl);
+		if (tls_name == NULL)
+			goto nomem;
+		if ((tlsc = tls_client_new(verify != 0, ca, &why)) == NULL) {
+			free(tls_name);
+			free(addrs);
+			*err = why != NULL ? why : cfg_sprintf("out of memory");
+			return -1;
+		}
+		struct tls_client **tc =
+		        cfg_array_grow(up->tls_clients, up->ntls_clients, sizeof(*tc));
+		if (tc == NULL) {
+			tls_client_free(tlsc);
+			goto nomem;
+		}
+		up->tls_clients = tc;
+		tc[up->ntls_clients++] = tlsc;
+	}
 	for (i = 0; i < naddrs; i++) {
 		struct cfg_peer *peer;
 
@@ -1925,6 +1997,9 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 		up->npeers++;
 		peer->addr = addrs[i];
 		peer->flags = flags;
+		peer->tls = tlsc;
+		if (tls_name != NULL && (peer->tls_name = strdup(tls_name)) == NULL)
+			goto nomem;
 		if (flags & CFG_PEER_RESOLVE) {
 			size_t hl = (size_t)(strrchr(args[0], ':') - args[0]);
 
@@ -1941,10 +2016,12 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 		peer->slow_start_ms = slow_start != CFG_UNSET_MS ? slow_start : 0;
 	}
 	free(addrs);
+	free(tls_name);
 	return 0;
 
 nomem:
 	free(addrs);
+	free(tls_name);
 	return cfg_nomem(err);
 }
 
@@ -2448,11 +2525,19 @@ cfg_set_listen(struct cfg_parser *p, const struct cfg_directive *d, char **args,
 	uint64_t backlog = CFG_DEF_LISTEN_BACKLOG;
 	char *why = NULL;
 
-	if (nargs == 2) {
-		if (strncmp(args[1], "backlog=", 8) != 0)
-			return cfg_invalid(err, d, args[1], "unknown parameter");
-		if (cfg_parse_uint(args[1] + 8, 65535, &backlog) == -1 || backlog < 1)
-			return cfg_invalid(err, d, args[1], "backlog must be between 1 and 65535");
+	int tls = 0;
+
+	for (i = 1; i < nargs; i++) {
+		if (strcmp(args[i], "tls") == 0) {
+			if (tls)
+				return cfg_invalid(err, d, args[i], "duplicate parameter");
+			tls = 1;
+			continue;
+		}
+		if (strncmp(args[i], "backlog=", 8) != 0)
+			return cfg_invalid(err, d, args[i], "unknown parameter");
+		if (cfg_parse_uint(args[i] + 8, 65535, &backlog) == -1 || backlog < 1)
+			return cfg_invalid(err, d, args[i], "backlog must be between 1 and 65535");
 	}
 	if (cfg_addr_parse(args[0], 1, &addrs, &naddrs, &why) == -1) {
 		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
@@ -2480,6 +2565,7 @@ cfg_set_listen(struct cfg_parser *p, const struct cfg_directive *d, char **args,
 	l = &srv->listens[srv->nlistens++];
 	l->addr = addrs[0];
 	l->backlog = (int)backlog;
+	l->tls = tls;
 	l->file = p->file;
 	l->line = p->line;
 	free(addrs);
@@ -2871,6 +2957,141 @@ cfg_set_add_header(struct cfg_parser *p, const struct cfg_directive *d, char **a
 	return 0;
 }
 
+/* tls_certificate FILE; starts a certificate; tls_certificate_key and tls_ocsp_response
+ * apply to the last one. */
+static int
+cfg_set_tls_file(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                 void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	struct tls_cert_conf *c;
+	char *path;
+
+	(void)p, (void)nargs;
+	if (strcmp(d->name, "tls_certificate") == 0) {
+		if ((c = cfg_array_grow(srv->tls_certs, srv->ntls_certs, sizeof(*c))) == NULL)
+			return cfg_nomem(err);
+		srv->tls_certs = c;
+		memset(&c[srv->ntls_certs], 0, sizeof(*c));
+		if ((path = strdup(args[0])) == NULL)
+			return cfg_nomem(err);
+		c[srv->ntls_certs++].cert_file = path;
+		return 0;
+	}
+	if (srv->ntls_certs == 0)
+		return cfg_invalid(err, d, args[0], "it must follow a \"tls_certificate\"");
+	c = &srv->tls_certs[srv->ntls_certs - 1];
+	const char **slot =
+	        strcmp(d->name, "tls_certificate_key") == 0 ? &c->key_file : &c->ocsp_file;
+	if (*slot != NULL)
+		return cfg_invalid(err, d, args[0], "the certificate already has one");
+	if ((path = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	*slot = path;
+	return 0;
+}
+
+/* tls_protocols TLSv1.2 TLSv1.3; */
+static int
+cfg_set_tls_protocols(struct cfg_parser *p, const struct cfg_directive *d, char **args,
+                      size_t nargs, void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	char *why = NULL;
+
+	(void)p;
+	if (srv->tls_protocols != 0)
+		return cfg_duplicate(err, d);
+	if (tls_protocols_parse(args, nargs, &srv->tls_protocols, &why) == -1) {
+		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	return 0;
+}
+
+/* tls_session_cache off | N; */
+static int
+cfg_set_tls_session_cache(struct cfg_parser *p, const struct cfg_directive *d, char **args,
+                          size_t nargs, void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	uint64_t v;
+
+	(void)p, (void)nargs;
+	if (srv->tls_session_cache != CFG_UNSET)
+		return cfg_duplicate(err, d);
+	if (strcmp(args[0], "off") == 0)
+		v = 0;
+	else if (cfg_parse_uint(args[0], 10000000, &v) == -1 || v == 0)
+		return cfg_invalid(err, d, args[0], "a number of sessions, or \"off\"");
+	srv->tls_session_cache = (int)v;
+	return 0;
+}
+
+/* The TLS context of srv (when a listen has `tls`), from prev's same listener if any. */
+static int
+cfg_server_tls(struct cfg_parser *p, struct cfg_server *srv, char **err)
+{
+	const struct tls_server *prev = NULL;
+	struct tls_server_conf tc;
+	char *why = NULL;
+	int any = 0;
+
+	for (size_t i = 0; i < srv->nlistens; i++)
+		any |= srv->listens[i].tls;
+	if (!any) {
+		if (srv->ntls_certs > 0) {
+			*err = cfg_sprintf("\"tls_certificate\" without a \"listen ... tls\"");
+			return -1;
+		}
+		return 0;
+	}
+	if (srv->ntls_certs == 0) {
+		*err = cfg_sprintf("\"listen ... tls\" needs a \"tls_certificate\"");
+		return -1;
+	}
+	for (size_t i = 0; i < srv->ntls_certs; i++) {
+		if (srv->tls_certs[i].key_file == NULL) {
+			*err = cfg_sprintf("tls_certificate \"%s\" has no \"tls_certificate_key\"",
+			                   srv->tls_certs[i].cert_file);
+			return -1;
+		}
+	}
+	/* a reload continues the ticket keys of the server on the same address */
+	for (size_t i = 0; p->prev != NULL && prev == NULL && i < p->prev->nservers; i++) {
+		const struct cfg_server *ps = &p->prev->servers[i];
+
+		for (size_t j = 0; ps->tls != NULL && j < ps->nlistens; j++)
+			for (size_t k = 0; k < srv->nlistens; k++)
+				if (strcmp(ps->listens[j].addr.text, srv->listens[k].addr.text) ==
+				    0)
+					prev = ps->tls;
+	}
+	tls_server_conf_init(&tc);
+	tc.certs = srv->tls_certs;
+	tc.ncerts = srv->ntls_certs;
+	if (srv->tls_protocols != 0)
+		tc.protocols = srv->tls_protocols;
+	if (srv->tls_ciphers != NULL)
+		tc.ciphers = srv->tls_ciphers;
+	if (srv->tls_ciphersuites != NULL)
+		tc.ciphersuites = srv->tls_ciphersuites;
+	if (srv->tls_session_cache != CFG_UNSET)
+		tc.session_cache_size = (size_t)srv->tls_session_cache;
+	if (srv->tls_session_timeout_ms != CFG_UNSET_MS)
+		tc.session_timeout_s = (srv->tls_session_timeout_ms + 999) / 1000;
+	if (srv->tls_session_tickets != CFG_UNSET)
+		tc.tickets = srv->tls_session_tickets;
+	if ((srv->tls = tls_server_new(&tc, prev, &why)) == NULL) {
+		*err = why != NULL ? why : cfg_sprintf("out of memory");
+		return -1;
+	}
+	if (tls_server_note(srv->tls) != NULL)
+		log_notice("%s", tls_server_note(srv->tls));
+	return 0;
+}
+
 /* mode reverse | forward; */
 static int
 cfg_set_mode(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -2954,6 +3175,9 @@ cfg_server_init(struct cfg_server *srv)
 	srv->deny_private_destinations = CFG_UNSET;
 	srv->origin_keepalive = CFG_UNSET;
 	srv->anonymize = CFG_UNSET;
+	srv->tls_session_tickets = CFG_UNSET;
+	srv->tls_session_cache = CFG_UNSET;
+	srv->tls_session_timeout_ms = CFG_UNSET_MS;
 }
 
 #define CFG_MERGE(field, unset, def)                                                               \
@@ -3073,6 +3297,8 @@ cfg_block_server(struct cfg_parser *p, const struct cfg_directive *d, char **arg
 		}
 	}
 	cfg_server_merge(srv);
+	if (cfg_server_tls(p, srv, err) == -1)
+		return -1;
 	if (srv->acl != NULL) {
 		/* nothing matched: a forward proxy refuses, a reverse proxy serves */
 		srv->acl->default_allow = srv->mode != CFG_MODE_FORWARD;
@@ -3197,7 +3423,11 @@ cfg_free(struct cfg *cfg, int locks)
 		for (j = 0; j < up->npeers; j++) {
 			free(up->peers[j].name);
 			free(up->peers[j].host);
+			free(up->peers[j].tls_name);
 		}
+		for (j = 0; j < up->ntls_clients; j++)
+			tls_client_free(up->tls_clients[j]);
+		free(up->tls_clients);
 		while (up->dyn != NULL) {
 			struct cfg_dynaddr *next = up->dyn->next;
 
@@ -3233,6 +3463,15 @@ cfg_free(struct cfg *cfg, int locks)
 		acl_free(srv->acl);
 		free(srv->deny_page);
 		free(srv->ret_text);
+		tls_server_free(srv->tls);
+		for (size_t k = 0; k < srv->ntls_certs; k++) {
+			free((char *)(uintptr_t)srv->tls_certs[k].cert_file);
+			free((char *)(uintptr_t)srv->tls_certs[k].key_file);
+			free((char *)(uintptr_t)srv->tls_certs[k].ocsp_file);
+		}
+		free(srv->tls_certs);
+		free(srv->tls_ciphers);
+		free(srv->tls_ciphersuites);
 		for (size_t k = 0; k < srv->nadd_headers; k++) {
 			free(srv->add_headers[k].name);
 			free(srv->add_headers[k].value);
@@ -3341,12 +3580,19 @@ cfg_runtime_init(struct cfg_parser *p)
 struct cfg *
 cfg_load(const char *path, char **err)
 {
+	return cfg_load_next(path, NULL, err);
+}
+
+struct cfg *
+cfg_load_next(const char *path, const struct cfg *prev, char **err)
+{
 	struct cfg_parser p;
 	struct cfg *cfg;
 	char *reason = NULL;
 	size_t i;
 
 	memset(&p, 0, sizeof(p));
+	p.prev = prev;
 	if (err != NULL)
 		*err = NULL;
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)

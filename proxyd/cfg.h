@@ -40,6 +40,8 @@ struct cfg_peer {
 	struct cfg_addr addr;     /* static peers; a resolve slot's address is cur_addr's */
 	char *name;               /* as written in the config, e.g. "localhost:3001" */
 	char *host;               /* resolve: the name to look up (no port), else NULL */
+	struct tls_client *tls;   /* tls: the client context (cfg_upstream.tls_clients) */
+	char *tls_name;           /* tls: sni= or the host of the server line, verified */
 	uint16_t port;            /* resolve: the port of the server line */
 	unsigned slot;            /* resolve: 0 .. CFG_RESOLVE_SLOTS - 1 */
 	unsigned flags;           /* CFG_PEER_* */
@@ -153,6 +155,8 @@ struct cfg_upstream {
 	pthread_mutex_t lock;
 	atomic_int all_down;     /* every peer is marked down; logged on each change */
 	struct cfg_dynaddr *dyn; /* resolve: addresses handed out by discover.c (its thread) */
+	struct tls_client **tls_clients; /* owned: one per `server ... tls` line */
+	size_t ntls_clients;
 };
 
 /* An address a resolve slot used; freed with the generation or once long retired. */
@@ -181,6 +185,7 @@ cfg_peer_addr(const struct cfg_peer *p)
 struct cfg_listen {
 	struct cfg_addr addr;
 	int backlog; /* backlog=, default 511 */
+	int tls;     /* tls: TLS is terminated here (the server's tls_* directives) */
 	const char *file;
 	int line;
 };
@@ -229,6 +234,9 @@ struct auth_db;
 struct auth_cache;
 struct acl;
 struct rules_ctx;
+struct tls_server;
+struct tls_client;
+struct tls_cert_conf;
 
 struct cfg_server {
 	struct cfg_listen *listens;
@@ -247,13 +255,22 @@ struct cfg_server {
 	int anonymize;                   /* forward: enum anon_mode, default standard */
 	char **anon_allow;               /* anonymize_allow names */
 	size_t nanon_allow;
-	char *anon_user_agent;         /* anonymize_user_agent, NULL: none */
-	struct anon_policy *anon;      /* built from the three above (forward mode) */
-	char *auth_realm;              /* auth basic: NULL when off */
-	struct auth_db *auth_db;       /* the users file, read at load */
-	struct auth_cache *auth_cache; /* recent successful verifications */
-	struct acl *acl;               /* allow/deny lines in order; NULL when none */
-	char *deny_page;               /* deny_page contents (applied to acl at load) */
+	char *anon_user_agent;           /* anonymize_user_agent, NULL: none */
+	struct anon_policy *anon;        /* built from the three above (forward mode) */
+	char *auth_realm;                /* auth basic: NULL when off */
+	struct auth_db *auth_db;         /* the users file, read at load */
+	struct auth_cache *auth_cache;   /* recent successful verifications */
+	struct acl *acl;                 /* allow/deny lines in order; NULL when none */
+	struct tls_cert_conf *tls_certs; /* tls_certificate / _key / tls_ocsp_response */
+	size_t ntls_certs;
+	unsigned tls_protocols;          /* tls_protocols, TLS_PROTO_* (0: unset) */
+	char *tls_ciphers;               /* tls_ciphers */
+	char *tls_ciphersuites;          /* tls_ciphersuites */
+	int tls_session_tickets;         /* tls_session_tickets on|off, default on */
+	int tls_session_cache;           /* tls_session_cache N|off, sessions, default 20480 */
+	uint32_t tls_session_timeout_ms; /* tls_session_timeout, default 10m */
+	struct tls_server *tls;          /* built at load when a listen has `tls` */
+	char *deny_page;                 /* deny_page contents (applied to acl at load) */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
 	uint32_t proxy_read_timeout_ms;    /* default 60s */
@@ -315,6 +332,11 @@ struct cfg {
 
 /* Load and validate a configuration. Returns a generation with one reference, or NULL. */
 struct cfg *cfg_load(const char *path, char **err);
+/*
+ * The same for a reload: prev (the running generation, may be NULL) lends what must
+ * survive it, such as TLS ticket keys and keys no longer readable after the privilege drop.
+ */
+struct cfg *cfg_load_next(const char *path, const struct cfg *prev, char **err);
 void cfg_ref(struct cfg *cfg);
 void cfg_unref(struct cfg *cfg);
 

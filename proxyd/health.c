@@ -9,9 +9,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "health.h"
+#include "tls.h"
 #include "http.h"
 #include "log.h"
 #include "upstream.h"
@@ -155,7 +157,19 @@ health_tickcb(evutil_socket_t fd, short what, void *arg)
 	const struct cfg_addr *pa = cfg_peer_addr(hp->p);
 	if (pa == NULL)
 		return; /* a resolve slot without an address: nothing to check */
-	hp->bev = bufferevent_socket_new(hp->h->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (hp->p->tls != NULL) {
+		/* a TLS server is checked over TLS, verified as requests are */
+		SSL *ssl = tls_client_ssl(hp->p->tls, hp->p->tls_name, pa->text);
+
+		hp->bev = ssl == NULL ? NULL
+		                      : bufferevent_openssl_socket_new(hp->h->base, -1, ssl,
+		                                                       BUFFEREVENT_SSL_CONNECTING,
+		                                                       BEV_OPT_CLOSE_ON_FREE);
+		if (hp->bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(hp->bev, 1);
+	} else {
+		hp->bev = bufferevent_socket_new(hp->h->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (hp->bev == NULL) {
 		health_done(hp, 0, "out of memory");
 		return;

@@ -67,7 +67,7 @@ static void
 reload(void)
 {
 	char *err = NULL;
-	struct cfg *cfg = cfg_load(conf_path, &err);
+	struct cfg *cfg = cfg_load_next(conf_path, current, &err);
 
 	if (cfg == NULL) {
 		log_warnx("reload failed, keeping the running configuration: %s",

@@ -28,6 +28,7 @@
 #include "netpolicy.h"
 #include "resolve.h"
 #include "session.h"
+#include "tls.h"
 #include "tunnel.h"
 
 #define SESSION_MAGIC 0x5e5510e5u
@@ -127,13 +128,16 @@ struct session {
 	const char *perr;
 	char perr_hop[RESOLVE_NAME_MAX + 8]; /* an address, or a forward origin's name */
 	int retry_after;                     /* seconds, for a 503; 0: none */
-	char *logreq;          /* "request-line\0referer\0user-agent\0", for the access log */
-	struct fwd *fwd;       /* forward mode */
-	char user[64];         /* forward mode: the authenticated user, for the access log */
-	char *challenge;       /* a 407's Proxy-Authenticate value (malloc'd), or NULL */
-	char *custom_body;     /* the body session_error() sends instead of its own (a deny page) */
-	int upgrade;           /* the request asks for a WebSocket upgrade (passed upstream) */
-	struct tunnel *tunnel; /* S_TUNNEL: CONNECT or an upgraded connection */
+	char *logreq;      /* "request-line\0referer\0user-agent\0", for the access log */
+	struct fwd *fwd;   /* forward mode */
+	char user[64];     /* forward mode: the authenticated user, for the access log */
+	char *challenge;   /* a 407's Proxy-Authenticate value (malloc'd), or NULL */
+	char *custom_body; /* the body session_error() sends instead of its own (a deny page) */
+	int upgrade;       /* the request asks for a WebSocket upgrade (passed upstream) */
+	int tls;           /* the client connection is TLS (listen ... tls) */
+	int tls_failed;    /* it ended in a TLS error: no quiet close */
+	struct tls_client *up_tls; /* TLS to the current upstream connection, or NULL */
+	struct tunnel *tunnel;     /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
 };
 
@@ -569,7 +573,7 @@ session_release_upstream(struct session *s, int reusable)
 	if (reusable && !s->up_connecting &&
 	    evbuffer_get_length(bufferevent_get_input(s->ubev)) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(s->ubev)) == 0)
-		up_pool_put(&s->env->pool, s->ubev, s->srv->upstream, &s->up_addr,
+		up_pool_put(&s->env->pool, s->ubev, s->srv->upstream, &s->up_addr, s->up_tls,
 		            s->up_requests + 1);
 	else
 		bufferevent_free(s->ubev);
@@ -596,8 +600,11 @@ session_close(struct session *s, const char *why)
 		free(s->fwd->acl_head);
 		free(s->fwd);
 	}
-	if (s->cbev != NULL)
+	if (s->cbev != NULL) {
+		if (s->tls && !s->tls_failed)
+			tls_ssl_quiet_close(bufferevent_openssl_get_ssl(s->cbev));
 		bufferevent_free(s->cbev);
+	}
 	event_free(s->timer);
 	if (s->req_head)
 		evbuffer_free(s->req_head);
@@ -914,7 +921,9 @@ session_build_request(struct session *s, const struct http_msg *msg)
 		evbuffer_add(b, "\r\n", 2);
 	}
 	if (srv->x_forwarded_proto)
-		evbuffer_add(b, "X-Forwarded-Proto: http\r\n", 25);
+		evbuffer_add(
+		        b, s->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n",
+		        s->tls ? 26 : 25);
 	if (srv->x_forwarded_host && host.len > 0) {
 		evbuffer_add(b, "X-Forwarded-Host: ", 18);
 		evbuffer_add(b, host.p, host.len);
@@ -1009,7 +1018,7 @@ session_expand(const struct session *s, const struct http_msg *msg, const char *
 				evbuffer_add(out, msg->target.p, msg->target.len);
 			t += 12;
 		} else if (strncmp(t, "$scheme", 7) == 0) {
-			evbuffer_add(out, "http", 4);
+			evbuffer_add(out, s->tls ? "https" : "http", s->tls ? 5 : 4);
 			t += 7;
 		} else if (strncmp(t, "$remote_addr", 12) == 0) {
 			evbuffer_add(out, s->client, strlen(s->client));
@@ -1257,6 +1266,13 @@ client_writecb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The next OpenSSL error of a TLS bufferevent (tls_errors_string()). */
+static unsigned long
+session_ssl_error(void *arg)
+{
+	return bufferevent_get_openssl_error(arg);
+}
+
 static void
 client_eventcb(struct bufferevent *bev, short what, void *arg)
 {
@@ -1264,6 +1280,8 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 
 	SESSION_CHECK(s);
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* a TLS handshake completed: the request head is next */
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && s->state == S_UPSTREAM && !s->req.done) {
 			session_error(s, 408, "client timed out sending the request body");
@@ -1299,6 +1317,19 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 		session_close(s, s->state == S_HEAD ? "client closed keep-alive connection"
 		                                    : "client closed");
 		return;
+	}
+	if (s->tls) {
+		char why[256];
+
+		s->tls_failed = 1;
+		if (s->nreq == 0 && s->state == S_HEAD &&
+		    tls_errors_string(why, sizeof(why), session_ssl_error, s->cbev) != NULL) {
+			/* a failed handshake costs one line at info, nothing more */
+			log_info("*%" PRIu64 " client %s: TLS handshake failed: %s", s->id,
+			         s->client, why);
+			session_close(s, "TLS handshake failed");
+			return;
+		}
 	}
 	session_close(s, "client connection error");
 }
@@ -1351,6 +1382,8 @@ session_upstream_ready(struct session *s)
 		session_tunnel_start(s);
 		return;
 	}
+	if (s->up_connecting && s->up_tls != NULL)
+		tls_client_session_done(s->up_tls, bufferevent_openssl_get_ssl(s->ubev));
 	if (s->up_connecting) {
 		/* a new connection; a pooled one keeps what its first session set */
 		int one = 1;
@@ -1397,14 +1430,27 @@ session_connect_addr(struct session *s, int pooled)
 	struct bufferevent *bev;
 	int reqs = 0;
 
-	if (pooled && (bev = up_pool_get(&s->env->pool, &s->up_addr, &reqs)) != NULL) {
+	s->up_tls = s->peer != NULL ? s->peer->tls : NULL;
+	if (pooled && (bev = up_pool_get(&s->env->pool, &s->up_addr, s->up_tls, &reqs)) != NULL) {
 		s->ubev = bev;
 		s->up_reused = 1;
 		s->up_requests = reqs;
 		session_upstream_ready(s);
 		return 0;
 	}
-	bev = bufferevent_socket_new(s->env->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (s->up_tls != NULL) {
+		/* TLS to the upstream: SNI and the verified name are the server line's */
+		SSL *ssl = tls_client_ssl(s->up_tls, s->peer->tls_name, s->up_addr.text);
+
+		bev = ssl == NULL ? NULL
+		                  : bufferevent_openssl_socket_new(s->env->base, -1, ssl,
+		                                                   BUFFEREVENT_SSL_CONNECTING,
+		                                                   BEV_OPT_CLOSE_ON_FREE);
+		if (bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else {
+		bev = bufferevent_socket_new(s->env->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (bev == NULL) {
 		session_error(s, 500, "out of memory");
 		return -2;
@@ -1611,6 +1657,12 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 		session_error(s, r == -2 ? 400 : 500,
 		              r == -2 ? "bad percent-encoding in the path" : "out of memory");
 		return 1;
+	}
+	if (s->tls && msg->form != HTTP_TARGET_ABSOLUTE && msg->method != HTTP_M_CONNECT) {
+		ss->subj.scheme = "https"; /* a TLS listener's requests */
+		ss->subj.scheme_len = 5;
+		if (msg->port == 0)
+			ss->subj.port = 443;
 	}
 	if (dst != NULL)
 		rules_ip_from_sockaddr(dst, &ss->subj.dst);
@@ -2076,6 +2128,24 @@ session_upstream_failed(struct session *s, int timeout, int err, const char *why
 		s->perr = "connection_terminated";
 	if (s->peer != NULL)
 		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->up_addr.text);
+	char tlswhy[300];
+	if (connecting && !timeout && s->up_tls != NULL && s->ubev != NULL) {
+		/* the TCP connection may be up and the TLS handshake what failed */
+		SSL *ssl = bufferevent_openssl_get_ssl(s->ubev);
+		const char *v = ssl != NULL ? tls_verify_error(ssl) : NULL;
+		char e[256];
+
+		if (v != NULL) {
+			snprintf(tlswhy, sizeof(tlswhy), "TLS certificate verification failed: %s",
+			         v);
+			s->perr = "tls_certificate_error";
+			why = tlswhy;
+		} else if (tls_errors_string(e, sizeof(e), session_ssl_error, s->ubev) != NULL) {
+			snprintf(tlswhy, sizeof(tlswhy), "TLS handshake failed: %s", e);
+			s->perr = "tls_protocol_error";
+			why = tlswhy;
+		}
+	}
 
 	log_warnx("*%" PRIu64 " client %s: %s %s: %s%s", s->id, s->client,
 	          s->fwd ? "origin" : "upstream", s->peer || s->fwd ? s->up_addr.text : "-", why,
@@ -2512,7 +2582,7 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 
 void
 session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_t salen,
-            struct cfg *cfg, const struct cfg_server *srv)
+            struct cfg *cfg, const struct cfg_server *srv, int tls)
 {
 	struct session *s;
 	int one = 1;
@@ -2536,12 +2606,27 @@ session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_
 		snprintf(s->client, sizeof(s->client), "unix");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-	s->cbev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls && srv->tls != NULL) {
+		/* the handshake runs inside the event loop, before the first read callback */
+		SSL *ssl = tls_server_ssl(srv->tls);
+
+		s->tls = 1;
+		s->cbev = ssl == NULL ? NULL
+		                      : bufferevent_openssl_socket_new(env->base, fd, ssl,
+		                                                       BUFFEREVENT_SSL_ACCEPTING,
+		                                                       BEV_OPT_CLOSE_ON_FREE);
+		if (s->cbev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(s->cbev, 1);
+		else if (ssl != NULL)
+			fd = -1; /* the failed bufferevent closed it */
+	} else {
+		s->cbev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	s->timer = evtimer_new(env->base, session_timercb, s);
 	if (s->cbev == NULL || s->timer == NULL) {
 		if (s->cbev)
 			bufferevent_free(s->cbev);
-		else
+		else if (fd != -1)
 			close(fd);
 		if (s->timer)
 			event_free(s->timer);

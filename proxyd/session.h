@@ -68,9 +68,9 @@ struct evbuffer;
 int session_explain_head(const struct cfg_server *srv, const struct http_msg *msg,
                          const char *client, struct evbuffer *out);
 
-/* Start a session on an accepted, non-blocking socket fd. */
+/* Start a session on an accepted, non-blocking socket fd; tls: a `listen ... tls` socket. */
 void session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_t salen,
-                 struct cfg *cfg, const struct cfg_server *srv);
+                 struct cfg *cfg, const struct cfg_server *srv, int tls);
 /* Graceful shutdown: close idle sessions now, the rest after their current response. */
 void session_env_drain(struct session_env *env);
 /* Close every session at once (grace period over). */

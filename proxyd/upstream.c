@@ -689,12 +689,12 @@ up_addr_eq(const struct cfg_addr *a, const struct cfg_addr *b)
 }
 
 struct bufferevent *
-up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, int *requests)
+up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, const void *tls, int *requests)
 {
 	struct up_idle *c;
 
 	TAILQ_FOREACH (c, &pool->idle, link) {
-		if (!up_addr_eq(&c->addr, addr))
+		if (!up_addr_eq(&c->addr, addr) || c->tls != tls)
 			continue;
 		struct bufferevent *bev = c->bev;
 
@@ -725,7 +725,7 @@ up_idle_eventcb(struct bufferevent *bev, short what, void *arg)
 
 void
 up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upstream *u,
-            const struct cfg_addr *addr, int requests)
+            const struct cfg_addr *addr, const void *tls, int requests)
 {
 	struct up_idle *c, *oldest = NULL;
 	int n = 0;
@@ -755,6 +755,7 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 	c->pool = pool;
 	c->bev = bev;
 	c->addr = *addr;
+	c->tls = tls;
 	if (c->u != u) {
 		c->u = u;
 		snprintf(c->upstream, sizeof(c->upstream), "%s", u->name);

@@ -113,6 +113,7 @@ struct up_idle {
 	struct up_pool *pool;
 	struct bufferevent *bev;
 	struct cfg_addr addr;
+	const void *tls;              /* the TLS client context of the connection, or NULL */
 	const struct cfg_upstream *u; /* fast path of the per-upstream cap; may be stale */
 	char upstream[64];            /* upstream name, for the per-upstream cap */
 	int requests;                 /* requests already served on this connection */
@@ -129,16 +130,19 @@ void up_pool_init(struct up_pool *pool);
 /* Close every idle connection. */
 void up_pool_clear(struct up_pool *pool);
 /*
- * Take an idle connection to addr. Returns its bufferevent (callbacks cleared, reading
- * still enabled) and sets *requests, or NULL when none is idle.
+ * Take an idle connection to addr, made with the TLS client context tls (NULL: plain TCP;
+ * a TLS connection never serves a plain request, nor the other way round). Returns its
+ * bufferevent (callbacks cleared, reading still enabled) and sets *requests, or NULL when
+ * none is idle.
  */
-struct bufferevent *up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, int *requests);
+struct bufferevent *up_pool_get(struct up_pool *pool, const struct cfg_addr *addr, const void *tls,
+                                int *requests);
 /*
  * Park a connection that finished a response cleanly. The pool owns bev from here on; it
  * is closed when the peer closes it, after timeout_ms, or when the upstream already has
  * `keepalive` idle connections in this worker (the oldest goes).
  */
 void up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upstream *u,
-                 const struct cfg_addr *addr, int requests);
+                 const struct cfg_addr *addr, const void *tls, int requests);
 
 #endif /* PROXYD_UPSTREAM_H */

@@ -36,6 +36,7 @@ struct wlistener {
 	struct evconnlistener *lev;   /* NULL until the worker adopts the socket */
 	int fd;                       /* bound socket waiting for adoption, or -1 */
 	const struct cfg_server *srv; /* in w->cfg */
+	int tls;                      /* the listen has `tls` */
 };
 
 /* What the main thread hands a worker: a generation and its listeners. */
@@ -143,12 +144,17 @@ fail:
 }
 
 static const struct cfg_server *
-cfg_server_for(const struct cfg *cfg, const char *key)
+cfg_server_for(const struct cfg *cfg, const char *key, int *tls)
 {
-	for (size_t i = 0; i < cfg->nservers; i++)
-		for (size_t j = 0; j < cfg->servers[i].nlistens; j++)
-			if (strcmp(cfg->servers[i].listens[j].addr.text, key) == 0)
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		for (size_t j = 0; j < cfg->servers[i].nlistens; j++) {
+			if (strcmp(cfg->servers[i].listens[j].addr.text, key) == 0) {
+				*tls = cfg->servers[i].listens[j].tls;
 				return &cfg->servers[i];
+			}
+		}
+	}
+	*tls = 0;
 	return NULL;
 }
 
@@ -193,7 +199,7 @@ wmsg_free(struct wmsg *m)
  * listens on are reused (marked fd -1, adopted by key in the worker), new ones are bound
  * here so that a failure rejects the whole generation before any worker sees it.
  */
-static const struct cfg_server *cfg_server_for(const struct cfg *cfg, const char *key);
+static const struct cfg_server *cfg_server_for(const struct cfg *cfg, const char *key, int *tls);
 
 static struct wmsg *
 wmsg_build(struct worker *w, struct cfg *cfg, char **err)
@@ -231,7 +237,9 @@ wmsg_build(struct worker *w, struct cfg *cfg, char **err)
 			wl->w = w;
 			wl->fd = -1;
 			snprintf(wl->key, sizeof(wl->key), "%s", l->addr.text);
-			if (posted != NULL && cfg_server_for(posted, wl->key) != NULL)
+			int tls_unused;
+
+			if (posted != NULL && cfg_server_for(posted, wl->key, &tls_unused) != NULL)
 				continue; /* the worker keeps its socket */
 			if (w->id == 0 && listen_probe(l, err) == -1)
 				goto fail;
@@ -338,7 +346,7 @@ worker_apply(struct worker *w, struct wmsg *m)
 			continue;
 		}
 		evconnlistener_set_error_cb(wl->lev, worker_accept_errorcb);
-		wl->srv = cfg_server_for(m->cfg, wl->key);
+		wl->srv = cfg_server_for(m->cfg, wl->key, &wl->tls);
 		if (w->paused)
 			evconnlistener_disable(wl->lev);
 	}
@@ -383,7 +391,7 @@ worker_acceptcb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
 		close(fd);
 		return;
 	}
-	session_new(&w->env, fd, sa, (socklen_t)salen, w->cfg, wl->srv);
+	session_new(&w->env, fd, sa, (socklen_t)salen, w->cfg, wl->srv, wl->tls);
 	if (w->env.nsessions >= (unsigned)w->cfg->worker_connections) {
 		log_warnx("worker %d: %d worker_connections are not enough", w->id,
 		          w->cfg->worker_connections);

@@ -314,3 +314,15 @@ dns_query() { "$DNSD" -q "$2" "$3" 127.0.0.1 "$1"; }
 dns_count() {
 	grep -c "^query $2 ${3:-[A-Z0-9]*} -> " "$T/dnsd-$1.err"
 }
+
+# free_ports N: N distinct free ports (below the ephemeral range), space-separated.
+free_ports() {
+	local got="" p n=0
+	while [ "$n" -lt "$1" ]; do
+		p=$(free_port_static)
+		case " $got " in *" $p "*) continue ;; esac
+		got="$got $p"
+		n=$((n + 1))
+	done
+	echo $got
+}

@@ -1075,6 +1075,8 @@ static const struct {
         {UP SRV "user\n proxyd", 4,
          "unexpected end of file, missing \";\" after \"user\" directive"},
         {UP "server {\n listen 8080\n proxy_pass u;\n}\n", 3,
+         "invalid value \"proxy_pass\" in \"listen\" directive: unknown parameter"},
+        {UP "server {\n listen 8080\n proxy_pass u\n tls;\n}\n", 3,
          "invalid number of arguments in \"listen\" directive"},
         {UP SRV "user \"proxyd;\n\n", 3, "unterminated string"},
         {UP SRV "user 'proxyd\\';\n", 3, "unterminated string"},
@@ -1125,6 +1127,9 @@ static const struct {
          "invalid number of arguments in \"server\" directive"},
         {"upstream u {\n server 127.0.0.1:1 weight=1 max_fails=1 fail_timeout=1s max_conns=1 "
          "slow_start=1s down backup x;\n}\n" SRV,
+         2, "invalid value \"x\" in \"server\" directive: unknown parameter"},
+        {"upstream u {\n server 127.0.0.1:1 weight=1 max_fails=1 fail_timeout=1s max_conns=1 "
+         "slow_start=1s down backup tls verify=on sni=a ca=b x;\n}\n" SRV,
          2, "invalid number of arguments in \"server\" directive"},
         {"upstream u {\n server 127.0.0.1:1;\n balance;\n}\n" SRV, 3,
          "invalid number of arguments in \"balance\" directive"},
@@ -1144,6 +1149,8 @@ static const struct {
          "invalid number of arguments in \"keepalive_requests\" directive"},
         {UP "server {\n listen;\n}\n", 3, "invalid number of arguments in \"listen\" directive"},
         {UP "server {\n listen 1 backlog=1 x;\n}\n", 3,
+         "invalid value \"x\" in \"listen\" directive: unknown parameter"},
+        {UP "server {\n listen 1 backlog=1 tls x;\n}\n", 3,
          "invalid number of arguments in \"listen\" directive"},
         {UP "server {\n proxy_pass;\n}\n", 3,
          "invalid number of arguments in \"proxy_pass\" directive"},
