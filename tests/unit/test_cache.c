@@ -655,7 +655,7 @@ store_check(struct cache_store *s, const char *url, const char *req, uint64_t bo
 	struct hl rq;
 	unsigned char buf[1000];
 	uint64_t off = 0;
-	int rc;
+	int rc, bad = 0;
 
 	hl_parse(&rq, req);
 	cache_key_make(&k, "HEAD", 4, url, strlen(url)); /* a GET entry answers HEAD */
@@ -674,8 +674,10 @@ store_check(struct cache_store *s, const char *url, const char *req, uint64_t bo
 		}
 		if (n == 0)
 			break;
+		/* one check per read: Check records every assertion that passes */
 		for (ssize_t i = 0; i < n; i++)
-			ck_assert_uint_eq(buf[i], body_byte(url, off + (uint64_t)i));
+			bad += buf[i] != body_byte(url, off + (uint64_t)i);
+		ck_assert_int_eq(bad, 0);
 		off += (uint64_t)n;
 	}
 	ck_assert_uint_eq(off, body_len);
@@ -725,8 +727,11 @@ START_TEST(test_store_roundtrip)
 		unsigned char b[2500];
 
 		ck_assert_int_eq(cache_read(s, m, 999, b, sizeof(b)), 2500);
+		int bad = 0;
+
 		for (int i = 0; i < 2500; i++)
-			ck_assert_uint_eq(b[i], body_byte("http://a/x", 999 + (uint64_t)i));
+			bad += b[i] != body_byte("http://a/x", 999 + (uint64_t)i);
+		ck_assert_int_eq(bad, 0);
 		ck_assert_int_eq(cache_read(s, m, 10120, b, sizeof(b)), 3);
 		ck_assert_int_eq(cache_read(s, m, 10123, b, sizeof(b)), 0);
 	}
