@@ -1909,7 +1909,8 @@ cache_verify(struct cache_store *s, void (*report)(void *arg, const char *msg), 
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
 		goto fail;
-	qsort(ids, nids, sizeof(*ids), cmp_u64);
+	if (nids > 0)
+		qsort(ids, nids, sizeof(*ids), cmp_u64);
 	if (mdb_cursor_open(txn, s->chunk, &c) != 0)
 		goto fail;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;) {

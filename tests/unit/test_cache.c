@@ -827,6 +827,48 @@ START_TEST(test_store_abort)
 }
 END_TEST
 
+START_TEST(test_store_queue_full)
+{
+	/* a queue smaller than one chunk: every chunk is refused, never waited for */
+	struct cache_store_params p;
+	struct cache_store *s;
+	struct cache_stats st;
+	struct cache_object o;
+	struct cache_key k;
+	struct cache_put *put;
+	static unsigned char buf[5000];
+
+	memset(&p, 0, sizeof(p));
+	p.path = unit_tmpdir;
+	p.chunk_size = 4096;
+	p.queue_max = 1000;
+	p.flags = CACHE_F_NOSYNC;
+	ck_assert_ptr_nonnull(s = cache_store_open(&p, NULL));
+	memset(&o, 0, sizeof(o));
+	o.url = "http://a/q";
+	o.url_len = 10;
+	o.status = 200;
+	o.expected_len = -1;
+	cache_key_make(&k, "GET", 3, o.url, o.url_len);
+	ck_assert_ptr_nonnull(put = cache_put_begin(s, &k, &o));
+	ck_assert_int_eq(cache_put_write(put, buf, 100), 0); /* still in the handle */
+	ck_assert_int_eq(cache_put_write(put, buf, sizeof(buf)), -1);
+	ck_assert_int_eq(cache_put_write(put, buf, 1), -1);
+	ck_assert_int_eq(cache_put_commit(put), -1);
+	/* a small object is one chunk at commit: refused as well */
+	ck_assert_ptr_nonnull(put = cache_put_begin(s, &k, &o));
+	ck_assert_int_eq(cache_put_write(put, buf, 2000), 0);
+	ck_assert_int_eq(cache_put_commit(put), -1);
+	cache_store_flush(s);
+	ck_assert_int_eq(store_check(s, "http://a/q", "", 0), 0);
+	ck_assert_int_eq(cache_stats(s, &st), 0);
+	ck_assert_uint_eq(st.dropped, 2);
+	ck_assert_uint_eq(st.entries, 0);
+	ck_assert_int_eq(cache_verify(s, report_stderr, NULL), 0);
+	cache_store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_vary)
 {
 	struct cache_store *s = store_open(64 << 20, 0, 1000);
@@ -1208,6 +1250,7 @@ cache_suite(void)
 	tcase_set_timeout(ts, 120);
 	tcase_add_test(ts, test_store_roundtrip);
 	tcase_add_test(ts, test_store_abort);
+	tcase_add_test(ts, test_store_queue_full);
 	tcase_add_test(ts, test_store_vary);
 	tcase_add_test(ts, test_store_purge);
 	tcase_add_test(ts, test_store_eviction);
