@@ -1268,13 +1268,18 @@ run_batch(struct cache_store *s, struct op *ops, int degraded)
 	return 0;
 }
 
-/* MDB_MAP_FULL: make room in a transaction of its own (a quarter of the bytes). */
+/*
+ * MDB_MAP_FULL: free the reader slots of dead processes (their snapshots pin pages), then
+ * make room in a transaction of its own (a quarter of the bytes).
+ */
 static void
 evict_for_space(struct cache_store *s)
 {
 	MDB_txn *txn;
 	struct acct a;
+	int dead;
 
+	mdb_reader_check(s->env, &dead);
 	if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
 		return;
 	if (acct_load(s, txn, &a) == 0 && evict(s, txn, &a, a.bytes - a.bytes / 4, 1) == 0 &&
@@ -1284,9 +1289,12 @@ evict_for_space(struct cache_store *s)
 		mdb_txn_abort(txn);
 }
 
-/* Remove chunks that crashed processes left behind (the pending table). */
-static void
-clean_pending(struct cache_store *s)
+/*
+ * Remove chunks that crashed processes left behind (the pending table), 256 ids per
+ * transaction. Returns 1 when there may be more.
+ */
+static int
+clean_pending_some(struct cache_store *s)
 {
 	MDB_txn *txn;
 	MDB_cursor *c;
@@ -1297,7 +1305,7 @@ clean_pending(struct cache_store *s)
 	int rc;
 
 	if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
-		return;
+		return 0;
 	if (mdb_cursor_open(txn, s->pending, &c) == 0) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
 		while (rc == 0 && n < 256) {
@@ -1316,9 +1324,17 @@ clean_pending(struct cache_store *s)
 	if (rc == 0)
 		rc = acct_store(s, txn, &a);
 	if (rc == 0)
-		mdb_txn_commit(txn);
+		rc = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
+	return rc == 0 && n == 256;
+}
+
+static void
+clean_pending(struct cache_store *s)
+{
+	while (clean_pending_some(s))
+		;
 }
 
 static void
