@@ -1058,7 +1058,7 @@ url_scan(struct cache_store *s, MDB_txn *txn, const char *p, size_t len, int exa
 		if (ulen < plen || memcmp(kb, p, plen) != 0)
 			break;
 		if (exact && ulen != plen)
-			continue;
+			break; /* the NUL after the URL sorts its records before longer URLs */
 		{ /* an index record without its entry: remove it, or it would come back */
 			MDB_val mk = {CACHE_KEY_LEN, (void *)(uintptr_t)(kb + ulen + 1)}, mv;
 
