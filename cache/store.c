@@ -1903,6 +1903,7 @@ cache_verify(struct cache_store *s, void (*report)(void *arg, const char *msg), 
 				if (i < nchunks) {
 					problem(&n, report, arg, "%s %.*s: chunk %llu missing", h,
 					        (int)m.url_len, m.url, (unsigned long long)i);
+					sum = m.body_len; /* one problem per entry */
 					break;
 				}
 				continue;

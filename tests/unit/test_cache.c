@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <lmdb.h>
 
 #include "policy.h"
 #include "store.h"
@@ -1147,6 +1148,73 @@ START_TEST(test_store_threads)
 }
 END_TEST
 
+static int tool(char *out, size_t cap, const char *args);
+
+static void
+count_problem(void *arg, const char *msg)
+{
+	(void)msg;
+	(*(int *)arg)++;
+}
+
+/* Remove chunk (id, index) behind the store's back, with LMDB directly. */
+static void
+lmdb_del_chunk(uint64_t id, uint32_t index)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	unsigned char kb[12];
+	MDB_val k = {12, kb};
+
+	for (int i = 0; i < 8; i++)
+		kb[i] = (unsigned char)(id >> (56 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		kb[8 + i] = (unsigned char)(index >> (24 - 8 * i));
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, unit_tmpdir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "chunk", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+START_TEST(test_store_verify)
+{
+	struct cache_store *s = store_open(64 << 20, 0, 1000);
+	struct cache_key k;
+	struct cache_meta *m;
+	uint64_t id;
+	int problems = 0;
+
+	ck_assert_int_eq(store_put(s, "http://a/1", "", "", 3500), 0);
+	ck_assert_int_eq(store_put(s, "http://a/2", "", "", 10), 0);
+	cache_store_flush(s);
+	cache_key_make(&k, "GET", 3, "http://a/1", 10);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m), 1);
+	id = m->id;
+	cache_meta_free(m);
+	cache_store_close(s);
+	lmdb_del_chunk(id, 2);
+	s = store_open(64 << 20, 0, 1000);
+	ck_assert_int_eq(cache_verify(s, count_problem, &problems), 1);
+	ck_assert_int_eq(problems, 1);
+	if (getenv("PROXYD_CACHE") != NULL) {
+		char out[4096];
+
+		ck_assert_int_eq(tool(out, sizeof(out), "verify"), 1);
+		ck_assert_ptr_nonnull(strstr(out, "http://a/1: chunk 2 missing\n1 problems\n"));
+	}
+	ck_assert_int_eq(store_check(s, "http://a/1", "", 3500), -1); /* the read notices */
+	ck_assert_int_eq(store_check(s, "http://a/2", "", 10), 1);
+	ck_assert_int_eq(cache_purge_url(s, "http://a/1", 10, NULL), 1);
+	ck_assert_int_eq(cache_verify(s, report_stderr, NULL), 0);
+	cache_store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_open_errors)
 {
 	struct cache_store_params p;
@@ -1257,6 +1325,7 @@ cache_suite(void)
 	tcase_add_test(ts, test_store_tiny_map);
 	tcase_add_test(ts, test_store_crash);
 	tcase_add_test(ts, test_store_threads);
+	tcase_add_test(ts, test_store_verify);
 	tcase_add_test(ts, test_store_open_errors);
 	tcase_add_test(ts, test_tool);
 	suite_add_tcase(s, ts);
