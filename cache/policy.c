@@ -258,9 +258,11 @@ cache_http_date(const char *s, size_t len)
 		if (len < 24 || s[3] != ' ' || month(s, len, &pos, &tm.tm_mon) == -1 ||
 		    lit(s, len, &pos, " ") == -1)
 			return -1;
-		if (s[pos] == ' ')
-			pos++, tm.tm_mday = s[pos++] - '0';
-		else if (num(s, len, &pos, 2, &tm.tm_mday) == -1)
+		if (s[pos] == ' ') {
+			pos++;
+			if (num(s, len, &pos, 1, &tm.tm_mday) == -1)
+				return -1;
+		} else if (num(s, len, &pos, 2, &tm.tm_mday) == -1)
 			return -1;
 		if (lit(s, len, &pos, " ") == -1 || hms(s, len, &pos, &tm) == -1 ||
 		    lit(s, len, &pos, " ") == -1 || num(s, len, &pos, 4, &tm.tm_year) == -1 ||

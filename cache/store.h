@@ -19,7 +19,20 @@
  * - Purges (cache_purge_*) run their own short write transaction in the calling thread:
  *   for the admin tool and admin endpoints, not for request paths.
  * - Everything is thread-safe except the handles: a cache_put belongs to one thread, a
- *   cache_meta is immutable and owned by whoever got it.
+ *   cache_meta is immutable and owned by whoever got it. Every put must be ended
+ *   (commit or abort) before cache_store_close(). A batch is whatever is queued when the
+ *   writer wakes: under load batches grow by themselves, idle puts commit at once.
+ * - One daemon process writes a given directory; proxyd-cache may work beside it.
+ *
+ * Use by the daemon, per request (URL normalized with rules_url_normalize()):
+ *   cache_key_make(&k, method, url); cache_get(s, &k, req headers, &m)
+ *   hit:   cache_policy_use(&m->fresh, req, now, &age) -> serve (cache_meta_headers(),
+ *          Age), or revalidate (cache_policy_validators(); on 304 cache_policy_merge_304()
+ *          and cache_update()); body by cache_read() in pieces, -1 = entry gone: close
+ *   miss:  cache_policy_storable() -> cache_policy_freshness() -> cache_put_begin(), then
+ *          cache_put_write() as the body streams to the client, cache_put_commit() at
+ *          its end, cache_put_abort() if the upstream fails
+ *   unsafe method answered 2xx/3xx: cache_policy_invalidations() -> cache_invalidate_url()
  *
  * Eviction (also in doc/HACKING.md, "Design decisions"): CLOCK over insertion order. The
  * `lru` table orders entries by a sequence number given when they were stored. A hit sets
@@ -74,7 +87,6 @@ struct cache_store_params {
 	uint64_t map_size;        /* 0: max_size * 3 / 2 + 64 MiB; existing larger maps win */
 	size_t queue_max;         /* bytes queued for the writer; default 16 MiB */
 	uint32_t chunk_size;      /* body chunk bytes; default 64 KiB */
-	unsigned batch_ms;        /* the writer waits this long to fill a batch; default 2 */
 	unsigned flags;           /* CACHE_F_* */
 };
 
