@@ -700,6 +700,21 @@ evict(struct cache_store *s, MDB_txn *txn, struct acct *a, uint64_t target, unsi
 
 /* ---- read transactions ----------------------------------------------------------- */
 
+/*
+ * mdb_txn_begin(); in the tool, a map grown by the daemon (MDB_MAP_RESIZED) is adopted
+ * and the call retried: the tool is single-threaded and holds no transaction here.
+ */
+static int
+txn_begin(struct cache_store *s, unsigned flags, MDB_txn **t)
+{
+	int rc = mdb_txn_begin(s->env, NULL, flags, t);
+
+	if (rc == MDB_MAP_RESIZED && (s->flags & CACHE_F_RDONLY) &&
+	    mdb_env_set_mapsize(s->env, 0) == 0)
+		rc = mdb_txn_begin(s->env, NULL, flags, t);
+	return rc;
+}
+
 static MDB_txn *
 rtxn_get(struct cache_store *s)
 {
@@ -715,7 +730,7 @@ rtxn_get(struct cache_store *s)
 		mdb_txn_abort(t);
 		t = NULL;
 	}
-	if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) != 0)
+	if (txn_begin(s, MDB_RDONLY, &t) != 0)
 		return NULL;
 	return t;
 }
@@ -1662,7 +1677,7 @@ purge(struct cache_store *s, const char *url, size_t len, int exact, char **err)
 		MDB_txn *txn;
 		struct acct a;
 		size_t n = 0;
-		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		int rc = txn_begin(s, 0, &txn);
 
 		if (rc == 0)
 			rc = acct_load(s, txn, &a);
@@ -1850,7 +1865,7 @@ cache_verify(struct cache_store *s, void (*report)(void *arg, const char *msg), 
 	long n = 0;
 	int rc;
 
-	if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
 		return -1;
 	if (mdb_cursor_open(txn, s->meta, &c) != 0)
 		goto fail;
