@@ -65,6 +65,7 @@ struct cache_put {
 	unsigned char *rec, *vrec; /* object record, vary record (NULL: no Vary) */
 	size_t rec_len, vrec_len;
 	struct op *cur; /* chunk being filled (worker side) */
+	struct op *end; /* the commit or abort, allocated up front so that ending never fails */
 	uint64_t total;
 	int64_t expected_len;
 	uint32_t next_index;
@@ -814,6 +815,8 @@ cache_put_begin(struct cache_store *s, const struct cache_key *key, const struct
 	if (vlen < 0 || (p = calloc(1, sizeof(*p))) == NULL)
 		goto drop;
 	p->s = s;
+	if ((p->end = op_new(OP_ABORT, p, 0)) == NULL)
+		goto fail;
 	p->expected_len = obj->expected_len;
 	p->primary = *key;
 	p->key = *key;
@@ -834,6 +837,7 @@ cache_put_begin(struct cache_store *s, const struct cache_key *key, const struct
 		goto fail;
 	return p;
 fail:
+	free(p->end);
 	free(p->vrec);
 	free(p);
 drop:
@@ -845,9 +849,12 @@ drop:
 static int
 put_flush_chunk(struct cache_put *p)
 {
-	struct op *op = p->cur;
+	struct op *op = p->cur, *small;
 
 	p->cur = NULL;
+	/* the queue's budget counts what is allocated: trim a short last chunk */
+	if (op->len < p->s->chunk_size && (small = realloc(op, sizeof(*op) + op->len)) != NULL)
+		op = small;
 	op->cost = sizeof(*op) + op->len;
 	if (enqueue(p->s, op, 0) == -1) {
 		free(op);
@@ -894,18 +901,14 @@ cache_put_write(struct cache_put *p, const void *data, size_t len)
 	return 0;
 }
 
-/* Hand the end of the put to the writer; it frees p. */
+/* Hand the end of the put to the writer (never refused); the writer frees p. */
 static void
 put_end(struct cache_put *p, enum op_type type)
 {
-	struct op *op = op_new(type, p, 0);
+	struct op *op = p->end;
 
-	if (op == NULL) { /* cannot even queue the end: leave the chunks to the cleanup */
-		p->dead = 1;
-		op = op_new(OP_ABORT, p, 0);
-		if (op == NULL)
-			abort();
-	}
+	p->end = NULL;
+	op->type = type;
 	op->len = (size_t)p->total;
 	enqueue(p->s, op, 1);
 }
