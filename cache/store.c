@@ -215,7 +215,7 @@ now_sec(void)
 
 /* ---- keys ------------------------------------------------------------------------ */
 
-void
+int
 cache_key_make(struct cache_key *k, const char *method, size_t method_len, const char *url,
                size_t url_len)
 {
@@ -224,17 +224,13 @@ cache_key_make(struct cache_key *k, const char *method, size_t method_len, const
 	/* GET and HEAD share a class; other methods are never stored but keep their own */
 	int get = (method_len == 3 && memcmp(method, "GET", 3) == 0) ||
 	          (method_len == 4 && memcmp(method, "HEAD", 4) == 0);
+	int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	         EVP_DigestUpdate(c, get ? "G" : method, get ? 1 : method_len) == 1 &&
+	         EVP_DigestUpdate(c, "", 1) == 1 && EVP_DigestUpdate(c, url, url_len) == 1 &&
+	         EVP_DigestFinal_ex(c, k->b, &n) == 1;
 
-	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
-		abort(); /* only without memory: nothing sensible to return */
-	if (get)
-		EVP_DigestUpdate(c, "G", 1);
-	else
-		EVP_DigestUpdate(c, method, method_len);
-	EVP_DigestUpdate(c, "", 1);
-	EVP_DigestUpdate(c, url, url_len);
-	EVP_DigestFinal_ex(c, k->b, &n);
 	EVP_MD_CTX_free(c);
+	return ok ? 0 : -1;
 }
 
 static void

@@ -72,10 +72,11 @@ struct cache_key {
 
 /*
  * The primary key of a request: method (GET and HEAD share a class) and the normalized
- * URL "scheme://host[:port]/path[?query]" (rules_url_normalize()).
+ * URL "scheme://host[:port]/path[?query]" (rules_url_normalize(): scheme, host, port and
+ * target). 0, or -1 when OpenSSL fails (no memory): treat as not cacheable.
  */
-void cache_key_make(struct cache_key *k, const char *method, size_t method_len, const char *url,
-                    size_t url_len);
+int cache_key_make(struct cache_key *k, const char *method, size_t method_len, const char *url,
+                   size_t url_len);
 
 #define CACHE_F_RDONLY 0x1u /* admin: no writer thread, no puts (purges still allowed) */
 #define CACHE_F_NOSYNC 0x2u /* MDB_NOSYNC: no fsync (tests; survives kill -9, not power loss) */
