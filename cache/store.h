@@ -42,8 +42,14 @@
  * is clear, so the persisted order is the last insertion or rescue.
  *
  * On-disk format (version 1; integers little-endian unless said otherwise):
- *   meta     key: 32-byte entry key -> record: struct cache_rec_hdr, then url, headers
- *            block ("Name: value\r\n" lines), Vary names, ETag
+ *   meta     key: 32-byte entry key -> record: a 112-byte header, then url, headers
+ *            block ("Name: value\r\n" lines), Vary names, ETag. Header offsets:
+ *            0 magic "PXC1" (u32 0x31435850), 4 version (u8 1), 5 kind (u8: 1 object,
+ *            2 vary record), 6 status (u16), 8 id, 16 seq, 24 body_len (u64),
+ *            32 chunk_size, 36 freshness flags (u32), 40 request_time, 48 response_time,
+ *            56 lifetime, 64 initial_age, 72 swr, 80 sie, 88 last_modified (i64, -1 none),
+ *            96 url_len, 100 headers_len, 104 vary_len, 108 etag_len (u32); the lengths
+ *            must add up to the record's size
  *   chunk    key: id (u64 big-endian) + index (u32 big-endian) -> up to chunk_size bytes
  *   lru      key: seq (u64 big-endian) -> 32-byte entry key
  *   url      key: url (at most 400 bytes) + NUL + 32-byte entry key -> empty
