@@ -1,0 +1,1978 @@
+/*
+ * store.c - the LMDB cache store (see store.h for the contract, the on-disk format and
+ * the eviction algorithm).
+ *
+ * Threads: workers call cache_get/cache_read (short read transactions from a small pool
+ * of reset transactions, MDB_NOTLS) and cache_put_* (which only queue). One writer thread
+ * owns every write transaction of the daemon: it takes all queued operations as one batch,
+ * applies them in one transaction, evicts down to max_size, and commits. A put's
+ * writer-side state is saved when a batch first touches it, so a batch that fails with
+ * MDB_MAP_FULL is rolled back in memory and retried after an eviction; a second failure
+ * drops the puts of the batch (their chunks are deleted, or left to the pending cleanup).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lmdb.h>
+#include <openssl/evp.h>
+
+#include "store.h"
+
+#define REC_MAGIC      0x31435850u /* "PXC1" */
+#define REC_VERSION    1
+#define REC_HDR        112
+#define REC_OBJECT     1
+#define REC_VARY       2
+#define URL_KEY_MAX    400
+#define FORMAT_VERSION 1
+#define HITS_BITS      20
+#define RESCUE_MAX     64
+#define RTXN_POOL      32
+
+enum op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INVALIDATE };
+
+struct op {
+	struct op *next;
+	enum op_type type;
+	struct cache_put *put;
+	size_t cost; /* bytes charged to the queue */
+	uint32_t index;
+	struct cache_key key; /* OP_UPDATE */
+	uint64_t id;          /* OP_UPDATE */
+	size_t len;
+	unsigned char data[]; /* chunk, record (update) or URL (invalidate) */
+};
+
+struct acct {
+	uint64_t bytes, entries;
+};
+
+struct cache_put {
+	struct cache_store *s;
+	struct cache_key key, primary;
+	unsigned char *rec, *vrec; /* object record, vary record (NULL: no Vary) */
+	size_t rec_len, vrec_len;
+	struct op *cur; /* chunk being filled (worker side) */
+	struct op *end; /* the commit or abort, allocated up front so that ending never fails */
+	uint64_t total;
+	int64_t expected_len;
+	uint32_t next_index;
+	int dead; /* worker side: dropped */
+	/* writer side, with the copy saved when a batch first touches the put */
+	uint64_t id, w_bytes, saved_id, saved_bytes, gen;
+	uint32_t w_chunks, saved_chunks;
+	int w_dead, saved_dead;
+	struct cache_put *touched;
+};
+
+struct cache_store {
+	MDB_env *env;
+	MDB_dbi meta, chunk, lru, url, pending, info;
+	unsigned flags;
+	uint64_t max_size, max_object_size;
+	size_t queue_max;
+	uint32_t chunk_size;
+	unsigned page_size;
+
+	pthread_mutex_t lock; /* queue, counters of queued work, read txn pool */
+	pthread_cond_t wake, done;
+	struct op *head, **tail;
+	size_t queued;
+	uint64_t enqueued, processed;
+	int stop;
+	pthread_t writer;
+	int writer_running;
+	MDB_txn *rpool[RTXN_POOL];
+	int nrpool;
+
+	/* writer thread only */
+	uint64_t next_id, next_seq, gen;
+	struct acct acct;
+	struct cache_put *touched;
+
+	_Atomic uint8_t *hits; /* eviction clock bits */
+	_Atomic uint64_t n_hits, n_misses, n_stored, n_dropped, n_evicted;
+};
+
+/* ---- small helpers --------------------------------------------------------------- */
+
+static void
+seterr(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[512];
+
+	if (err == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	*err = strdup(buf);
+}
+
+static void
+put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t
+get_le32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t
+get_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint64_t
+get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void
+chunk_key(unsigned char k[12], uint64_t id, uint32_t index)
+{
+	put_be64(k, id);
+	for (int i = 0; i < 4; i++)
+		k[8 + i] = (unsigned char)(index >> (24 - 8 * i));
+}
+
+static size_t
+url_key(unsigned char *k, const char *url, size_t len, const struct cache_key *key)
+{
+	size_t n = len < URL_KEY_MAX ? len : URL_KEY_MAX;
+
+	memcpy(k, url, n);
+	k[n] = 0;
+	memcpy(k + n + 1, key->b, CACHE_KEY_LEN);
+	return n + 1 + CACHE_KEY_LEN;
+}
+
+/* What a value costs in the map, roughly: node overhead, or whole overflow pages. */
+static uint64_t
+val_cost(const struct cache_store *s, size_t len)
+{
+	if (len > s->page_size / 2)
+		return ((len + 16 + s->page_size - 1) / s->page_size) * s->page_size;
+	return len + 32;
+}
+
+static uint64_t
+entry_cost(const struct cache_store *s, size_t rec_len, size_t url_len)
+{
+	return val_cost(s, rec_len) + (url_len < URL_KEY_MAX ? url_len : URL_KEY_MAX) + 160;
+}
+
+static int64_t
+now_sec(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* ---- keys ------------------------------------------------------------------------ */
+
+int
+cache_key_make(struct cache_key *k, const char *method, size_t method_len, const char *url,
+               size_t url_len)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int n = CACHE_KEY_LEN;
+	/* GET and HEAD share a class; other methods are never stored but keep their own */
+	int get = (method_len == 3 && memcmp(method, "GET", 3) == 0) ||
+	          (method_len == 4 && memcmp(method, "HEAD", 4) == 0);
+	int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	         EVP_DigestUpdate(c, get ? "G" : method, get ? 1 : method_len) == 1 &&
+	         EVP_DigestUpdate(c, "", 1) == 1 && EVP_DigestUpdate(c, url, url_len) == 1 &&
+	         EVP_DigestFinal_ex(c, k->b, &n) == 1;
+
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -1;
+}
+
+static void
+vary_emit(void *arg, const void *p, size_t len)
+{
+	EVP_DigestUpdate(arg, p, len);
+}
+
+static int
+variant_key(struct cache_key *out, const struct cache_key *primary, const char *names,
+            size_t names_len, const struct cache_header *req, size_t nreq)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int n = CACHE_KEY_LEN;
+
+	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(c);
+		return -1;
+	}
+	EVP_DigestUpdate(c, primary->b, CACHE_KEY_LEN);
+	cache_vary_key(names, names_len, req, nreq, vary_emit, c);
+	EVP_DigestFinal_ex(c, out->b, &n);
+	EVP_MD_CTX_free(c);
+	return 0;
+}
+
+/* ---- records --------------------------------------------------------------------- */
+
+/*
+ * Build a record: header, url, headers block, vary names, etag. id, seq and body_len are
+ * filled by the writer. NULL on ENOMEM.
+ */
+static unsigned char *
+rec_build(size_t *lenp, int kind, int status, const struct cache_header *h, size_t nh,
+          const char *url, size_t url_len, const char *vary, size_t vary_len, int64_t reqt,
+          int64_t respt, const struct cache_fresh *f, uint32_t chunk_size)
+{
+	const struct cache_header *et = cache_header_find(h, nh, "etag");
+	const struct cache_header *lm = cache_header_find(h, nh, "last-modified");
+	size_t hlen = 0, etag_len = et != NULL ? et->value_len : 0, len;
+	struct cache_fresh none = {0, 0, 0, -1, -1, 0};
+	unsigned char *r, *p;
+
+	if (f == NULL)
+		f = &none;
+	for (size_t i = 0; i < nh; i++)
+		hlen += h[i].name_len + 2 + h[i].value_len + 2;
+	len = REC_HDR + url_len + hlen + vary_len + etag_len;
+	if (url_len > UINT32_MAX || hlen > UINT32_MAX || (r = calloc(1, len)) == NULL)
+		return NULL;
+	put_le32(r, REC_MAGIC);
+	r[4] = REC_VERSION;
+	r[5] = (unsigned char)kind;
+	r[6] = (unsigned char)(status & 0xff);
+	r[7] = (unsigned char)(status >> 8);
+	put_le32(r + 32, chunk_size);
+	put_le32(r + 36, f->flags);
+	put_le64(r + 40, (uint64_t)reqt);
+	put_le64(r + 48, (uint64_t)respt);
+	put_le64(r + 56, (uint64_t)f->lifetime);
+	put_le64(r + 64, (uint64_t)f->initial_age);
+	put_le64(r + 72, (uint64_t)f->swr);
+	put_le64(r + 80, (uint64_t)f->sie);
+	put_le64(r + 88, (uint64_t)(lm != NULL ? cache_http_date(lm->value, lm->value_len) : -1));
+	put_le32(r + 96, (uint32_t)url_len);
+	put_le32(r + 100, (uint32_t)hlen);
+	put_le32(r + 104, (uint32_t)vary_len);
+	put_le32(r + 108, (uint32_t)etag_len);
+	p = r + REC_HDR;
+	memcpy(p, url, url_len);
+	p += url_len;
+	for (size_t i = 0; i < nh; i++) {
+		memcpy(p, h[i].name, h[i].name_len);
+		p += h[i].name_len;
+		*p++ = ':', *p++ = ' ';
+		memcpy(p, h[i].value, h[i].value_len);
+		p += h[i].value_len;
+		*p++ = '\r', *p++ = '\n';
+	}
+	memcpy(p, vary, vary_len);
+	p += vary_len;
+	if (etag_len > 0)
+		memcpy(p, et->value, etag_len);
+	*lenp = len;
+	return r;
+}
+
+/* Decode a record into m (slices point into p): its kind, or -1 if malformed. */
+static int
+rec_decode(const unsigned char *p, size_t len, struct cache_meta *m)
+{
+	uint64_t need;
+
+	if (len < REC_HDR || get_le32(p) != REC_MAGIC || p[4] != REC_VERSION ||
+	    (p[5] != REC_OBJECT && p[5] != REC_VARY))
+		return -1;
+	need = (uint64_t)REC_HDR + get_le32(p + 96) + get_le32(p + 100) + get_le32(p + 104) +
+	       get_le32(p + 108);
+	if (need != len)
+		return -1;
+	m->status = p[6] | p[7] << 8;
+	m->id = get_le64(p + 8);
+	m->body_len = get_le64(p + 24);
+	m->chunk_size = get_le32(p + 32);
+	m->fresh.flags = get_le32(p + 36);
+	m->request_time = (int64_t)get_le64(p + 40);
+	m->response_time = (int64_t)get_le64(p + 48);
+	m->fresh.response_time = m->response_time;
+	m->fresh.lifetime = (int64_t)get_le64(p + 56);
+	m->fresh.initial_age = (int64_t)get_le64(p + 64);
+	m->fresh.swr = (int64_t)get_le64(p + 72);
+	m->fresh.sie = (int64_t)get_le64(p + 80);
+	m->last_modified = (int64_t)get_le64(p + 88);
+	m->url = (const char *)p + REC_HDR;
+	m->url_len = get_le32(p + 96);
+	m->headers = m->url + m->url_len;
+	m->headers_len = get_le32(p + 100);
+	m->vary = m->headers + m->headers_len;
+	m->vary_len = get_le32(p + 104);
+	m->etag_len = get_le32(p + 108);
+	m->etag = m->etag_len > 0 ? m->vary + m->vary_len : NULL;
+	if (p[5] == REC_OBJECT && m->body_len > 0 && m->chunk_size == 0)
+		return -1;
+	return p[5];
+}
+
+static uint64_t
+rec_seq(const unsigned char *p)
+{
+	return get_le64(p + 16);
+}
+
+void
+cache_meta_free(struct cache_meta *m)
+{
+	free(m);
+}
+
+long
+cache_meta_headers(const struct cache_meta *m, struct cache_header *out, size_t cap)
+{
+	const char *p = m->headers, *end = m->headers + m->headers_len;
+	size_t n = 0;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\r', (size_t)(end - p));
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+
+		if (eol == NULL || colon == NULL || colon > eol || n == cap)
+			return -1;
+		out[n].name = p;
+		out[n].name_len = (size_t)(colon - p);
+		out[n].value = colon + 2 <= eol ? colon + 2 : eol;
+		out[n].value_len = (size_t)(eol - out[n].value);
+		n++;
+		p = eol + 2;
+	}
+	return (long)n;
+}
+
+/* A malloc'd copy of a record as a cache_meta. */
+static struct cache_meta *
+meta_copy(const MDB_val *v, const struct cache_key *key)
+{
+	struct cache_meta *m = malloc(sizeof(*m) + v->mv_size);
+
+	if (m == NULL)
+		return NULL;
+	memcpy(m + 1, v->mv_data, v->mv_size);
+	if (rec_decode((const unsigned char *)(m + 1), v->mv_size, m) == -1) {
+		free(m);
+		return NULL;
+	}
+	m->key = *key;
+	return m;
+}
+
+/* ---- accounting and the info table ------------------------------------------------ */
+
+static int
+info_get(struct cache_store *s, MDB_txn *txn, const char *name, uint64_t *v)
+{
+	MDB_val k = {strlen(name), (void *)(uintptr_t)name}, d;
+	int rc = mdb_get(txn, s->info, &k, &d);
+
+	if (rc == MDB_NOTFOUND) {
+		*v = 0;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if (d.mv_size != 8)
+		return MDB_CORRUPTED;
+	*v = get_le64(d.mv_data);
+	return 0;
+}
+
+static int
+info_put(struct cache_store *s, MDB_txn *txn, const char *name, uint64_t v)
+{
+	unsigned char b[8];
+	MDB_val k = {strlen(name), (void *)(uintptr_t)name}, d = {8, b};
+
+	put_le64(b, v);
+	return mdb_put(txn, s->info, &k, &d, 0);
+}
+
+static int
+acct_load(struct cache_store *s, MDB_txn *txn, struct acct *a)
+{
+	int rc = info_get(s, txn, "bytes", &a->bytes);
+
+	return rc != 0 ? rc : info_get(s, txn, "entries", &a->entries);
+}
+
+static int
+acct_store(struct cache_store *s, MDB_txn *txn, const struct acct *a)
+{
+	int rc = info_put(s, txn, "bytes", a->bytes);
+
+	return rc != 0 ? rc : info_put(s, txn, "entries", a->entries);
+}
+
+static void
+acct_sub(uint64_t *v, uint64_t d)
+{
+	*v = *v > d ? *v - d : 0;
+}
+
+/* ---- deletion ---------------------------------------------------------------------- */
+
+/* Delete every chunk of id; bytes freed go off a. */
+static int
+del_chunks(struct cache_store *s, MDB_txn *txn, uint64_t id, struct acct *a)
+{
+	MDB_cursor *c;
+	unsigned char kb[12];
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, s->chunk, &c);
+
+	if (rc != 0)
+		return rc;
+	for (;;) {
+		chunk_key(kb, id, 0);
+		k.mv_size = 12;
+		k.mv_data = kb;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 && (k.mv_size != 12 || get_be64(k.mv_data) != id))) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0)
+			break;
+		acct_sub(&a->bytes, val_cost(s, v.mv_size));
+		if ((rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+static int
+del_pending(struct cache_store *s, MDB_txn *txn, uint64_t id)
+{
+	unsigned char kb[8];
+	MDB_val k = {8, kb};
+	int rc;
+
+	put_be64(kb, id);
+	rc = mdb_del(txn, s->pending, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Delete the record at key (meta v, which this invalidates) and all that hangs on it. */
+static int
+del_entry(struct cache_store *s, MDB_txn *txn, const struct cache_key *key, const MDB_val *v,
+          struct acct *a)
+{
+	struct cache_meta m;
+	unsigned char ub[URL_KEY_MAX + 1 + CACHE_KEY_LEN], sb[8];
+	MDB_val k;
+	size_t ulen, rec_len = v->mv_size;
+	uint64_t seq;
+	int kind = rec_decode(v->mv_data, v->mv_size, &m), rc;
+
+	k.mv_size = CACHE_KEY_LEN;
+	k.mv_data = (void *)(uintptr_t)key->b;
+	if (kind == -1) { /* unreadable: remove the record only */
+		rc = mdb_del(txn, s->meta, &k, NULL);
+		acct_sub(&a->bytes, val_cost(s, rec_len));
+		acct_sub(&a->entries, 1);
+		return rc;
+	}
+	seq = rec_seq(v->mv_data);
+	ulen = url_key(ub, m.url, m.url_len, key);
+	acct_sub(&a->bytes, entry_cost(s, rec_len, m.url_len));
+	acct_sub(&a->entries, 1);
+	if ((rc = mdb_del(txn, s->meta, &k, NULL)) != 0)
+		return rc;
+	k.mv_size = ulen;
+	k.mv_data = ub;
+	if ((rc = mdb_del(txn, s->url, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	put_be64(sb, seq);
+	k.mv_size = 8;
+	k.mv_data = sb;
+	if ((rc = mdb_del(txn, s->lru, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if (kind == REC_OBJECT && m.id != 0)
+		return del_chunks(s, txn, m.id, a);
+	return 0;
+}
+
+static int
+del_key(struct cache_store *s, MDB_txn *txn, const struct cache_key *key, struct acct *a)
+{
+	MDB_val k = {CACHE_KEY_LEN, (void *)(uintptr_t)key->b}, v;
+	int rc = mdb_get(txn, s->meta, &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc != 0 ? rc : del_entry(s, txn, key, &v, a);
+}
+
+/* Write record rec (id, seq set here) at key, with its lru and url index records. */
+static int
+add_entry(struct cache_store *s, MDB_txn *txn, const struct cache_key *key, unsigned char *rec,
+          size_t rec_len, uint64_t id, uint64_t body_len, struct acct *a)
+{
+	struct cache_meta m;
+	unsigned char ub[URL_KEY_MAX + 1 + CACHE_KEY_LEN], sb[8];
+	uint64_t seq = s->next_seq++;
+	MDB_val k = {CACHE_KEY_LEN, (void *)(uintptr_t)key->b}, v = {rec_len, rec}, e = {0, NULL};
+	int rc;
+
+	put_le64(rec + 8, id);
+	put_le64(rec + 16, seq);
+	put_le64(rec + 24, body_len);
+	rec_decode(rec, rec_len, &m);
+	if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0)
+		return rc;
+	k.mv_size = url_key(ub, m.url, m.url_len, key);
+	k.mv_data = ub;
+	if ((rc = mdb_put(txn, s->url, &k, &e, 0)) != 0)
+		return rc;
+	put_be64(sb, seq);
+	k.mv_size = 8;
+	k.mv_data = sb;
+	v.mv_size = CACHE_KEY_LEN;
+	v.mv_data = (void *)(uintptr_t)key->b;
+	if ((rc = mdb_put(txn, s->lru, &k, &v, 0)) != 0)
+		return rc;
+	a->bytes += entry_cost(s, rec_len, m.url_len);
+	a->entries++;
+	return 0;
+}
+
+/* ---- eviction ---------------------------------------------------------------------- */
+
+static size_t
+hit_index(const struct cache_key *k)
+{
+	return ((size_t)k->b[0] | (size_t)k->b[1] << 8 | (size_t)k->b[2] << 16) &
+	       ((1u << HITS_BITS) - 1);
+}
+
+static void
+hit_mark(struct cache_store *s, const struct cache_key *k)
+{
+	_Atomic uint8_t *h = &s->hits[hit_index(k)];
+
+	if (atomic_load_explicit(h, memory_order_relaxed) == 0)
+		atomic_store_explicit(h, 1, memory_order_relaxed);
+}
+
+static int
+hit_take(struct cache_store *s, const struct cache_key *k)
+{
+	_Atomic uint8_t *h = &s->hits[hit_index(k)];
+
+	return atomic_exchange_explicit(h, 0, memory_order_relaxed) != 0;
+}
+
+/*
+ * CLOCK over insertion order: take the head of lru; a hit entry is moved to the tail
+ * (at most RESCUE_MAX per call), any other is deleted; until a->bytes <= target and at
+ * least min_count entries went.
+ */
+static int
+evict(struct cache_store *s, MDB_txn *txn, struct acct *a, uint64_t target, unsigned min_count)
+{
+	unsigned rescued = 0, evicted = 0;
+	int rc = 0;
+
+	while (a->bytes > target || evicted < min_count) {
+		MDB_cursor *c;
+		MDB_val k, v, mk, mv;
+		struct cache_key key;
+		unsigned char sb[8];
+		uint64_t seq;
+
+		if ((rc = mdb_cursor_open(txn, s->lru, &c)) != 0)
+			return rc;
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc != 0)
+			return rc;
+		if (k.mv_size != 8 || v.mv_size != CACHE_KEY_LEN) {
+			if ((rc = mdb_del(txn, s->lru, &k, NULL)) != 0)
+				return rc;
+			continue;
+		}
+		seq = get_be64(k.mv_data);
+		memcpy(key.b, v.mv_data, CACHE_KEY_LEN);
+		put_be64(sb, seq);
+		k.mv_data = sb;
+		mk.mv_size = CACHE_KEY_LEN;
+		mk.mv_data = key.b;
+		rc = mdb_get(txn, s->meta, &mk, &mv);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 && (mv.mv_size < REC_HDR || rec_seq(mv.mv_data) != seq))) {
+			/* a stale clock record */
+			if ((rc = mdb_del(txn, s->lru, &k, NULL)) != 0)
+				return rc;
+			continue;
+		}
+		if (rc != 0)
+			return rc;
+		if (rescued < RESCUE_MAX && hit_take(s, &key)) {
+			unsigned char *copy = malloc(mv.mv_size), nb[8];
+			uint64_t nseq = s->next_seq++;
+			MDB_val nv, nk = {8, nb};
+
+			if (copy == NULL)
+				return ENOMEM;
+			memcpy(copy, mv.mv_data, mv.mv_size);
+			put_le64(copy + 16, nseq);
+			nv.mv_size = mv.mv_size;
+			nv.mv_data = copy;
+			put_be64(nb, nseq);
+			rc = mdb_del(txn, s->lru, &k, NULL);
+			if (rc == 0)
+				rc = mdb_put(txn, s->meta, &mk, &nv, 0);
+			free(copy);
+			nv.mv_size = CACHE_KEY_LEN;
+			nv.mv_data = key.b;
+			if (rc == 0)
+				rc = mdb_put(txn, s->lru, &nk, &nv, 0);
+			if (rc != 0)
+				return rc;
+			rescued++;
+			continue;
+		}
+		if ((rc = del_entry(s, txn, &key, &mv, a)) != 0)
+			return rc;
+		evicted++;
+		atomic_fetch_add_explicit(&s->n_evicted, 1, memory_order_relaxed);
+	}
+	return rc;
+}
+
+/* ---- read transactions ----------------------------------------------------------- */
+
+/*
+ * mdb_txn_begin(); in the tool, a map grown by the daemon (MDB_MAP_RESIZED) is adopted
+ * and the call retried: the tool is single-threaded and holds no transaction here.
+ */
+static int
+txn_begin(struct cache_store *s, unsigned flags, MDB_txn **t)
+{
+	int rc = mdb_txn_begin(s->env, NULL, flags, t);
+
+	if (rc == MDB_MAP_RESIZED && (s->flags & CACHE_F_RDONLY) &&
+	    mdb_env_set_mapsize(s->env, 0) == 0)
+		rc = mdb_txn_begin(s->env, NULL, flags, t);
+	return rc;
+}
+
+static MDB_txn *
+rtxn_get(struct cache_store *s)
+{
+	MDB_txn *t = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->nrpool > 0)
+		t = s->rpool[--s->nrpool];
+	pthread_mutex_unlock(&s->lock);
+	if (t != NULL) {
+		if (mdb_txn_renew(t) == 0)
+			return t;
+		mdb_txn_abort(t);
+		t = NULL;
+	}
+	if (txn_begin(s, MDB_RDONLY, &t) != 0)
+		return NULL;
+	return t;
+}
+
+static void
+rtxn_put(struct cache_store *s, MDB_txn *t)
+{
+	mdb_txn_reset(t);
+	pthread_mutex_lock(&s->lock);
+	if (s->nrpool < RTXN_POOL) {
+		s->rpool[s->nrpool++] = t;
+		t = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (t != NULL)
+		mdb_txn_abort(t);
+}
+
+/* ---- the queue ------------------------------------------------------------------- */
+
+/* Append op; unless force, refuse (-1) when the queue is over its byte budget. */
+static int
+enqueue(struct cache_store *s, struct op *op, int force)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!force && s->queued + op->cost > s->queue_max) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	op->next = NULL;
+	*s->tail = op;
+	s->tail = &op->next;
+	s->queued += op->cost;
+	s->enqueued++;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static struct op *
+op_new(enum op_type type, struct cache_put *p, size_t cap)
+{
+	struct op *op = malloc(sizeof(*op) + cap);
+
+	if (op == NULL)
+		return NULL;
+	memset(op, 0, sizeof(*op));
+	op->type = type;
+	op->put = p;
+	op->cost = sizeof(*op) + cap;
+	return op;
+}
+
+void
+cache_store_flush(struct cache_store *s)
+{
+	uint64_t target;
+
+	if (s == NULL || !s->writer_running)
+		return;
+	pthread_mutex_lock(&s->lock);
+	target = s->enqueued;
+	while (s->processed < target)
+		pthread_cond_wait(&s->done, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- puts (worker side) ---------------------------------------------------------- */
+
+struct cache_put *
+cache_put_begin(struct cache_store *s, const struct cache_key *key, const struct cache_object *obj)
+{
+	struct cache_put *p;
+	char vary[1024];
+	long vlen;
+
+	if (s == NULL || (s->flags & CACHE_F_RDONLY) ||
+	    (obj->expected_len >= 0 && (uint64_t)obj->expected_len > s->max_object_size))
+		goto drop;
+	vlen = cache_vary_names(obj->headers, obj->nheaders, vary, sizeof(vary));
+	if (vlen < 0 || (p = calloc(1, sizeof(*p))) == NULL)
+		goto drop;
+	p->s = s;
+	if ((p->end = op_new(OP_ABORT, p, 0)) == NULL)
+		goto fail;
+	p->expected_len = obj->expected_len;
+	p->primary = *key;
+	p->key = *key;
+	if (vlen > 0) {
+		if (variant_key(&p->key, key, vary, (size_t)vlen, obj->req_headers,
+		                obj->nreq_headers) == -1)
+			goto fail;
+		p->vrec =
+		        rec_build(&p->vrec_len, REC_VARY, 0, NULL, 0, obj->url, obj->url_len, vary,
+		                  (size_t)vlen, obj->request_time, obj->response_time, NULL, 0);
+		if (p->vrec == NULL)
+			goto fail;
+	}
+	p->rec = rec_build(&p->rec_len, REC_OBJECT, obj->status, obj->headers, obj->nheaders,
+	                   obj->url, obj->url_len, vary, (size_t)vlen, obj->request_time,
+	                   obj->response_time, &obj->fresh, s->chunk_size);
+	if (p->rec == NULL)
+		goto fail;
+	return p;
+fail:
+	free(p->end);
+	free(p->vrec);
+	free(p);
+drop:
+	if (s != NULL)
+		atomic_fetch_add_explicit(&s->n_dropped, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static int
+put_flush_chunk(struct cache_put *p)
+{
+	struct op *op = p->cur, *small;
+
+	p->cur = NULL;
+	/* the queue's budget counts what is allocated: trim a short last chunk */
+	if (op->len < p->s->chunk_size && (small = realloc(op, sizeof(*op) + op->len)) != NULL)
+		op = small;
+	op->cost = sizeof(*op) + op->len;
+	if (enqueue(p->s, op, 0) == -1) {
+		free(op);
+		p->dead = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int
+cache_put_write(struct cache_put *p, const void *data, size_t len)
+{
+	const unsigned char *d = data;
+
+	if (p->dead)
+		return -1;
+	if (p->total + len > p->s->max_object_size) {
+		p->dead = 1;
+		free(p->cur);
+		p->cur = NULL;
+		return -1;
+	}
+	p->total += len;
+	while (len > 0) {
+		size_t n;
+
+		if (p->cur == NULL) {
+			if ((p->cur = op_new(OP_CHUNK, p, p->s->chunk_size)) == NULL) {
+				p->dead = 1;
+				return -1;
+			}
+			p->cur->index = p->next_index++;
+		}
+		n = p->s->chunk_size - p->cur->len;
+		if (n > len)
+			n = len;
+		memcpy(p->cur->data + p->cur->len, d, n);
+		p->cur->len += n;
+		d += n;
+		len -= n;
+		if (p->cur->len == p->s->chunk_size && put_flush_chunk(p) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Hand the end of the put to the writer (never refused); the writer frees p. */
+static void
+put_end(struct cache_put *p, enum op_type type)
+{
+	struct op *op = p->end;
+
+	p->end = NULL;
+	op->type = type;
+	op->len = (size_t)p->total;
+	enqueue(p->s, op, 1);
+}
+
+int
+cache_put_commit(struct cache_put *p)
+{
+	if (p->expected_len >= 0 && p->total != (uint64_t)p->expected_len)
+		p->dead = 1; /* incomplete */
+	if (!p->dead && p->cur != NULL && p->cur->len > 0)
+		put_flush_chunk(p);
+	if (p->dead) {
+		free(p->cur);
+		p->cur = NULL;
+		atomic_fetch_add_explicit(&p->s->n_dropped, 1, memory_order_relaxed);
+		put_end(p, OP_ABORT);
+		return -1;
+	}
+	put_end(p, OP_COMMIT);
+	return 0;
+}
+
+void
+cache_put_abort(struct cache_put *p)
+{
+	free(p->cur);
+	p->cur = NULL;
+	put_end(p, OP_ABORT);
+}
+
+int
+cache_update(struct cache_store *s, const struct cache_meta *m, const struct cache_header *h,
+             size_t n, int64_t request_time, int64_t response_time, const struct cache_fresh *fresh)
+{
+	unsigned char *rec;
+	size_t len;
+	struct op *op;
+
+	if (s == NULL || (s->flags & CACHE_F_RDONLY))
+		return -1;
+	rec = rec_build(&len, REC_OBJECT, m->status, h, n, m->url, m->url_len, m->vary, m->vary_len,
+	                request_time, response_time, fresh, m->chunk_size);
+	if (rec == NULL || (op = op_new(OP_UPDATE, NULL, len)) == NULL) {
+		free(rec);
+		return -1;
+	}
+	memcpy(op->data, rec, len);
+	free(rec);
+	op->len = len;
+	op->key = m->key;
+	op->id = m->id;
+	if (enqueue(s, op, 0) == -1) {
+		free(op);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cache_invalidate_url(struct cache_store *s, const char *url, size_t len)
+{
+	struct op *op;
+
+	if (s == NULL || (s->flags & CACHE_F_RDONLY) ||
+	    (op = op_new(OP_INVALIDATE, NULL, len)) == NULL)
+		return -1;
+	memcpy(op->data, url, len);
+	op->len = len;
+	if (enqueue(s, op, 0) == -1) {
+		free(op);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the writer ------------------------------------------------------------------- */
+
+static void
+put_touch(struct cache_store *s, struct cache_put *p)
+{
+	if (p->gen == s->gen)
+		return;
+	p->gen = s->gen;
+	p->saved_id = p->id;
+	p->saved_bytes = p->w_bytes;
+	p->saved_chunks = p->w_chunks;
+	p->saved_dead = p->w_dead;
+	p->touched = s->touched;
+	s->touched = p;
+}
+
+static void
+rollback(struct cache_store *s)
+{
+	for (struct cache_put *p = s->touched; p != NULL; p = p->touched) {
+		p->id = p->saved_id;
+		p->w_bytes = p->saved_bytes;
+		p->w_chunks = p->saved_chunks;
+		p->w_dead = p->saved_dead;
+		p->gen = 0;
+	}
+	s->touched = NULL;
+}
+
+static void
+touched_clear(struct cache_store *s)
+{
+	struct cache_put *p = s->touched, *next;
+
+	for (; p != NULL; p = next) {
+		next = p->touched;
+		p->touched = NULL;
+	}
+	s->touched = NULL;
+}
+
+/* Collect the keys of every record of a URL (exact) or prefix into a growing array. */
+struct keylist {
+	struct cache_key *k;
+	size_t n, cap;
+};
+
+static int
+keylist_add(struct keylist *l, const unsigned char *k)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct cache_key *nk = realloc(l->k, cap * sizeof(*nk));
+
+		if (nk == NULL)
+			return ENOMEM;
+		l->k = nk;
+		l->cap = cap;
+	}
+	memcpy(l->k[l->n++].b, k, CACHE_KEY_LEN);
+	return 0;
+}
+
+/*
+ * Keys of up to max records whose URL equals (exact) or starts with p. URLs longer than
+ * the index prefix are checked against the record.
+ */
+static int
+url_scan(struct cache_store *s, MDB_txn *txn, const char *p, size_t len, int exact, size_t max,
+         struct keylist *out)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t plen = len < URL_KEY_MAX ? len : URL_KEY_MAX;
+	int rc = mdb_cursor_open(txn, s->url, &c), op = MDB_SET_RANGE;
+
+	if (rc != 0)
+		return rc;
+	k.mv_size = plen > 0 ? plen : 1;
+	k.mv_data = (void *)(uintptr_t)(plen > 0 ? p : "");
+	if (plen == 0)
+		op = MDB_FIRST;
+	while (out->n < max && (rc = mdb_cursor_get(c, &k, &v, (MDB_cursor_op)op)) == 0) {
+		const unsigned char *kb = k.mv_data;
+		size_t ulen = k.mv_size - 1 - CACHE_KEY_LEN;
+
+		op = MDB_NEXT;
+		if (k.mv_size < 1 + CACHE_KEY_LEN)
+			continue;
+		if (ulen < plen || memcmp(kb, p, plen) != 0)
+			break;
+		if (exact && ulen != plen)
+			break; /* the NUL after the URL sorts its records before longer URLs */
+		{ /* an index record without its entry: remove it, or it would come back */
+			MDB_val mk = {CACHE_KEY_LEN, (void *)(uintptr_t)(kb + ulen + 1)}, mv;
+
+			rc = mdb_get(txn, s->meta, &mk, &mv);
+			if (rc == MDB_NOTFOUND) {
+				if ((rc = mdb_cursor_del(c, 0)) != 0)
+					break;
+				continue;
+			}
+			if (rc != 0)
+				break;
+		}
+		if (len > URL_KEY_MAX || (exact && ulen == URL_KEY_MAX)) {
+			MDB_val mk = {CACHE_KEY_LEN, (void *)(uintptr_t)(kb + ulen + 1)}, mv;
+			struct cache_meta m;
+
+			if (mdb_get(txn, s->meta, &mk, &mv) != 0 ||
+			    rec_decode(mv.mv_data, mv.mv_size, &m) == -1 || m.url_len < len ||
+			    memcmp(m.url, p, len) != 0 || (exact && m.url_len != len))
+				continue;
+		}
+		if ((rc = keylist_add(out, kb + ulen + 1)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+purge_in_txn(struct cache_store *s, MDB_txn *txn, const char *url, size_t len, int exact,
+             size_t max, struct acct *a, size_t *count)
+{
+	struct keylist l = {NULL, 0, 0};
+	int rc = url_scan(s, txn, url, len, exact, max, &l);
+
+	for (size_t i = 0; rc == 0 && i < l.n; i++)
+		rc = del_key(s, txn, &l.k[i], a);
+	*count = l.n;
+	free(l.k);
+	return rc;
+}
+
+static int
+apply_abort(struct cache_store *s, MDB_txn *txn, struct cache_put *p)
+{
+	int rc = 0;
+
+	if (p->id != 0) {
+		rc = del_chunks(s, txn, p->id, &s->acct);
+		if (rc == 0)
+			rc = del_pending(s, txn, p->id);
+	}
+	p->w_dead = 1;
+	return rc;
+}
+
+static int
+apply_commit(struct cache_store *s, MDB_txn *txn, struct cache_put *p, uint64_t body_len)
+{
+	MDB_val k, v;
+	int rc;
+
+	if (p->w_dead || p->w_bytes != body_len)
+		return apply_abort(s, txn, p);
+	if (p->id == 0)
+		p->id = s->next_id++;
+	if (p->vrec != NULL) {
+		k.mv_size = CACHE_KEY_LEN;
+		k.mv_data = p->primary.b;
+		rc = mdb_get(txn, s->meta, &k, &v);
+		if (rc == 0) {
+			struct cache_meta m;
+
+			/* an equal vary record stays where it is in the clock */
+			if (rec_decode(v.mv_data, v.mv_size, &m) == REC_VARY &&
+			    m.vary_len == get_le32(p->vrec + 104) &&
+			    memcmp(m.vary, p->vrec + REC_HDR + get_le32(p->vrec + 96),
+			           m.vary_len) == 0)
+				goto variant;
+			if ((rc = del_entry(s, txn, &p->primary, &v, &s->acct)) != 0)
+				return rc;
+		} else if (rc != MDB_NOTFOUND)
+			return rc;
+		if ((rc = add_entry(s, txn, &p->primary, p->vrec, p->vrec_len, 0, 0, &s->acct)) !=
+		    0)
+			return rc;
+	}
+variant:
+	if ((rc = del_key(s, txn, &p->key, &s->acct)) != 0)
+		return rc;
+	if ((rc = add_entry(s, txn, &p->key, p->rec, p->rec_len, p->id, body_len, &s->acct)) != 0)
+		return rc;
+	return del_pending(s, txn, p->id);
+}
+
+static int
+apply_chunk(struct cache_store *s, MDB_txn *txn, struct op *op)
+{
+	struct cache_put *p = op->put;
+	unsigned char kb[12], tb[8];
+	MDB_val k = {12, kb}, v = {op->len, op->data};
+	int rc;
+
+	if (p->w_dead)
+		return 0;
+	if (p->id == 0) {
+		MDB_val pk = {8, kb}, pv = {8, tb};
+
+		p->id = s->next_id++;
+		put_be64(kb, p->id);
+		put_le64(tb, (uint64_t)now_sec());
+		if ((rc = mdb_put(txn, s->pending, &pk, &pv, 0)) != 0)
+			return rc;
+	}
+	if (op->index != p->w_chunks) { /* cannot happen: the queue keeps order */
+		p->w_dead = 1;
+		return 0;
+	}
+	chunk_key(kb, p->id, op->index);
+	if ((rc = mdb_put(txn, s->chunk, &k, &v, 0)) != 0)
+		return rc;
+	p->w_chunks++;
+	p->w_bytes += op->len;
+	s->acct.bytes += val_cost(s, op->len);
+	return 0;
+}
+
+static int
+apply_update(struct cache_store *s, MDB_txn *txn, struct op *op)
+{
+	MDB_val k = {CACHE_KEY_LEN, op->key.b}, v;
+	struct cache_meta m;
+	int rc = mdb_get(txn, s->meta, &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (rec_decode(v.mv_data, v.mv_size, &m) != REC_OBJECT || m.id != op->id)
+		return 0;
+	acct_sub(&s->acct.bytes, val_cost(s, v.mv_size));
+	put_le64(op->data + 8, m.id);
+	put_le64(op->data + 16, rec_seq(v.mv_data));
+	put_le64(op->data + 24, m.body_len);
+	put_le32(op->data + 32, m.chunk_size);
+	v.mv_size = op->len;
+	v.mv_data = op->data;
+	s->acct.bytes += val_cost(s, op->len);
+	return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+static int
+apply(struct cache_store *s, MDB_txn *txn, struct op *op, int degraded)
+{
+	size_t n;
+
+	if (op->put != NULL)
+		put_touch(s, op->put);
+	switch (op->type) {
+	case OP_CHUNK:
+		return degraded ? 0 : apply_chunk(s, txn, op);
+	case OP_COMMIT:
+		if (degraded)
+			return apply_abort(s, txn, op->put);
+		return apply_commit(s, txn, op->put, op->len);
+	case OP_ABORT:
+		return apply_abort(s, txn, op->put);
+	case OP_UPDATE:
+		return degraded ? 0 : apply_update(s, txn, op);
+	case OP_INVALIDATE:
+		return purge_in_txn(s, txn, (const char *)op->data, op->len, 1, SIZE_MAX, &s->acct,
+		                    &n);
+	}
+	return 0;
+}
+
+static int
+run_batch(struct cache_store *s, struct op *ops, int degraded)
+{
+	MDB_txn *txn;
+	int rc;
+
+	s->gen++;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	rc = acct_load(s, txn, &s->acct);
+	for (struct op *op = ops; rc == 0 && op != NULL; op = op->next)
+		rc = apply(s, txn, op, degraded);
+	if (rc == 0 && s->acct.bytes > s->max_size)
+		rc = evict(s, txn, &s->acct, s->max_size - s->max_size / 32, 0);
+	if (rc == 0)
+		rc = acct_store(s, txn, &s->acct);
+	if (rc == 0)
+		rc = info_put(s, txn, "next_id", s->next_id);
+	if (rc == 0)
+		rc = info_put(s, txn, "next_seq", s->next_seq);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		rollback(s);
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		rollback(s);
+		return rc;
+	}
+	touched_clear(s);
+	return 0;
+}
+
+/*
+ * MDB_MAP_FULL: free the reader slots of dead processes (their snapshots pin pages), then
+ * make room in a transaction of its own (a quarter of the bytes).
+ */
+static void
+evict_for_space(struct cache_store *s)
+{
+	MDB_txn *txn;
+	struct acct a;
+	int dead;
+
+	mdb_reader_check(s->env, &dead);
+	if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+		return;
+	if (acct_load(s, txn, &a) == 0 && evict(s, txn, &a, a.bytes - a.bytes / 4, 1) == 0 &&
+	    acct_store(s, txn, &a) == 0 && info_put(s, txn, "next_seq", s->next_seq) == 0)
+		mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+}
+
+/*
+ * Remove chunks that crashed processes left behind (the pending table), 256 ids per
+ * transaction. Returns 1 when there may be more.
+ */
+static int
+clean_pending_some(struct cache_store *s)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t ids[256];
+	size_t n = 0;
+	struct acct a;
+	int rc;
+
+	if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+		return 0;
+	if (mdb_cursor_open(txn, s->pending, &c) == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		while (rc == 0 && n < 256) {
+			if (k.mv_size == 8)
+				ids[n++] = get_be64(k.mv_data);
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+	}
+	rc = acct_load(s, txn, &a);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = del_chunks(s, txn, ids[i], &a);
+		if (rc == 0)
+			rc = del_pending(s, txn, ids[i]);
+	}
+	if (rc == 0)
+		rc = acct_store(s, txn, &a);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	return rc == 0 && n == 256;
+}
+
+static void
+clean_pending(struct cache_store *s)
+{
+	while (clean_pending_some(s))
+		;
+}
+
+static void
+finish_batch(struct cache_store *s, struct op *ops, int committed)
+{
+	struct op *next;
+	size_t cost = 0;
+	uint64_t n = 0;
+
+	for (struct op *op = ops; op != NULL; op = next) {
+		next = op->next;
+		cost += op->cost;
+		n++;
+		if (op->type == OP_COMMIT || op->type == OP_ABORT) {
+			struct cache_put *p = op->put;
+
+			if (op->type == OP_COMMIT)
+				atomic_fetch_add_explicit(committed && !p->w_dead ? &s->n_stored
+				                                                  : &s->n_dropped,
+				                          1, memory_order_relaxed);
+			free(p->rec);
+			free(p->vrec);
+			free(p);
+		}
+		free(op);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->queued -= cost;
+	s->processed += n;
+	pthread_cond_broadcast(&s->done);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct cache_store *s = arg;
+
+	clean_pending(s);
+	for (;;) {
+		struct op *ops;
+		int rc;
+
+		pthread_mutex_lock(&s->lock);
+		while (s->head == NULL && !s->stop)
+			pthread_cond_wait(&s->wake, &s->lock);
+		if (s->head == NULL) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		ops = s->head;
+		s->head = NULL;
+		s->tail = &s->head;
+		pthread_mutex_unlock(&s->lock);
+
+		rc = run_batch(s, ops, 0);
+		if (rc == MDB_MAP_FULL) {
+			evict_for_space(s);
+			rc = run_batch(s, ops, 0);
+		}
+		if (rc != 0) {
+			for (struct op *op = ops; op != NULL; op = op->next)
+				if (op->put != NULL)
+					op->put->w_dead = 1;
+			rc = run_batch(s, ops, 1);
+		}
+		finish_batch(s, ops, rc == 0);
+	}
+	return NULL;
+}
+
+/* ---- open and close -------------------------------------------------------------- */
+
+static int
+last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, dbi, &c);
+
+	*out = 0;
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size >= 8)
+		*out = get_be64(k.mv_data);
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+struct cache_store *
+cache_store_open(const struct cache_store_params *p, char **err)
+{
+	struct cache_store *s = calloc(1, sizeof(*s));
+	unsigned envflags = MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC;
+	unsigned dbflags = (p->flags & CACHE_F_RDONLY) ? 0 : MDB_CREATE;
+	MDB_txn *txn = NULL;
+	MDB_stat st;
+	uint64_t v, last;
+	int rc, dead;
+	const char *what = "open";
+
+	if (s == NULL) {
+		seterr(err, "%s: out of memory", p->path);
+		return NULL;
+	}
+	s->flags = p->flags;
+	s->max_size = p->max_size ? p->max_size : (uint64_t)256 << 20;
+	s->max_object_size = p->max_object_size ? p->max_object_size : s->max_size / 8;
+	s->queue_max = p->queue_max ? p->queue_max : (size_t)16 << 20;
+	s->chunk_size = p->chunk_size ? p->chunk_size : 64 * 1024;
+	s->tail = &s->head;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->done, NULL);
+	s->hits = calloc((size_t)1 << HITS_BITS, 1);
+	if (s->hits == NULL) {
+		seterr(err, "%s: out of memory", p->path);
+		goto fail;
+	}
+	if (p->flags & CACHE_F_NOSYNC)
+		envflags |= MDB_NOSYNC;
+	if (p->flags & CACHE_F_RDONLY) { /* the tool must not create a cache */
+		char data[4096];
+		struct stat sb;
+
+		snprintf(data, sizeof(data), "%s/data.mdb", p->path);
+		if (stat(data, &sb) == -1) {
+			seterr(err, "%s: %s", data, strerror(errno));
+			goto fail;
+		}
+	}
+	if ((rc = mdb_env_create(&s->env)) != 0)
+		goto lmdb;
+	mdb_env_set_maxdbs(s->env, 8);
+	mdb_env_set_maxreaders(s->env, 256);
+	if (!(p->flags & CACHE_F_RDONLY)) {
+		uint64_t map =
+		        p->map_size ? p->map_size : s->max_size + s->max_size / 2 + (64u << 20);
+
+		if ((rc = mdb_env_set_mapsize(s->env, (size_t)map)) != 0)
+			goto lmdb;
+	}
+	if ((rc = mdb_env_open(s->env, p->path, envflags, 0640)) != 0)
+		goto lmdb;
+	mdb_reader_check(s->env, &dead);
+	what = "initialize";
+	if ((rc = mdb_env_stat(s->env, &st)) != 0)
+		goto lmdb;
+	s->page_size = st.ms_psize;
+	if ((rc = mdb_txn_begin(s->env, NULL, (p->flags & CACHE_F_RDONLY) ? MDB_RDONLY : 0,
+	                        &txn)) != 0)
+		goto lmdb;
+	if ((rc = mdb_dbi_open(txn, "meta", dbflags, &s->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "chunk", dbflags, &s->chunk)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "lru", dbflags, &s->lru)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "url", dbflags, &s->url)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "pending", dbflags, &s->pending)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "info", dbflags, &s->info)) != 0) {
+		if (rc == MDB_NOTFOUND) {
+			seterr(err, "%s: not a proxyd cache", p->path);
+			goto fail;
+		}
+		goto lmdb;
+	}
+	if ((rc = info_get(s, txn, "format", &v)) != 0)
+		goto lmdb;
+	if (v == 0 && !(p->flags & CACHE_F_RDONLY)) {
+		if ((rc = info_put(s, txn, "format", FORMAT_VERSION)) != 0)
+			goto lmdb;
+	} else if (v != FORMAT_VERSION) {
+		seterr(err, "%s: cache format %llu, expected %d", p->path, (unsigned long long)v,
+		       FORMAT_VERSION);
+		goto fail;
+	}
+	if ((rc = info_get(s, txn, "next_id", &s->next_id)) != 0 ||
+	    (rc = last_key_u64(txn, s->chunk, &last)) != 0)
+		goto lmdb;
+	if (s->next_id <= last)
+		s->next_id = last + 1;
+	if ((rc = info_get(s, txn, "next_seq", &s->next_seq)) != 0 ||
+	    (rc = last_key_u64(txn, s->lru, &last)) != 0)
+		goto lmdb;
+	if (s->next_seq <= last)
+		s->next_seq = last + 1;
+	if (s->next_id == 0)
+		s->next_id = 1;
+	if (s->next_seq == 0)
+		s->next_seq = 1;
+	rc = mdb_txn_commit(txn); /* also read-only: the DBI handles survive only a commit */
+	txn = NULL;
+	if (rc != 0)
+		goto lmdb;
+	if (!(p->flags & CACHE_F_RDONLY)) {
+		if ((rc = pthread_create(&s->writer, NULL, writer_main, s)) != 0) {
+			seterr(err, "%s: cannot start the writer thread: %s", p->path,
+			       strerror(rc));
+			goto fail;
+		}
+		s->writer_running = 1;
+	}
+	return s;
+lmdb:
+	seterr(err, "%s: cannot %s the cache: %s", p->path, what, mdb_strerror(rc));
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	free(s->hits);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->done);
+	free(s);
+	return NULL;
+}
+
+void
+cache_store_close(struct cache_store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->writer_running) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = 1;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->writer, NULL);
+	}
+	for (int i = 0; i < s->nrpool; i++)
+		mdb_txn_abort(s->rpool[i]);
+	mdb_env_close(s->env);
+	free(s->hits);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->done);
+	free(s);
+}
+
+/* ---- reads ------------------------------------------------------------------------ */
+
+int
+cache_get(struct cache_store *s, const struct cache_key *key, const struct cache_header *req,
+          size_t nreq, struct cache_meta **out)
+{
+	MDB_txn *txn;
+	MDB_val k = {CACHE_KEY_LEN, (void *)(uintptr_t)key->b}, v;
+	struct cache_meta m;
+	struct cache_key vkey = *key;
+	int rc, kind;
+
+	*out = NULL;
+	if (s == NULL || (txn = rtxn_get(s)) == NULL)
+		return -1;
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == 0 && (kind = rec_decode(v.mv_data, v.mv_size, &m)) == REC_VARY) {
+		hit_mark(s, key);
+		if (variant_key(&vkey, key, m.vary, m.vary_len, req, nreq) == -1)
+			rc = ENOMEM;
+		else {
+			k.mv_data = vkey.b;
+			rc = mdb_get(txn, s->meta, &k, &v);
+		}
+	}
+	if (rc == 0 && (*out = meta_copy(&v, &vkey)) == NULL)
+		rc = MDB_CORRUPTED; /* unreadable, or a vary record where an object belongs */
+	if (rc == 0 && rec_decode(v.mv_data, v.mv_size, &m) != REC_OBJECT) {
+		cache_meta_free(*out);
+		*out = NULL;
+		rc = MDB_NOTFOUND;
+	}
+	rtxn_put(s, txn);
+	if (rc == 0) {
+		hit_mark(s, &vkey);
+		atomic_fetch_add_explicit(&s->n_hits, 1, memory_order_relaxed);
+		return 1;
+	}
+	atomic_fetch_add_explicit(&s->n_misses, 1, memory_order_relaxed);
+	return rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+ssize_t
+cache_read(struct cache_store *s, const struct cache_meta *m, uint64_t off, void *buf, size_t len)
+{
+	MDB_txn *txn;
+	unsigned char kb[12], *out = buf;
+	size_t done = 0;
+
+	if (off >= m->body_len || len == 0)
+		return 0;
+	if (len > m->body_len - off)
+		len = (size_t)(m->body_len - off);
+	if ((txn = rtxn_get(s)) == NULL)
+		return -1;
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint32_t idx = (uint32_t)(pos / m->chunk_size);
+		size_t in = (size_t)(pos % m->chunk_size), n;
+		MDB_val k = {12, kb}, v;
+
+		chunk_key(kb, m->id, idx);
+		if (mdb_get(txn, s->chunk, &k, &v) != 0 || v.mv_size <= in) {
+			rtxn_put(s, txn);
+			return -1;
+		}
+		n = v.mv_size - in;
+		if (n > len - done)
+			n = len - done;
+		memcpy(out + done, (const unsigned char *)v.mv_data + in, n);
+		done += n;
+	}
+	rtxn_put(s, txn);
+	return (ssize_t)done;
+}
+
+/* ---- purges, stats, walk, verify --------------------------------------------------- */
+
+/* Repeated short write transactions of at most 256 deletions each. */
+static long
+purge(struct cache_store *s, const char *url, size_t len, int exact, char **err)
+{
+	long total = 0;
+
+	for (;;) {
+		MDB_txn *txn;
+		struct acct a;
+		size_t n = 0;
+		int rc = txn_begin(s, 0, &txn);
+
+		if (rc == 0)
+			rc = acct_load(s, txn, &a);
+		if (rc == 0)
+			rc = purge_in_txn(s, txn, url, len, exact, 256, &a, &n);
+		if (rc == 0)
+			rc = acct_store(s, txn, &a);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else if (txn != NULL)
+			mdb_txn_abort(txn);
+		if (rc != 0) {
+			seterr(err, "purge: %s", mdb_strerror(rc));
+			return -1;
+		}
+		total += (long)n;
+		if (n < 256)
+			return total;
+	}
+}
+
+long
+cache_purge_url(struct cache_store *s, const char *url, size_t len, char **err)
+{
+	return purge(s, url, len, 1, err);
+}
+
+long
+cache_purge_prefix(struct cache_store *s, const char *prefix, size_t len, char **err)
+{
+	return purge(s, prefix, len, 0, err);
+}
+
+long
+cache_purge_all(struct cache_store *s, char **err)
+{
+	return purge(s, "", 0, 0, err);
+}
+
+int
+cache_stats(struct cache_store *s, struct cache_stats *st)
+{
+	MDB_txn *txn;
+	MDB_envinfo ei;
+	MDB_stat ms;
+	struct acct a;
+	MDB_dbi dbis[6] = {s->meta, s->chunk, s->lru, s->url, s->pending, s->info};
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if ((txn = rtxn_get(s)) == NULL)
+		return -1;
+	rc = acct_load(s, txn, &a);
+	for (int i = 0; rc == 0 && i < 6; i++) {
+		if ((rc = mdb_stat(txn, dbis[i], &ms)) == 0)
+			st->pages_used +=
+			        ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+	}
+	rtxn_put(s, txn);
+	if (rc != 0 || mdb_env_info(s->env, &ei) != 0)
+		return -1;
+	st->entries = a.entries;
+	st->bytes = a.bytes;
+	st->max_size = s->max_size;
+	st->map_size = ei.me_mapsize;
+	st->page_size = s->page_size;
+	st->last_pgno = ei.me_last_pgno;
+	st->max_readers = ei.me_maxreaders;
+	st->num_readers = ei.me_numreaders;
+	st->hits = atomic_load(&s->n_hits);
+	st->misses = atomic_load(&s->n_misses);
+	st->stored = atomic_load(&s->n_stored);
+	st->dropped = atomic_load(&s->n_dropped);
+	st->evicted = atomic_load(&s->n_evicted);
+	return 0;
+}
+
+int
+cache_walk(struct cache_store *s, const char *prefix, size_t len,
+           int (*fn)(void *arg, const char *kind, const struct cache_meta *m), void *arg)
+{
+	unsigned char last[URL_KEY_MAX + 1 + CACHE_KEY_LEN];
+	size_t last_len = 0, plen = len < URL_KEY_MAX ? len : URL_KEY_MAX;
+	int started = 0;
+
+	for (;;) {
+		MDB_txn *txn = rtxn_get(s);
+		MDB_cursor *c;
+		MDB_val k, v;
+		int rc, n = 0, stop = 0;
+
+		if (txn == NULL || mdb_cursor_open(txn, s->url, &c) != 0) {
+			if (txn != NULL)
+				rtxn_put(s, txn);
+			return -1;
+		}
+		if (started) {
+			k.mv_size = last_len;
+			k.mv_data = last;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+			if (rc == 0 && k.mv_size == last_len &&
+			    memcmp(k.mv_data, last, last_len) == 0)
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		} else if (plen > 0) {
+			k.mv_size = plen;
+			k.mv_data = (void *)(uintptr_t)prefix;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		} else
+			rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		started = 1;
+		for (; rc == 0 && n < 128 && !stop; n++, rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			const unsigned char *kb = k.mv_data;
+			MDB_val mk, mv;
+			struct cache_meta m;
+			int kind;
+
+			if (k.mv_size < 1 + CACHE_KEY_LEN || k.mv_size > sizeof(last))
+				continue;
+			if (k.mv_size - 1 - CACHE_KEY_LEN < plen || memcmp(kb, prefix, plen) != 0) {
+				stop = 2;
+				break;
+			}
+			memcpy(last, kb, k.mv_size);
+			last_len = k.mv_size;
+			mk.mv_size = CACHE_KEY_LEN;
+			mk.mv_data = (void *)(uintptr_t)(kb + k.mv_size - CACHE_KEY_LEN);
+			if (mdb_get(txn, s->meta, &mk, &mv) != 0 ||
+			    (kind = rec_decode(mv.mv_data, mv.mv_size, &m)) == -1)
+				continue;
+			if (m.url_len < len || memcmp(m.url, prefix, len) != 0)
+				continue;
+			memcpy(m.key.b, mk.mv_data, CACHE_KEY_LEN);
+			if (fn(arg, kind == REC_VARY ? "vary" : "object", &m) != 0)
+				stop = 1;
+		}
+		mdb_cursor_close(c);
+		rtxn_put(s, txn);
+		if (stop || rc != 0)
+			return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+	}
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+problem(long *n, void (*report)(void *, const char *), void *arg, const char *fmt, ...)
+{
+	char buf[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	report(arg, buf);
+	(*n)++;
+}
+
+static void
+hex(char out[17], const unsigned char *k)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < 8; i++) {
+		out[2 * i] = digits[k[i] >> 4];
+		out[2 * i + 1] = digits[k[i] & 15];
+	}
+	out[16] = 0;
+}
+
+/* One read transaction: a consistent snapshot (the tool only). */
+long
+cache_verify(struct cache_store *s, void (*report)(void *arg, const char *msg), void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t *ids = NULL;
+	size_t nids = 0, cap = 0;
+	long n = 0;
+	int rc;
+
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return -1;
+	if (mdb_cursor_open(txn, s->meta, &c) != 0)
+		goto fail;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct cache_meta m;
+		char h[17];
+		unsigned char kb[12], sb[8], ub[URL_KEY_MAX + 1 + CACHE_KEY_LEN];
+		struct cache_key key;
+		MDB_val ck = {12, kb}, cv, lk = {8, sb}, lv, uk, uv;
+		int kind = rec_decode(v.mv_data, v.mv_size, &m);
+		uint64_t sum = 0, nchunks = 0;
+
+		if (k.mv_size != CACHE_KEY_LEN) {
+			problem(&n, report, arg, "meta: key of %zu bytes", k.mv_size);
+			continue;
+		}
+		memcpy(key.b, k.mv_data, CACHE_KEY_LEN);
+		hex(h, key.b);
+		if (kind == -1) {
+			problem(&n, report, arg, "%s: unreadable record", h);
+			continue;
+		}
+		put_be64(sb, rec_seq(v.mv_data));
+		if (mdb_get(txn, s->lru, &lk, &lv) != 0 || lv.mv_size != CACHE_KEY_LEN ||
+		    memcmp(lv.mv_data, key.b, CACHE_KEY_LEN) != 0)
+			problem(&n, report, arg, "%s %.*s: no clock record", h, (int)m.url_len,
+			        m.url);
+		uk.mv_size = url_key(ub, m.url, m.url_len, &key);
+		uk.mv_data = ub;
+		if (mdb_get(txn, s->url, &uk, &uv) != 0)
+			problem(&n, report, arg, "%s %.*s: no URL index record", h, (int)m.url_len,
+			        m.url);
+		if (kind != REC_OBJECT)
+			continue;
+		if (nids == cap) {
+			uint64_t *ni = realloc(ids, (cap ? cap * 2 : 256) * sizeof(*ids));
+
+			if (ni == NULL)
+				goto fail;
+			ids = ni;
+			cap = cap ? cap * 2 : 256;
+		}
+		ids[nids++] = m.id;
+		if (m.body_len > 0)
+			nchunks = (m.body_len + m.chunk_size - 1) / m.chunk_size;
+		for (uint64_t i = 0; i <= nchunks && i <= UINT32_MAX; i++) {
+			chunk_key(kb, m.id, (uint32_t)i);
+			if (mdb_get(txn, s->chunk, &ck, &cv) != 0) {
+				if (i < nchunks) {
+					problem(&n, report, arg, "%s %.*s: chunk %llu missing", h,
+					        (int)m.url_len, m.url, (unsigned long long)i);
+					sum = m.body_len; /* one problem per entry */
+					break;
+				}
+				continue;
+			}
+			if (i == nchunks) {
+				problem(&n, report, arg, "%s %.*s: chunks beyond the body length",
+				        h, (int)m.url_len, m.url);
+				break;
+			}
+			if (i + 1 < nchunks && cv.mv_size != m.chunk_size)
+				problem(&n, report, arg, "%s %.*s: chunk %llu has %zu bytes", h,
+				        (int)m.url_len, m.url, (unsigned long long)i, cv.mv_size);
+			sum += cv.mv_size;
+		}
+		if (sum != m.body_len && nchunks > 0)
+			problem(&n, report, arg, "%s %.*s: chunks hold %llu bytes, body is %llu", h,
+			        (int)m.url_len, m.url, (unsigned long long)sum,
+			        (unsigned long long)m.body_len);
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		goto fail;
+	if (nids > 0)
+		qsort(ids, nids, sizeof(*ids), cmp_u64);
+	if (mdb_cursor_open(txn, s->chunk, &c) != 0)
+		goto fail;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;) {
+		uint64_t id;
+		unsigned char kb[12], pb[8];
+		MDB_val pk = {8, pb}, pv;
+
+		if (k.mv_size != 12) {
+			problem(&n, report, arg, "chunk: key of %zu bytes", k.mv_size);
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+			continue;
+		}
+		id = get_be64(k.mv_data);
+		put_be64(pb, id);
+		if ((nids == 0 || bsearch(&id, ids, nids, sizeof(*ids), cmp_u64) == NULL) &&
+		    mdb_get(txn, s->pending, &pk, &pv) != 0)
+			problem(&n, report, arg, "chunks of id %llu belong to no entry",
+			        (unsigned long long)id);
+		chunk_key(kb, id + 1, 0); /* skip to the next id */
+		k.mv_size = 12;
+		k.mv_data = kb;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		goto fail;
+	mdb_txn_abort(txn);
+	free(ids);
+	return n;
+fail:
+	mdb_txn_abort(txn);
+	free(ids);
+	return -1;
+}
