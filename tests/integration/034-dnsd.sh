@@ -21,7 +21,7 @@ hexq() {
 		if [ "$2" = udp ]; then
 			timeout 1 dd bs=4096 count=1 status=none <&3
 		else
-			timeout 1 head -c "$4" <&3
+			timeout 5 head -c "$4" <&3
 		fi | od -An -v -tx1 | tr -s ' \n' '  ' | sed 's/^ //; s/ $//'
 	)
 }

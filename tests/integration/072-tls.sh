@@ -6,7 +6,7 @@
 # X-Forwarded-Proto: https. TLS to upstreams: verified against ca=, a wrong CA is a 502
 # naming the TLS error, verify=off passes. WebSocket over a TLS listener.
 . "$TESTLIB"
-plan 21
+plan 20
 
 cd "$T" || bail "no temp dir"
 ec() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "$@" 2>/dev/null; }
