@@ -85,6 +85,45 @@ void userset_finish(struct userset *u);
 int userset_match(const struct userset *u, const char *name, size_t len);
 void userset_free(struct userset *u);
 
+/* --- required literals of a regex (rules.c) ------------------------------------------ */
+/* Literal runs shorter than this are not worth a prefilter (too many chance hits). */
+#define RE_LIT_MIN 3
+
+/*
+ * The longest literal that every match of PCRE2 pattern pat (compiled without options
+ * but PCRE2_CASELESS) contains, lower-cased (prefilters compare case-insensitively), into
+ * out (cap >= 2 * strlen(pat) + 1 always suffices): its length, or 0 when there is none of
+ * RE_LIT_MIN bytes or the pattern has a construct the extraction does not trust (a
+ * top-level `|`, lookarounds, backreferences, (?x), verbs, unknown escapes...).
+ */
+size_t re_required_literal(const char *pat, char *out, size_t cap);
+
+/*
+ * For a set: one literal per pattern (lits[i] malloc'd, NULL: the pattern has none), the
+ * rarest of the pattern's runs within the set, then the longest. 0, or -1 on ENOMEM.
+ */
+int litpf_choose(char *const *pats, size_t n, char **lits);
+
+/*
+ * Aho-Corasick automaton over n lower-cased literals as a dense DFA over byte classes
+ * (cls[] folds ASCII case). Walk: s = delta[s * nclass + cls[byte]]; then f = fire[s],
+ * f = dict[f]... (while f != 0) are the states whose literals end here, each with the
+ * literal indexes out_ids[out_off[f] .. out_off[f + 1]).
+ */
+struct litpf {
+	uint8_t cls[256];
+	uint32_t nclass, nstates;
+	uint32_t *delta; /* nstates x nclass */
+	uint32_t *fire;  /* first state with output on the suffix chain of s (s itself), 0: none */
+	uint32_t *dict;  /* next one after s, 0: none */
+	uint32_t *out_off; /* nstates + 1 */
+	uint32_t *out_ids;
+};
+
+/* 0, or -1 on ENOMEM (pf is then empty). */
+int litpf_build(struct litpf *pf, char *const *lits, size_t n);
+void litpf_free(struct litpf *pf);
+
 /* --- calendar and zones (tz.c) ------------------------------------------------------ */
 int64_t tz_days_from_civil(int64_t y, unsigned m, unsigned d);
 void tz_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);

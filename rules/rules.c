@@ -31,9 +31,12 @@ struct rules_set {
 	struct cidrset cidr;
 	struct dateset date;
 	struct userset user;
-	pcre2_code *re;   /* RULES_SET_REGEXES: the alternation (its first part) */
-	pcre2_code **res; /* all parts: a long list is split where PCRE2 finds it too large */
-	size_t nres;
+	pcre2_code *re;       /* RULES_SET_REGEXES: the alternation (its first part), may be NULL */
+	pcre2_code **res;     /* all parts: a long list is split where PCRE2 finds it too large */
+	size_t nres;          /* the patterns without a required literal are in these parts */
+	pcre2_code **lit_res; /* the patterns with one, each alone, run when it occurs */
+	size_t nlit;
+	struct litpf pf; /* over the literals of lit_res, in that order */
 };
 
 struct rules_zone {
@@ -76,8 +79,10 @@ struct matcher {
 	const struct rules_set *set; /* borrowed from the context, or own_set */
 	struct rules_set *own_set;
 	pcre2_code *own_re;
-	const pcre2_code *re; /* own_re or set->re; NULL: presence only */
-	char *name;           /* header/cookie/arg name, method, user */
+	const pcre2_code *re; /* own_re or set->re; NULL and no set: presence only */
+	char *lit;            /* own_re's required literal (lower-cased) or NULL */
+	size_t lit_len;
+	char *name; /* header/cookie/arg name, method, user */
 	size_t name_len;
 	int lo, hi;     /* port range */
 	unsigned days;  /* bit 0 Sunday .. bit 6 Saturday */
@@ -93,10 +98,16 @@ struct rules_rule {
 	struct matcher *m;
 };
 
+#define RULES_FIRED_MAX 32
+
 struct rules_scratch {
 	pcre2_match_data *md;
 	char *buf;
 	size_t cap;
+	/* prefilter states whose patterns already ran on this subject (beyond the array's
+	 * size a state's patterns may run again: slower, not wrong) */
+	uint32_t fired[RULES_FIRED_MAX];
+	size_t nfired;
 };
 
 /* --- errors ---------------------------------------------------------------------------- */
@@ -153,6 +164,10 @@ set_free(struct rules_set *s)
 	for (size_t i = 0; i < s->nres; i++)
 		pcre2_code_free(s->res[i]);
 	free(s->res);
+	for (size_t i = 0; i < s->nlit; i++)
+		pcre2_code_free(s->lit_res[i]);
+	free(s->lit_res);
+	litpf_free(&s->pf);
 	free(s->name);
 	free(s);
 }
@@ -319,15 +334,20 @@ set_regexes_part(struct rules_set *s, char *const *pats, char *const *where, siz
 }
 
 /*
- * Build the regexes set from its patterns. Patterns PCRE2 finds anchored (^ or \A in every
- * branch) are compiled apart from the others: in one alternation with unanchored ones,
- * every anchored branch would be tried again at every start position, which made a
- * mixed list of a thousand several times slower than its two halves.
+ * Build the regexes set from its patterns. A pattern with a required literal (see
+ * re_required_literal(); per pattern the rarest in the set) is kept compiled alone and
+ * runs only when the prefilter finds its literal in the subject: most of a long list is
+ * never run. The others are matched as before, as alternations: the patterns PCRE2 finds
+ * anchored (^ or \A in every branch) apart from the others, because in one alternation
+ * with unanchored ones every anchored branch would be tried again at every start
+ * position, which made a mixed list of a thousand several times slower than its two
+ * halves.
  */
 static int
 set_regexes(struct rules_set *s, char *const *pats, char *const *where, size_t n, char **err)
 {
-	char **p2 = NULL, **w2 = NULL;
+	char **p2 = NULL, **w2 = NULL, **lits = NULL, **lits2 = NULL;
+	pcre2_code **codes = NULL;
 	size_t na = 0, nu = 0;
 	int rc = -1;
 
@@ -335,18 +355,32 @@ set_regexes(struct rules_set *s, char *const *pats, char *const *where, size_t n
 		seterr(err, "%s: empty regexes set", where[0]);
 		return -1;
 	}
-	if ((p2 = calloc(n, sizeof(*p2))) == NULL || (w2 = calloc(n, sizeof(*w2))) == NULL) {
+	if ((p2 = calloc(n, sizeof(*p2))) == NULL || (w2 = calloc(n, sizeof(*w2))) == NULL ||
+	    (lits = calloc(n, sizeof(*lits))) == NULL ||
+	    (lits2 = calloc(n, sizeof(*lits2))) == NULL ||
+	    (codes = calloc(n, sizeof(*codes))) == NULL ||
+	    (s->lit_res = calloc(n, sizeof(*s->lit_res))) == NULL) {
+		seterr(err, "%s: out of memory", where[0]);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((codes[i] = re_compile(pats[i], PCRE2_ZERO_TERMINATED, 0, where[i], err)) ==
+		    NULL)
+			goto out;
+	if (litpf_choose(pats, n, lits) == -1) {
 		seterr(err, "%s: out of memory", where[0]);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		pcre2_code *re = re_compile(pats[i], PCRE2_ZERO_TERMINATED, 0, where[i], err);
 		uint32_t opts = 0;
 
-		if (re == NULL)
-			goto out;
-		(void)pcre2_pattern_info(re, PCRE2_INFO_ALLOPTIONS, &opts);
-		pcre2_code_free(re);
+		if (lits[i] != NULL) {
+			lits2[s->nlit] = lits[i];
+			s->lit_res[s->nlit++] = codes[i];
+			codes[i] = NULL;
+			continue;
+		}
+		(void)pcre2_pattern_info(codes[i], PCRE2_INFO_ALLOPTIONS, &opts);
 		if (opts & PCRE2_ANCHORED) { /* anchored ones first, the others from the end */
 			p2[na] = pats[i];
 			w2[na++] = where[i];
@@ -356,13 +390,29 @@ set_regexes(struct rules_set *s, char *const *pats, char *const *where, size_t n
 			w2[n - nu] = where[i];
 		}
 	}
+	/* the unanchored ones, at the end in reverse order, right after the anchored ones */
+	for (size_t i = 0; i < nu; i++) {
+		p2[na + i] = p2[n - nu + i];
+		w2[na + i] = w2[n - nu + i];
+	}
+	if (s->nlit > 0 && litpf_build(&s->pf, lits2, s->nlit) == -1) {
+		seterr(err, "%s: out of memory", where[0]);
+		goto out;
+	}
 	if (na > 0 && set_regexes_part(s, p2, w2, 0, na, err) == -1)
 		goto out;
-	if (nu > 0 && set_regexes_part(s, p2, w2, na, n, err) == -1)
+	if (nu > 0 && set_regexes_part(s, p2, w2, na, na + nu, err) == -1)
 		goto out;
-	s->re = s->res[0];
+	s->re = s->nres > 0 ? s->res[0] : NULL;
 	rc = 0;
 out:
+	for (size_t i = 0; codes != NULL && i < n; i++)
+		pcre2_code_free(codes[i]);
+	for (size_t i = 0; lits != NULL && i < n; i++)
+		free(lits[i]);
+	free(codes);
+	free(lits);
+	free(lits2);
 	free(p2);
 	free(w2);
 	return rc;
@@ -804,6 +854,17 @@ parse_regex(struct parser *p, struct matcher *m, int sets_ok)
 	if ((m->own_re = re_compile(t->s, PCRE2_ZERO_TERMINATED, flags, where, p->err)) == NULL)
 		return -1;
 	m->re = m->own_re;
+	/* its required literal: when the subject lacks it, PCRE2 need not run */
+	{
+		size_t cap = 2 * strlen(t->s) + 1;
+
+		if ((m->lit = malloc(cap)) == NULL)
+			return perr(p, t, "out of memory");
+		if ((m->lit_len = re_required_literal(t->s, m->lit, cap)) == 0) {
+			free(m->lit);
+			m->lit = NULL;
+		}
+	}
 	return 0;
 }
 
@@ -1108,6 +1169,7 @@ matcher_free(struct matcher *m)
 	free(m->text);
 	set_free(m->own_set);
 	pcre2_code_free(m->own_re);
+	free(m->lit);
 	free(m->name);
 }
 
@@ -1298,26 +1360,91 @@ rules_scratch_free(struct rules_scratch *s)
 	free(s);
 }
 
+/* Does the ASCII-case-insensitive subject h contain lit (lower-cased)? */
+static int
+lit_in(const char *h, size_t hlen, const char *lit, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)h, *l = (const unsigned char *)lit;
+
+	for (size_t i = 0; i + len <= hlen; i++) {
+		size_t j = 0;
+
+		while (j < len &&
+		       (s[i + j] | ((unsigned)(s[i + j] - 'A') < 26u ? 0x20u : 0u)) == l[j])
+			j++;
+		if (j == len)
+			return 1;
+	}
+	return 0;
+}
+
+/* Run one regex: 1 on a match; a limit or error is kept in *limit. */
+static int
+re_run(const struct rules_ctx *ctx, const pcre2_code *re, const char *s, size_t len,
+       struct rules_scratch *sc, int *limit)
+{
+	int rc = pcre2_match(re, (PCRE2_SPTR)(s != NULL ? s : ""), len, 0, 0, sc->md, ctx->mctx);
+
+	if (rc >= 0)
+		return 1;
+	if (rc != PCRE2_ERROR_NOMATCH && rc != PCRE2_ERROR_PARTIAL)
+		*limit = rc;
+	return 0;
+}
+
+/*
+ * The prefiltered patterns of set: one pass of the automaton over the subject; the
+ * patterns of each literal found run (once per subject), 1 at the first that matches.
+ */
+static int
+set_lit_match(const struct rules_ctx *ctx, const struct rules_set *set, const char *s, size_t len,
+              struct rules_scratch *sc, int *limit)
+{
+	const struct litpf *pf = &set->pf;
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	uint32_t st = 0;
+
+	sc->nfired = 0;
+	for (; p < end; p++) {
+		uint32_t f;
+
+		st = pf->delta[(size_t)st * pf->nclass + pf->cls[*p]];
+		for (f = pf->fire[st]; f != 0; f = pf->dict[f]) {
+			size_t k;
+
+			for (k = 0; k < sc->nfired && sc->fired[k] != f; k++)
+				;
+			if (k < sc->nfired)
+				break; /* it ran, and the rest of its chain with it */
+			if (sc->nfired < RULES_FIRED_MAX)
+				sc->fired[sc->nfired++] = f;
+			for (uint32_t i = pf->out_off[f]; i < pf->out_off[f + 1]; i++)
+				if (re_run(ctx, set->lit_res[pf->out_ids[i]], s, len, sc, limit))
+					return 1;
+		}
+	}
+	return 0;
+}
+
 static int
 re_match(const struct rules_ctx *ctx, struct matcher *m, const char *s, size_t len,
          struct rules_scratch *sc)
 {
 	const pcre2_code *const *res = &m->re;
 	size_t nres = 1;
-	int rc = PCRE2_ERROR_NOMATCH, limit = 0;
+	int rc, limit = 0;
 
-	if (m->set != NULL && m->set->kind == RULES_SET_REGEXES && m->set->nres > 0) {
+	if (m->set != NULL && m->set->kind == RULES_SET_REGEXES) {
 		res = (const pcre2_code *const *)m->set->res;
 		nres = m->set->nres;
-	}
-	for (size_t i = 0; i < nres; i++) {
-		rc = pcre2_match(res[i], (PCRE2_SPTR)(s != NULL ? s : ""), len, 0, 0, sc->md,
-		                 ctx->mctx);
-		if (rc >= 0)
+		if (m->set->nlit > 0 && set_lit_match(ctx, m->set, s, len, sc, &limit))
 			return 1;
-		if (rc != PCRE2_ERROR_NOMATCH && rc != PCRE2_ERROR_PARTIAL)
-			limit = rc;
+	} else if (m->lit != NULL && !lit_in(s, len, m->lit, m->lit_len)) {
+		return 0; /* it cannot match */
 	}
+	for (size_t i = 0; i < nres; i++)
+		if (re_run(ctx, res[i], s, len, sc, &limit))
+			return 1;
 	if (limit == 0)
 		return 0;
 	rc = limit;
@@ -1352,7 +1479,8 @@ match_headers(const struct rules_ctx *ctx, struct matcher *m, const struct rules
 
 		if (!ieq(h->name, h->name_len, name, nlen))
 			continue;
-		if (m->re == NULL || re_match(ctx, m, h->value, h->value_len, sc))
+		if ((m->re == NULL && m->set == NULL) ||
+		    re_match(ctx, m, h->value, h->value_len, sc))
 			return 1;
 	}
 	return 0;

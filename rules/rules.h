@@ -94,12 +94,17 @@ int rules_set_kind_parse(const char *s, enum rules_set_kind *kind);
  * entry trimmed; errors "path:line: reason"). A name can be defined once.
  * Entries: domains follow the dst syntax and must be ASCII (IDNs in punycode, xn--...);
  * cidrs are ADDR or ADDR/LEN (bits past LEN ignored, ::ffff:a.b.c.d/LEN is IPv4); users
- * are exact names; dates YYYY-MM-DD or FROM..TO. A regexes set is compiled as one
- * alternation `(?|(?:p1)|(?:p2)...)` (branch reset: each pattern keeps its own group
- * numbers), anchored patterns (^, \A) apart from the others, each alternation split in
- * halves until each part fits PCRE2's limit on a compiled pattern (about a thousand
- * patterns exceed it); each pattern is first compiled alone for a precise error. A
- * pattern must not end inside an `(?x)` comment. Returns 0, or -1 with *err.
+ * are exact names; dates YYYY-MM-DD or FROM..TO. In a regexes set each pattern is first
+ * compiled alone for a precise error. A pattern with a required literal (a substring of 3
+ * bytes or more that every match contains, found conservatively: `tracker17` in
+ * `^https?://[^/]*tracker17[0-9]*\.`) stays compiled alone and runs only when a one-pass
+ * Aho-Corasick search (ASCII case-insensitive) finds its literal in the subject; the
+ * other patterns are compiled as one alternation `(?|(?:p1)|(?:p2)...)` (branch reset:
+ * each pattern keeps its own group numbers), anchored patterns (^, \A) apart from the
+ * others, each alternation split in halves until each part fits PCRE2's limit on a
+ * compiled pattern. The result is that of the alternation of all patterns; match limits
+ * apply per pattern run alone or per alternation. A pattern must not end inside an `(?x)`
+ * comment. Returns 0, or -1 with *err.
  */
 int rules_set_define(struct rules_ctx *ctx, enum rules_set_kind kind, const char *name,
                      const char *file, const struct rules_tok *toks, size_t n, char **err);

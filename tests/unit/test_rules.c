@@ -5,8 +5,9 @@
 /*
  * test_rules.c - unit tests of the rule language (rules/): every matcher both ways,
  * negation, sets inline and from files (a generated 100,000-entry domain file), regex
- * limits, time windows and dates in DST zones at fixed instants, URL normalization and
- * error messages with their positions.
+ * limits, the regex prefilter (required literals, equivalence of prefiltered sets and
+ * matchers with plain PCRE2), time windows and dates in DST zones at fixed instants, URL
+ * normalization and error messages with their positions.
  *
  * Most tests are tables of (rule, expected verdict) evaluated against one default subject
  * (see subj_default()); instants are built with timegm(), which does not look at $TZ.
@@ -670,6 +671,507 @@ START_TEST(test_regex_set_mixed)
 		h.value_len = strlen(no[i]);
 		ck_assert_msg(eval("ua ~ in mixed", &s) == 0, "%s", no[i]);
 	}
+}
+END_TEST
+
+/*
+ * Required literals: what every match must contain, lower-cased; "" where the pattern
+ * has none (too short, or a construct the extraction does not trust).
+ */
+START_TEST(test_literal_extraction)
+{
+	static const struct {
+		const char *re, *lit;
+	} rows[] = {
+	        {"tracker17", "tracker17"},
+	        {"^https?://[^/]*tracker17[0-9]*\\.", "tracker17"},
+	        {"^https?://([^/]*\\.)?adserver21\\.(com|net|org)/", "adserver21."},
+	        {"[?&]utm_campaign=spam23(&|$)", "utm_campaign=spam23"},
+	        {"/download/[a-z]+24\\.(exe|scr|msi)$", "/download/"},
+	        {"/banners?/ad22_[0-9]+x[0-9]+\\.(gif|png|jpg)$", "/banner"},
+	        {"\\.exe$", ".exe"},
+	        {"^abc$", "abc"},
+	        {"ab", ""},
+	        {"a.b.c", ""},
+	        {"a|bcdef", ""},
+	        {"abcdef|x", ""},
+	        {"(?:abc|def)ghij", "ghij"},
+	        {"abcd?", "abc"},
+	        {"abcd*ef", "abc"},
+	        {"abcd+ef", "abcd"},
+	        {"ab+cdef", "bcdef"},
+	        {"abc{0,3}xyz", "xyz"},
+	        {"abc{2}xy", "abc"},
+	        {"abc{2,}xyzw", "cxyzw"},
+	        {"abc{,3}", ""},
+	        {"foo{bar", ""},
+	        {"abc++def", "cdef"},
+	        {"abc+?d", "abc"},
+	        {"x*y?zzz", "zzz"},
+	        {"(?i)TrAcKeR", "tracker"},
+	        {"(?-i)ABCD", "abcd"},
+	        {"(?i)(?s).abcd", "abcd"},
+	        {"(?i:abc)defg", "defg"},
+	        {"ABC.DEFG", "defg"},
+	        {"\\d+xyz\\w", "xyz"},
+	        {"ab\\bcdef", "cdef"},
+	        {"abc\\.def", "abc.def"},
+	        {"\\/path\\/to", "/path/to"},
+	        {"\\Qa.b+c\\E", "a.b+c"},
+	        {"\\Qa.b|c", "a.b|c"},
+	        {"\\Qabc\\E+d", "abc"},
+	        {"\\Qab\\E+", ""},
+	        {"[abc]defg", "defg"},
+	        {"[]abc]defg", "defg"},
+	        {"[\\]]abcd", "abcd"},
+	        {"[^]x]yz{1}abcd", "zabcd"},
+	        {"[[:alpha:]]+wxyz", "wxyz"},
+	        {"(?#a comment)abcd", "abcd"},
+	        {"aab(?#x)*c", ""},
+	        {"aab(?#x)+cd", "aab"},
+	        {"ab(?i)*cdef", ""},
+	        {"(abc)?defg", "defg"},
+	        {"(abc)*", ""},
+	        {"abc.*def.*ghij", "ghij"},
+	        {"ab\xe9"
+	         "cdef",
+	         "cdef"},
+	        {"\\Qab\xe9"
+	         "cd\\E",
+	         ""},
+	        {"(?|(a)|(b))xyzw", "xyzw"},
+	        {"(?<name>x)abcd", "abcd"},
+	        {"(?:a(?=b)c)defg", "defg"},
+	        {"(a)\\1bcdef", ""},
+	        {"(?P<n>x)(?P=n)abcd", ""},
+	        {"(?(1)a|b)cdef", ""},
+	        {"abc(?=def)", ""},
+	        {"(?<!x)abcdef", ""},
+	        {"(?x)abc def", ""},
+	        {"(?xi)abcd", ""},
+	        {"a(?x: b c)defg", ""},
+	        {"(*UTF)abcdef", ""},
+	        {"(?:a(*ACCEPT))bcdef", ""},
+	        {"abc\\x41def", ""},
+	        {"a\\tbcdef", ""},
+	        {"\\Eabcdef", ""},
+	        {"abc\\Kdef", ""},
+	        {"abc\\", ""},
+	        {"abc)", ""},
+	        {"[\\Qx]\\E]abcd", ""},
+	        {"[\\c]]abcd", ""},
+	};
+	char out[256];
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		size_t n = re_required_literal(rows[i].re, out, sizeof(out));
+
+		if (n == 0)
+			out[0] = '\0';
+		ck_assert_msg(strcmp(out, rows[i].lit) == 0 && strlen(out) == n,
+		              "`%s`: literal \"%s\", expected \"%s\"", rows[i].re, out,
+		              rows[i].lit);
+	}
+}
+END_TEST
+
+static uint32_t
+lcg(uint32_t *st)
+{
+	*st = *st * 1103515245u + 12345u;
+	return *st >> 8;
+}
+
+/* One of a dozen kinds of pattern, with and without required literals, some caseless. */
+static void
+gen_pattern(char *buf, size_t cap, int i, uint32_t *st)
+{
+	switch (lcg(st) % 14) {
+	case 0:
+		snprintf(buf, cap, "^https?://[^/]*tracker%d[0-9]*\\.", i);
+		break;
+	case 1:
+		snprintf(buf, cap, "^https?://([^/]*\\.)?adserver%d\\.(com|net|org)/", i);
+		break;
+	case 2:
+		snprintf(buf, cap, "/banners?/ad%d_[0-9]+x[0-9]+\\.(gif|png|jpg)$", i);
+		break;
+	case 3:
+		snprintf(buf, cap, "[?&]utm_campaign=spam%d(&|$)", i);
+		break;
+	case 4:
+		snprintf(buf, cap, "/download/[a-z]+%d\\.(exe|scr|msi)$", i);
+		break;
+	case 5:
+		snprintf(buf, cap, "(?i)/AdS/Unit%d/", i);
+		break;
+	case 6: /* no literal: alternation */
+		snprintf(buf, cap, "/x%d/|/y%d\\b", i, i);
+		break;
+	case 7: /* no literal: too short */
+		snprintf(buf, cap, "^/[a-z]{2}/%d$", i % 100);
+		break;
+	case 8: /* no literal: backreference */
+		snprintf(buf, cap, "/(p%d)/\\1/", i);
+		break;
+	case 9:
+		snprintf(buf, cap, "\\Q/p.%d+\\E", i);
+		break;
+	case 10:
+		snprintf(buf, cap, "(?i)^http://CDN%d-+x\\.", i);
+		break;
+	case 11:
+		snprintf(buf, cap, "id=%d[a-f]*&", i);
+		break;
+	case 12: /* anchored, no literal */
+		snprintf(buf, cap, "^https://[a-z]+%d/", i % 50);
+		break;
+	default:
+		snprintf(buf, cap, "[?&]ref=%dx*y{2,}z", i);
+		break;
+	}
+}
+
+/* A URL made of pieces that some patterns match (mostly near misses), case mixed at times. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static size_t
+gen_subject(char *buf, size_t cap, uint32_t *st)
+{
+	static const char *const hosts[] = {"http://www.tracker%d.com",
+	                                    "https://a.adserver%d.net",
+	                                    "http://cdn%d--X.example",
+	                                    "https://x%d.example",
+	                                    "https://ab%d",
+	                                    "http://localhost:%d"};
+	static const char *const paths[] = {"/banners/ad%d_300x250.png",
+	                                    "/ads/unit%d/",
+	                                    "/download/setup%d.exe",
+	                                    "/p%d/p%d/",
+	                                    "/x%d/",
+	                                    "/y%d.",
+	                                    "/p.%d+/",
+	                                    "/ab/%d",
+	                                    "/download/tool.zip",
+	                                    "/"};
+	static const char *const queries[] = {"",
+	                                      "?utm_campaign=spam%d",
+	                                      "?a=1&utm_campaign=spam%d&b",
+	                                      "?id=%dabc&",
+	                                      "?ref=%dxyyz",
+	                                      "?ref=%dyyz",
+	                                      "?img=/banners/ad_top.gif"};
+	int n = (int)(lcg(st) % 1100), o = 0;
+	const char *p = paths[lcg(st) % 10];
+
+	o += snprintf(buf + o, cap - (size_t)o, hosts[lcg(st) % 6], n);
+	o += snprintf(buf + o, cap - (size_t)o, p, (int)(lcg(st) % 1100), n);
+	o += snprintf(buf + o, cap - (size_t)o, queries[lcg(st) % 7], (int)(lcg(st) % 1100));
+	if (lcg(st) % 5 == 0)
+		for (int k = 0; k < o; k++)
+			if (lcg(st) % 2 == 0 && buf[k] >= 'a' && buf[k] <= 'z')
+				buf[k] = (char)(buf[k] - 'a' + 'A');
+	return (size_t)o;
+}
+#pragma GCC diagnostic pop
+
+/*
+ * Soundness of the extraction on random patterns: whenever PCRE2 (with or without
+ * PCRE2_CASELESS) matches a random subject, the subject contains the pattern's literal
+ * (case-insensitively). Small alphabets, so that matches are frequent.
+ */
+START_TEST(test_literal_random)
+{
+	static const char *const toks[] = {
+	        "a",     "b",   "c",       "A",     "abc",   "bca",   "ab",     ".",
+	        "\\.",   "/",   "[ab]",    "[^a]",  "[]a]",  "(a|b)", "(?:ab)", "(?i)",
+	        "?",     "*",   "+",       "{2}",   "{0,2}", "{1,}",  "+?",     "*+",
+	        "^",     "$",   "\\d",     "\\w",   "|",     "(",     ")",      "\\Qa.\\E",
+	        "(?=a)", "\\b", "(?i:ab)", "(?#x)", "\\Q",   "\\E",   "1",      "(?-i)",
+	};
+	static const char alpha[] = "abcABC./1";
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	char pat[128], lit[300], subj[32], low[32];
+	uint32_t st = 1234;
+	int checked = 0;
+
+	ck_assert(md != NULL);
+	for (int i = 0; i < 100000; i++) {
+		int ntok = 1 + (int)(lcg(&st) % 8), code;
+		size_t o = 0, llen;
+		PCRE2_SIZE off;
+
+		for (int t = 0; t < ntok; t++) {
+			const char *w = toks[lcg(&st) % (sizeof(toks) / sizeof(toks[0]))];
+
+			if (o + strlen(w) + 1 < sizeof(pat)) {
+				memcpy(pat + o, w, strlen(w));
+				o += strlen(w);
+			}
+		}
+		pat[o] = '\0';
+		if ((llen = re_required_literal(pat, lit, sizeof(lit))) == 0)
+			continue;
+		for (int ci = 0; ci < 2; ci++) {
+			pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+			                               ci ? PCRE2_CASELESS : 0, &code, &off, NULL);
+
+			if (re == NULL)
+				continue;
+			for (int j = 0; j < 60; j++) {
+				size_t n = lcg(&st) % 12;
+
+				for (size_t k = 0; k < n; k++) {
+					subj[k] = alpha[lcg(&st) % (sizeof(alpha) - 1)];
+					low[k] = (char)(subj[k] >= 'A' && subj[k] <= 'Z'
+					                        ? subj[k] - 'A' + 'a'
+					                        : subj[k]);
+				}
+				low[n] = '\0';
+				if (pcre2_match(re, (PCRE2_SPTR)subj, n, 0, 0, md, NULL) < 0)
+					continue;
+				checked++;
+				ck_assert_msg(strstr(low, lit) != NULL,
+				              "`%s` (caseless %d) matches \"%.*s\" without \"%s\"",
+				              pat, ci, (int)n, subj, lit);
+			}
+			pcre2_code_free(re);
+		}
+	}
+	ck_assert_msg(checked > 2000, "only %d matches checked", checked);
+	pcre2_match_data_free(md);
+}
+END_TEST
+
+/*
+ * The prefiltered set gives exactly the result of trying every pattern: 1,000 generated
+ * patterns (about half with a literal), 2,000 generated URLs as User-Agent and as URL.
+ */
+START_TEST(test_prefilter_equivalence)
+{
+	enum { NPAT = 1000, NSUBJ = 2000 };
+	const char *path = unit_path("mixed1000.txt");
+	FILE *f = fopen(path, "w");
+	pcre2_code **ref = calloc(NPAT, sizeof(*ref));
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	struct rules_subject s = subj_default();
+	struct rules_header h = {"User-Agent", 10, NULL, 0};
+	struct rules_rule *rua, *rurl;
+	char pat[128], subj[256], *err = NULL;
+	uint32_t st = 42;
+	int matches = 0, lits = 0;
+
+	ck_assert(f != NULL && ref != NULL && md != NULL);
+	for (int i = 0; i < NPAT; i++) {
+		int code;
+		PCRE2_SIZE off;
+
+		gen_pattern(pat, sizeof(pat), i, &st);
+		fprintf(f, "%s\n", pat);
+		ref[i] =
+		        pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+		ck_assert_msg(ref[i] != NULL, "%s", pat);
+		lits += re_required_literal(pat, subj, sizeof(subj)) > 0;
+	}
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_msg(lits > NPAT / 3 && lits < NPAT, "%d patterns with a literal", lits);
+	ck_assert_msg(rules_set_load(ctx, RULES_SET_REGEXES, "mixed", path, &err) == 0, "%s", err);
+	rua = compile_ok("ua ~ in mixed");
+	rurl = compile_ok("url ~ in mixed");
+	s.headers = &h;
+	s.nheaders = 1;
+	s.query = NULL;
+	s.query_len = 0;
+	s.port = 0;
+	for (int j = 0; j < NSUBJ; j++) {
+		size_t len = gen_subject(subj, sizeof(subj), &st);
+		int want = 0;
+		char *colon = strstr(subj, "://"), *slash, *q;
+
+		for (int i = 0; i < NPAT && !want; i++)
+			want = pcre2_match(ref[i], (PCRE2_SPTR)subj, len, 0, 0, md, NULL) >= 0;
+		matches += want;
+		h.value = subj;
+		h.value_len = len;
+		ck_assert_msg((int)rules_eval(rua, &s, scratch, NULL) == want,
+		              "ua `%s`: expected %d", subj, want);
+		/* the same string as scheme://host/path?query (built back identically) */
+		ck_assert(colon != NULL && (slash = strchr(colon + 3, '/')) != NULL);
+		q = strchr(slash, '?');
+		s.scheme = subj;
+		s.scheme_len = (size_t)(colon - subj);
+		s.host = colon + 3;
+		s.host_len = (size_t)(slash - s.host);
+		s.path = slash;
+		s.path_len = q != NULL ? (size_t)(q - slash) : len - (size_t)(slash - subj);
+		s.query = q != NULL ? q + 1 : NULL;
+		s.query_len = q != NULL ? len - (size_t)(q + 1 - subj) : 0;
+		ck_assert_msg((int)rules_eval(rurl, &s, scratch, NULL) == want,
+		              "url `%s`: expected %d", subj, want);
+	}
+	/* both kinds of subject occur */
+	ck_assert_msg(matches > NSUBJ / 20 && matches < NSUBJ - NSUBJ / 20, "%d matches", matches);
+	ck_assert_int_eq(nlogs, 0);
+	rules_rule_free(rua);
+	rules_rule_free(rurl);
+	for (int i = 0; i < NPAT; i++)
+		pcre2_code_free(ref[i]);
+	free(ref);
+	pcre2_match_data_free(md);
+}
+END_TEST
+
+/* Single `ua ~ RE` / `ua ~* RE` matchers skip PCRE2 when the literal is absent: same results. */
+START_TEST(test_prefilter_single)
+{
+	enum { NPAT = 150, NSUBJ = 400 };
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	struct rules_subject s = subj_default();
+	struct rules_header h = {"User-Agent", 10, NULL, 0};
+	char pat[128], rule[300], subj[256];
+	uint32_t st = 7, st2;
+
+	ck_assert(md != NULL);
+	s.headers = &h;
+	s.nheaders = 1;
+	for (int i = 0; i < NPAT; i++) {
+		for (int ci = 0; ci < 2; ci++) {
+			int code;
+			PCRE2_SIZE off;
+			pcre2_code *ref;
+			struct rules_rule *r;
+			char *o = rule;
+
+			st2 = st;
+			gen_pattern(pat, sizeof(pat), i * 7, &st2);
+			o += sprintf(o, "ua %s \"", ci ? "~*" : "~");
+			for (const char *c = pat; *c != '\0'; c++) {
+				if (*c == '"' || *c == '\\')
+					*o++ = '\\';
+				*o++ = *c;
+			}
+			sprintf(o, "\"");
+			ref = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+			                    ci ? PCRE2_CASELESS : 0, &code, &off, NULL);
+			ck_assert(ref != NULL);
+			r = compile_ok(rule);
+			for (int j = 0; j < NSUBJ / NPAT + 3; j++) {
+				size_t len = gen_subject(subj, sizeof(subj), &st2);
+				int want = pcre2_match(ref, (PCRE2_SPTR)subj, len, 0, 0, md,
+				                       NULL) >= 0;
+
+				h.value = subj;
+				h.value_len = len;
+				ck_assert_msg((int)rules_eval(r, &s, scratch, NULL) == want,
+				              "%s on `%s`: expected %d", rule, subj, want);
+			}
+			rules_rule_free(r);
+			pcre2_code_free(ref);
+		}
+		st = st2;
+	}
+	pcre2_match_data_free(md);
+}
+END_TEST
+
+/* (?i) patterns in a set: their literals match in any case; the others are prefiltered
+ * case-insensitively too, and PCRE2 then decides. */
+START_TEST(test_prefilter_caseless)
+{
+	static const char *const rx[] = {"(?i)^mozilla/\\d+\\.\\d+ \\(x11", "(?i)curl/7\\.",
+	                                 "Wget/1\\.2", "(?i:bot)crawler"};
+	static const struct {
+		const char *ua;
+		int match;
+	} rows[] = {
+	        {"Mozilla/5.0 (X11; Linux)", 1},
+	        {"MOZILLA/5.0 (x11", 1},
+	        {"mozilla/5.0 (X12", 0},
+	        {"CURL/7.88", 1},
+	        {"xcUrL/7.1", 1},
+	        {"curl/8.0", 0},
+	        {"Wget/1.21", 1},
+	        {"wget/1.21", 0},
+	        {"WGET/1.2", 0},
+	        {"BotCrawler", 0},
+	        {"BOTcrawler", 1},
+	        {"a botcrawler", 1},
+	};
+	struct rules_subject s = subj_default();
+	struct rules_header h = {"User-Agent", 10, NULL, 0};
+
+	define(RULES_SET_REGEXES, "ci", rx, 4);
+	s.headers = &h;
+	s.nheaders = 1;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		h.value = rows[i].ua;
+		h.value_len = strlen(rows[i].ua);
+		ck_assert_msg(eval("ua ~ in ci", &s) == rows[i].match, "%s", rows[i].ua);
+		ck_assert_msg(eval("!ua ~ in ci", &s) == !rows[i].match, "%s", rows[i].ua);
+	}
+}
+END_TEST
+
+/* A set where no pattern has a literal is the alternation of before; one where every
+ * pattern has one has no alternation at all; `ua ~ in SET` still requires a User-Agent. */
+START_TEST(test_prefilter_extremes)
+{
+	static const char *const none[] = {"^a|b$", "^[0-9]+$", "(x)\\1", "ab"};
+	static const char *const all[] = {"abc", "(?i)xyz\\d", "^foo/bar"};
+	static const struct {
+		const char *ua;
+		int none, all;
+	} rows[] = {
+	        {"b", 1, 0},       {"a..", 1, 0}, {"123", 1, 0},     {"xx", 1, 0},
+	        {"zab", 1, 0},     {"zzz", 0, 0}, {"1a", 0, 0},      {"xabcx", 1, 1},
+	        {"XYZ1", 0, 1},    {"xyz", 0, 0}, {"foo/bar", 0, 1}, {"/foo/bar", 0, 0},
+	        {"FOO/BAR", 0, 0}, {"", 0, 0},
+	};
+	struct rules_subject s = subj_default();
+	struct rules_header h = {"User-Agent", 10, NULL, 0};
+
+	define(RULES_SET_REGEXES, "none", none, 4);
+	define(RULES_SET_REGEXES, "all", all, 3);
+	s.headers = &h;
+	s.nheaders = 1;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		h.value = rows[i].ua;
+		h.value_len = strlen(rows[i].ua);
+		ck_assert_msg(eval("ua ~ in none", &s) == rows[i].none, "none: %s", rows[i].ua);
+		ck_assert_msg(eval("ua ~ in all", &s) == rows[i].all, "all: %s", rows[i].ua);
+	}
+	s.nheaders = 0;
+	ck_assert(!eval("ua ~ in all", &s));
+	ck_assert(eval("!ua ~ in all", &s));
+}
+END_TEST
+
+/*
+ * More literals occur in one subject than the scratch remembers (32): the patterns still
+ * run, the one that matches last is found.
+ */
+START_TEST(test_prefilter_many_hits)
+{
+	char pats[100][16], subj[1024];
+	const char *words[100];
+	struct rules_subject s = subj_default();
+	struct rules_header h = {"User-Agent", 10, subj, 0};
+	size_t o = 0;
+
+	for (int i = 0; i < 100; i++) {
+		snprintf(pats[i], sizeof(pats[i]), "lit%02dx\\d", i);
+		words[i] = pats[i];
+	}
+	define(RULES_SET_REGEXES, "many", words, 32);
+	for (int i = 0; i < 100; i++)
+		o += (size_t)sprintf(subj + o, "lit%02dx lit%02dx ", i % 32, i % 32);
+	o += (size_t)sprintf(subj + o, "lit31x5");
+	s.headers = &h;
+	s.nheaders = 1;
+	h.value_len = o;
+	ck_assert(eval("ua ~ in many", &s));
+	h.value_len = o - 1;
+	ck_assert(!eval("ua ~ in many", &s));
 }
 END_TEST
 
@@ -1417,6 +1919,13 @@ rules_suite(void)
 	tcase_add_test(tc, test_regex_set_groups);
 	tcase_add_test(tc, test_regex_set_1000);
 	tcase_add_test(tc, test_regex_set_mixed);
+	tcase_add_test(tc, test_literal_extraction);
+	tcase_add_test(tc, test_literal_random);
+	tcase_add_test(tc, test_prefilter_equivalence);
+	tcase_add_test(tc, test_prefilter_single);
+	tcase_add_test(tc, test_prefilter_caseless);
+	tcase_add_test(tc, test_prefilter_extremes);
+	tcase_add_test(tc, test_prefilter_many_hits);
 	tcase_add_test(tc, test_regex_limit);
 	tcase_add_test(tc, test_time_windows);
 	tcase_add_test(tc, test_dates);
