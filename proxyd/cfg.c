@@ -44,7 +44,9 @@
 #include "cfg.h"
 #include "log.h"
 #include "netpolicy.h"
+#include "policy.h"
 #include "rules.h"
+#include "store.h"
 #include "tls.h"
 #include "http.h"
 
@@ -69,6 +71,7 @@
 #define CFG_DEF_SHUTDOWN_TIMEOUT       10000
 #define CFG_DEF_RESOLVER_TIMEOUT       5000
 #define CFG_DEF_TUNNEL_IDLE_TIMEOUT    300000
+#define CFG_DEF_CACHE_MAX_SIZE         (256ULL * 1024 * 1024)
 #define CFG_DEF_ORIGIN_KEEPALIVE       64
 #define CFG_DEF_ORIGIN_KEEPALIVE_TIME  30000
 #define CFG_DEF_PEER_WEIGHT            1
@@ -106,8 +109,10 @@
 #define CFG_CTX_UPSTREAM 0x02
 #define CFG_CTX_SERVER   0x04
 #define CFG_CTX_ADMIN    0x08
-#define CFG_CTX_ANY      (CFG_CTX_MAIN | CFG_CTX_UPSTREAM | CFG_CTX_SERVER | CFG_CTX_ADMIN)
-#define CFG_BLOCK        0x10 /* "name args { ... }" rather than "name args;" */
+#define CFG_CTX_CACHE    0x10
+#define CFG_CTX_ANY                                                                                \
+	(CFG_CTX_MAIN | CFG_CTX_UPSTREAM | CFG_CTX_SERVER | CFG_CTX_ADMIN | CFG_CTX_CACHE)
+#define CFG_BLOCK        0x100 /* "name args { ... }" rather than "name args;" */
 
 /* Argument count rules: they expand to the argmin, argmax pair of a table entry. */
 #define CFG_TAKE(n)          (n), (n)
@@ -680,6 +685,14 @@ static int cfg_set_tls_protocols(struct cfg_parser *, const struct cfg_directive
                                  void *, char **);
 static int cfg_set_tls_session_cache(struct cfg_parser *, const struct cfg_directive *, char **,
                                      size_t, void *, char **);
+static int cfg_block_cache(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                           void *, char **);
+static int cfg_set_server_cache(struct cfg_parser *, const struct cfg_directive *, char **,
+                                size_t, void *, char **);
+static int cfg_set_cache_rule(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                              void *, char **);
+static int cfg_set_cache_valid(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                               void *, char **);
 static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                             void *, char **);
 
@@ -708,6 +721,7 @@ static const struct cfg_directive cfg_main_directives[] = {
         {"admin", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(0), cfg_block_admin, 0, NULL},
         {"resolver", CFG_CTX_MAIN, CFG_TAKE_RANGE(1, 10), cfg_set_resolver, 0, NULL},
         {"set", CFG_CTX_MAIN, CFG_TAKE_MIN(3), cfg_set_set, 0, NULL},
+        {"cache", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(1), cfg_block_cache, 0, NULL},
         {"resolver_timeout", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_duration,
          offsetof(struct cfg, resolver.timeout_ms), &cfg_range_positive},
         {NULL, 0, 0, 0, NULL, 0, NULL},
@@ -791,6 +805,14 @@ static const struct cfg_directive cfg_server_directives[] = {
         {"deny_page", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_deny_page, 0, NULL},
         {"return", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_return, 0, NULL},
         {"add_header", CFG_CTX_SERVER, CFG_TAKE_RANGE(2, 3), cfg_set_add_header, 0, NULL},
+        {"cache", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_server_cache, 0, NULL},
+        {"cache_bypass", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_cache_rule, 0, NULL},
+        {"no_cache", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_cache_rule, 0, NULL},
+        {"cache_valid", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 8), cfg_set_cache_valid, 0, NULL},
+        {"cache_status", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
+         offsetof(struct cfg_server, cache_status), NULL},
+        {"x_cache", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag, offsetof(struct cfg_server, x_cache),
+         NULL},
         {"tls_certificate", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
         {"tls_certificate_key", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
         {"tls_ocsp_response", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
@@ -807,6 +829,16 @@ static const struct cfg_directive cfg_server_directives[] = {
         {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
+static const struct cfg_directive cfg_cache_directives[] = {
+        {"path", CFG_CTX_CACHE, CFG_TAKE(1), cfg_set_string, offsetof(struct cfg_cache, path),
+         NULL},
+        {"max_size", CFG_CTX_CACHE, CFG_TAKE(1), cfg_set_size64,
+         offsetof(struct cfg_cache, max_size), &cfg_range_positive},
+        {"max_object_size", CFG_CTX_CACHE, CFG_TAKE(1), cfg_set_size64,
+         offsetof(struct cfg_cache, max_object_size), &cfg_range_positive},
+        {NULL, 0, 0, 0, NULL, 0, NULL},
+};
+
 static const struct cfg_directive cfg_admin_directives[] = {
         {"listen", CFG_CTX_ADMIN, CFG_TAKE(1), cfg_set_admin_listen, 0, NULL},
         {"allow_remote", CFG_CTX_ADMIN, CFG_FLAG, cfg_set_flag,
@@ -816,8 +848,8 @@ static const struct cfg_directive cfg_admin_directives[] = {
 
 /* Every directive, in one place. A name may appear once per context. */
 static const struct cfg_directive *const cfg_tables[] = {
-        cfg_core_directives,   cfg_main_directives,  cfg_upstream_directives,
-        cfg_server_directives, cfg_admin_directives, NULL,
+        cfg_core_directives,  cfg_main_directives,  cfg_upstream_directives, cfg_server_directives,
+        cfg_admin_directives, cfg_cache_directives, NULL,
 };
 
 const char *
@@ -3092,6 +3124,217 @@ cfg_server_tls(struct cfg_parser *p, struct cfg_server *srv, char **err)
 	return 0;
 }
 
+/* ---- caches: one open store per directory for the whole process ---- */
+
+struct cfg_store_ref {
+	char *path;
+	struct cache_store *store;
+	int refs;
+	struct cfg_store_ref *next;
+};
+static struct cfg_store_ref *cfg_stores;
+static pthread_mutex_t cfg_stores_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The store of directory path, opened once per process and shared by the generations that
+ * name it (a reload reuses it; max_size is that of the first opening). NULL when it cannot
+ * be opened: logged, and the server runs uncached.
+ */
+static struct cache_store *
+cfg_store_get(const struct cfg_cache *c)
+{
+	struct cfg_store_ref *r;
+	struct cache_store_params sp;
+	char *why = NULL;
+
+	pthread_mutex_lock(&cfg_stores_lock);
+	for (r = cfg_stores; r != NULL; r = r->next) {
+		if (strcmp(r->path, c->path) == 0) {
+			r->refs++;
+			pthread_mutex_unlock(&cfg_stores_lock);
+			return r->store;
+		}
+	}
+	memset(&sp, 0, sizeof(sp));
+	sp.path = c->path;
+	sp.max_size = c->max_size;
+	sp.max_object_size = c->max_object_size;
+	struct cache_store *st = cache_store_open(&sp, &why);
+	if (st == NULL) {
+		pthread_mutex_unlock(&cfg_stores_lock);
+		log_warnx("%s:%d: cache \"%s\": %s; serving uncached", c->file, c->line, c->name,
+		          why != NULL ? why : "cannot open");
+		free(why);
+		return NULL;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL || (r->path = strdup(c->path)) == NULL) {
+		free(r);
+		pthread_mutex_unlock(&cfg_stores_lock);
+		cache_store_close(st);
+		return NULL;
+	}
+	r->store = st;
+	r->refs = 1;
+	r->next = cfg_stores;
+	cfg_stores = r;
+	pthread_mutex_unlock(&cfg_stores_lock);
+	return st;
+}
+
+static void
+cfg_store_put(struct cache_store *st)
+{
+	struct cfg_store_ref **pp, *r;
+
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&cfg_stores_lock);
+	for (pp = &cfg_stores; (r = *pp) != NULL; pp = &r->next) {
+		if (r->store != st)
+			continue;
+		if (--r->refs == 0) {
+			*pp = r->next;
+			pthread_mutex_unlock(&cfg_stores_lock);
+			cache_store_close(r->store);
+			free(r->path);
+			free(r);
+			return;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&cfg_stores_lock);
+}
+
+/* cache NAME { path DIR; max_size SIZE; max_object_size SIZE; } */
+static int
+cfg_block_cache(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                void *conf, char **err)
+{
+	struct cfg *cfg = conf;
+	struct cfg_cache *c;
+	int line = p->line;
+
+	(void)d, (void)nargs;
+	for (size_t i = 0; i < cfg->ncaches; i++)
+		if (strcmp(cfg->caches[i].name, args[0]) == 0) {
+			*err = cfg_sprintf("duplicate cache \"%s\", first defined at %s:%d", args[0],
+			                   cfg->caches[i].file, cfg->caches[i].line);
+			return -1;
+		}
+	if ((c = cfg_array_grow(cfg->caches, cfg->ncaches, sizeof(*c))) == NULL)
+		return cfg_nomem(err);
+	cfg->caches = c;
+	c = &c[cfg->ncaches++];
+	memset(c, 0, sizeof(*c));
+	c->file = p->file;
+	c->line = line;
+	c->max_size = CFG_UNSET_SIZE64;
+	c->max_object_size = CFG_UNSET_SIZE64;
+	if ((c->name = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	if (cfg_parse_block(p, CFG_CTX_CACHE, c, "cache", line) == -1)
+		return -1;
+	c = &cfg->caches[cfg->ncaches - 1];
+	if (c->path == NULL) {
+		*err = cfg_sprintf("cache \"%s\" has no \"path\"", c->name);
+		return -1;
+	}
+	if (c->max_size == CFG_UNSET_SIZE64)
+		c->max_size = CFG_DEF_CACHE_MAX_SIZE;
+	if (c->max_object_size == CFG_UNSET_SIZE64)
+		c->max_object_size = c->max_size / 8;
+	return 0;
+}
+
+/* cache NAME | off; in a server (the block of the same name is main's) */
+static int
+cfg_set_server_cache(struct cfg_parser *p, const struct cfg_directive *d, char **args,
+                     size_t nargs, void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+
+	(void)nargs;
+	if (srv->cache_name != NULL)
+		return cfg_duplicate(err, d);
+	if ((srv->cache_name = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	srv->cache_file = p->file;
+	srv->cache_line = p->line;
+	return 0;
+}
+
+/* cache_bypass RULE;  no_cache RULE; (may repeat; any matching rule applies) */
+static int
+cfg_set_cache_rule(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                   void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	struct rules_ctx *ctx = cfg_rules(p);
+	int bypass = strcmp(d->name, "cache_bypass") == 0;
+	struct rules_rule ***list = bypass ? &srv->cache_bypass : &srv->no_cache;
+	size_t *n = bypass ? &srv->ncache_bypass : &srv->nno_cache;
+	char *why = NULL;
+
+	if (ctx == NULL)
+		return cfg_nomem(err);
+	struct rules_tok *t = cfg_rule_toks(p, args, 0, nargs);
+	if (t == NULL)
+		return cfg_nomem(err);
+	struct rules_rule *rule = rules_compile(ctx, p->file, t, nargs, &why);
+	free(t);
+	if (rule == NULL)
+		return cfg_rules_error(p, why, err);
+	struct rules_rule **l = cfg_array_grow(*list, *n, sizeof(*l));
+	if (l == NULL) {
+		rules_rule_free(rule);
+		return cfg_nomem(err);
+	}
+	*list = l;
+	l[(*n)++] = rule;
+	return 0;
+}
+
+/* cache_valid [STATUS ...|any] DURATION; (no status: 200 301 302, as nginx) */
+static int
+cfg_set_cache_valid(struct cfg_parser *p, const struct cfg_directive *d, char **args,
+                    size_t nargs, void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	uint32_t ms;
+	char *why = NULL;
+	int def[] = {200, 301, 302};
+
+	(void)p;
+	if (cfg_parse_duration(args[nargs - 1], &ms, &why) == -1) {
+		cfg_invalid(err, d, args[nargs - 1], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	size_t nst = nargs > 1 ? nargs - 1 : 3;
+	for (size_t i = 0; i < nst; i++) {
+		int status;
+		uint64_t v;
+
+		if (nargs == 1)
+			status = def[i];
+		else if (strcmp(args[i], "any") == 0)
+			status = 0;
+		else if (cfg_parse_uint(args[i], 599, &v) == 0 && v >= 100)
+			status = (int)v;
+		else
+			return cfg_invalid(err, d, args[i], "a status (100..599) or \"any\"");
+		struct cache_valid *cv = cfg_array_grow(srv->cache_valid, srv->ncache_valid,
+		                                        sizeof(*cv));
+		if (cv == NULL)
+			return cfg_nomem(err);
+		srv->cache_valid = cv;
+		cv[srv->ncache_valid].status = status;
+		cv[srv->ncache_valid].seconds = ms / 1000;
+		srv->ncache_valid++;
+	}
+	return 0;
+}
+
 /* mode reverse | forward; */
 static int
 cfg_set_mode(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -3176,6 +3419,8 @@ cfg_server_init(struct cfg_server *srv)
 	srv->origin_keepalive = CFG_UNSET;
 	srv->anonymize = CFG_UNSET;
 	srv->tls_session_tickets = CFG_UNSET;
+	srv->cache_status = CFG_UNSET;
+	srv->x_cache = CFG_UNSET;
 	srv->tls_session_cache = CFG_UNSET;
 	srv->tls_session_timeout_ms = CFG_UNSET_MS;
 }
@@ -3210,6 +3455,8 @@ cfg_server_merge(struct cfg_server *srv)
 	CFG_MERGE(srv->via, CFG_UNSET, 1);
 	CFG_MERGE(srv->access_log.fd, CFG_UNSET_FD, -1);
 	CFG_MERGE(srv->mode, CFG_UNSET, CFG_MODE_REVERSE);
+	CFG_MERGE(srv->cache_status, CFG_UNSET, 1);
+	CFG_MERGE(srv->x_cache, CFG_UNSET, 1);
 	CFG_MERGE(srv->tunnel_idle_timeout_ms, CFG_UNSET_MS, CFG_DEF_TUNNEL_IDLE_TIMEOUT);
 	CFG_MERGE(srv->deny_private_destinations, CFG_UNSET, 0);
 	CFG_MERGE(srv->origin_keepalive, CFG_UNSET, CFG_DEF_ORIGIN_KEEPALIVE);
@@ -3472,6 +3719,14 @@ cfg_free(struct cfg *cfg, int locks)
 		free(srv->tls_certs);
 		free(srv->tls_ciphers);
 		free(srv->tls_ciphersuites);
+		free(srv->cache_name);
+		for (size_t k = 0; k < srv->ncache_bypass; k++)
+			rules_rule_free(srv->cache_bypass[k]);
+		free(srv->cache_bypass);
+		for (size_t k = 0; k < srv->nno_cache; k++)
+			rules_rule_free(srv->no_cache[k]);
+		free(srv->no_cache);
+		free(srv->cache_valid);
 		for (size_t k = 0; k < srv->nadd_headers; k++) {
 			free(srv->add_headers[k].name);
 			free(srv->add_headers[k].value);
@@ -3482,6 +3737,12 @@ cfg_free(struct cfg *cfg, int locks)
 			close(srv->access_log.fd);
 	}
 	free(cfg->servers);
+	for (i = 0; i < cfg->ncaches; i++) {
+		cfg_store_put(cfg->caches[i].store);
+		free(cfg->caches[i].name);
+		free(cfg->caches[i].path);
+	}
+	free(cfg->caches);
 	rules_ctx_free(cfg->rules); /* after every acl: rules must go before their context */
 	for (i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);
@@ -3518,6 +3779,22 @@ cfg_validate(struct cfg_parser *p)
 			}
 		}
 	}
+	for (i = 0; i < cfg->nservers; i++) {
+		struct cfg_server *srv = &cfg->servers[i];
+
+		if (srv->cache_name == NULL || strcmp(srv->cache_name, "off") == 0)
+			continue;
+		for (j = 0; j < cfg->ncaches; j++)
+			if (strcmp(cfg->caches[j].name, srv->cache_name) == 0)
+				srv->cache = &cfg->caches[j];
+		if (srv->cache == NULL) {
+			cfg_error(p, srv->cache_file, srv->cache_line, "no cache named \"%s\"",
+			          srv->cache_name);
+			return -1;
+		}
+	}
+	for (i = 0; i < cfg->ncaches; i++)
+		cfg->caches[i].store = cfg_store_get(&cfg->caches[i]);
 	for (i = 0; i < cfg->nservers; i++) {
 		struct cfg_pass *pass = &p->pass[i];
 

@@ -236,6 +236,20 @@ struct acl;
 struct rules_ctx;
 struct tls_server;
 struct tls_client;
+struct cache_store;
+struct cache_valid;
+struct rules_rule;
+
+/* cache NAME { path DIR; max_size SIZE; max_object_size SIZE; } */
+struct cfg_cache {
+	char *name;
+	char *path;
+	uint64_t max_size;         /* default 256m */
+	uint64_t max_object_size;  /* default max_size / 8 */
+	struct cache_store *store; /* open (shared by generations), or NULL: uncached */
+	const char *file;
+	int line;
+};
 struct tls_cert_conf;
 
 struct cfg_server {
@@ -270,6 +284,18 @@ struct cfg_server {
 	int tls_session_cache;           /* tls_session_cache N|off, sessions, default 20480 */
 	uint32_t tls_session_timeout_ms; /* tls_session_timeout, default 10m */
 	struct tls_server *tls;          /* built at load when a listen has `tls` */
+	struct cfg_cache *cache;          /* cache NAME; NULL: none */
+	char *cache_name;                 /* as written, resolved at the end of the load */
+	const char *cache_file;
+	int cache_line;
+	struct rules_rule **cache_bypass; /* cache_bypass RULE: no lookup (may store) */
+	size_t ncache_bypass;
+	struct rules_rule **no_cache; /* no_cache RULE: never stored */
+	size_t nno_cache;
+	struct cache_valid *cache_valid; /* cache_valid lifetimes for responses without any */
+	size_t ncache_valid;
+	int cache_status; /* cache_status on|off: the Cache-Status field, default on */
+	int x_cache;      /* x_cache on|off: the X-Cache field, default on */
 	char *deny_page;                 /* deny_page contents (applied to acl at load) */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
@@ -324,6 +350,8 @@ struct cfg {
 	struct cfg_admin admin; /* the admin endpoint; admin.enabled 0 when absent */
 	struct cfg_resolver resolver;
 	struct rules_ctx *rules; /* `set` definitions and the rules of every acl; NULL: none */
+	struct cfg_cache *caches;
+	size_t ncaches;
 
 	/* the files read, for "file:line" in messages; owned by the tree */
 	char **files;
@@ -343,7 +371,7 @@ void cfg_unref(struct cfg *cfg);
 /*
  * The i-th entry of the directive tables, for tests that check names are unique per
  * context and documented: its name, and in *contexts a bitmask of the contexts it is
- * allowed in (1 main, 2 upstream, 4 server, 8 admin). NULL past the last entry.
+ * allowed in (1 main, 2 upstream, 4 server, 8 admin, 16 cache). NULL past the last entry.
  */
 const char *cfg_directive_at(size_t i, unsigned int *contexts);
 

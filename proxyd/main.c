@@ -240,8 +240,16 @@ main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	if (!foreground)
+	if (!foreground) {
+		/*
+		 * Threads do not survive fork(): a cache store's writer thread and its LMDB
+		 * environment must be made in the daemon itself, so load again there.
+		 */
+		cfg_unref(current);
 		daemonize();
+		if ((current = cfg_load(conf_path, &err)) == NULL)
+			fatalx("%s", err ? err : "out of memory");
+	}
 	if (log_open(debug ? NULL : current->error_log,
 	             debug ? LOG_DEBUG : current->error_log_level) == -1)
 		fatal("cannot open error log %s", current->error_log);

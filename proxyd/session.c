@@ -27,7 +27,9 @@
 #include "log.h"
 #include "netpolicy.h"
 #include "resolve.h"
+#include "policy.h"
 #include "session.h"
+#include "store.h"
 #include "tls.h"
 #include "tunnel.h"
 
@@ -69,6 +71,9 @@ struct fwd {
 	struct resolve_req *dns;
 };
 
+/* How a request met the cache (session.cmode); the X-Cache words, in order. */
+enum { CMODE_NONE, CMODE_MISS, CMODE_EXPIRED, CMODE_BYPASS, CMODE_HIT };
+
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
 struct pump {
 	enum http_body kind;
@@ -77,6 +82,8 @@ struct pump {
 	int out_chunked; /* re-encode as chunked towards dst */
 	int done;
 	uint64_t moved; /* body bytes moved */
+	struct cache_put *tee; /* the body is also stored (a response being cached) */
+	int tee_failed;        /* the store dropped it: abort at the end */
 };
 
 struct session {
@@ -137,6 +144,16 @@ struct session {
 	int tls;           /* the client connection is TLS (listen ... tls) */
 	int tls_failed;    /* it ended in a TLS error: no quiet close */
 	struct tls_client *up_tls; /* TLS to the current upstream connection, or NULL */
+	/* cache (a server with `cache`) */
+	int cmode;               /* CMODE_*: how this request met the cache */
+	char *curl;              /* the normalized URL (key, invalidation), malloc'd */
+	size_t curl_len;
+	struct cache_key ckey;
+	int64_t creq_time;       /* when the request came (seconds), for the age */
+	int64_t cage, cttl;      /* a hit: its age and remaining freshness */
+	struct cache_meta *chit; /* the entry being served, or NULL */
+	uint64_t coff;           /* how much of its body is out */
+	struct cache_put *ctee;  /* the response being stored, until its body starts */
 	struct tunnel *tunnel;     /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
 };
@@ -156,6 +173,11 @@ static void session_finish(struct session *s);
 static void session_fwd_connect(struct session *s);
 static int session_fwd_request(struct session *s, const struct http_msg *msg);
 static int session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr *dst);
+static int session_cache_lookup(struct session *s, const struct http_msg *msg);
+static int session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind);
+static void session_cache_fields(const struct session *s, struct evbuffer *out, int stored);
+static void session_cache_pump(struct session *s);
+static void session_add_headers(const struct session *s, struct evbuffer *out, int status);
 static void session_tunnel_start(struct session *s);
 
 static struct timeval
@@ -267,6 +289,35 @@ pump_emit_chunk_head(struct evbuffer *dst, size_t n)
  * Returns 1 when the body is complete, 0 when more input or output room is needed, -1 on
  * a framing error (p->ch.error says which).
  */
+/* The next n body bytes at the front of src also go to the cache entry being written. */
+static void
+pump_tee(struct pump *p, struct evbuffer *src, size_t n)
+{
+	struct evbuffer_iovec v[8];
+	struct evbuffer_ptr at;
+	size_t left = n;
+
+	if (p->tee_failed)
+		return;
+	evbuffer_ptr_set(src, &at, 0, EVBUFFER_PTR_SET);
+	while (left > 0) {
+		int nv = evbuffer_peek(src, (ev_ssize_t)left, &at, v, 8);
+
+		if (nv <= 0)
+			break;
+		for (int i = 0; i < nv && i < 8 && left > 0; i++) {
+			size_t take = v[i].iov_len < left ? v[i].iov_len : left;
+
+			if (cache_put_write(p->tee, v[i].iov_base, take) == -1) {
+				p->tee_failed = 1;
+				return;
+			}
+			left -= take;
+			evbuffer_ptr_set(src, &at, take, EVBUFFER_PTR_ADD);
+		}
+	}
+}
+
 static int
 pump_run(struct pump *p, struct evbuffer *src, struct evbuffer *dst)
 {
@@ -283,6 +334,8 @@ pump_run(struct pump *p, struct evbuffer *src, struct evbuffer *dst)
 			if (avail == 0)
 				return 0;
 			n = avail < p->remaining ? avail : (size_t)p->remaining;
+			if (p->tee != NULL)
+				pump_tee(p, src, n);
 			evbuffer_remove_buffer(src, dst, n);
 			p->remaining -= n;
 			p->moved += n;
@@ -294,6 +347,8 @@ pump_run(struct pump *p, struct evbuffer *src, struct evbuffer *dst)
 				return 0;
 			if (p->out_chunked)
 				pump_emit_chunk_head(dst, avail);
+			if (p->tee != NULL)
+				pump_tee(p, src, avail);
 			evbuffer_remove_buffer(src, dst, avail);
 			if (p->out_chunked)
 				evbuffer_add(dst, "\r\n", 2);
@@ -306,6 +361,8 @@ pump_run(struct pump *p, struct evbuffer *src, struct evbuffer *dst)
 				n = avail < p->ch.remaining ? avail : (size_t)p->ch.remaining;
 				if (p->out_chunked)
 					pump_emit_chunk_head(dst, n);
+				if (p->tee != NULL)
+					pump_tee(p, src, n);
 				evbuffer_remove_buffer(src, dst, n);
 				if (p->out_chunked)
 					evbuffer_add(dst, "\r\n", 2);
@@ -614,6 +671,12 @@ session_close(struct session *s, const char *why)
 	free(s->hkey);
 	free(s->challenge);
 	free(s->custom_body);
+	if (s->resp.tee != NULL)
+		cache_put_abort(s->resp.tee);
+	if (s->ctee != NULL)
+		cache_put_abort(s->ctee);
+	cache_meta_free(s->chit);
+	free(s->curl);
 	cfg_unref(s->cfg);
 	TAILQ_REMOVE(&env->sessions, s, link);
 	env->nsessions--;
@@ -1131,6 +1194,10 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 		session_return(s, msg);
 		return;
 	}
+	s->cmode = CMODE_NONE;
+	if (srv->cache != NULL && srv->cache->store != NULL && (s->fwd == NULL || !s->fwd->connect) &&
+	    session_cache_lookup(s, msg))
+		return;
 	if (srv->mode != CFG_MODE_FORWARD &&
 	    (msg->form == HTTP_TARGET_AUTHORITY || msg->method == HTTP_M_CONNECT)) {
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
@@ -1251,7 +1318,9 @@ client_writecb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	switch (s->state) {
 	case S_UPSTREAM:
-		if (s->resp_started && !s->resp.done)
+		if (s->chit != NULL)
+			session_cache_pump(s);
+		else if (s->resp_started && !s->resp.done)
 			session_pump_response(s);
 		else
 			bev_write_idle(s->cbev);
@@ -1724,6 +1793,316 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 	s->perr = "http_request_denied";
 	session_error(s, d.status, "denied by policy");
 	return 1;
+}
+
+/* ---------------------------------------------------------------- cache */
+
+/* What a request head is to the cache policy. */
+static void
+session_cache_msg(const struct http_msg *msg, struct cache_header *h, struct cache_msg *m)
+{
+	size_t n = msg->nheaders < HTTP_MAX_HEADERS ? msg->nheaders : HTTP_MAX_HEADERS;
+
+	for (size_t i = 0; i < n; i++) {
+		h[i].name = msg->headers[i].name.p;
+		h[i].name_len = msg->headers[i].name.len;
+		h[i].value = msg->headers[i].value.p;
+		h[i].value_len = msg->headers[i].value.len;
+	}
+	m->method = msg->method_name.p;
+	m->method_len = msg->method_name.len;
+	m->status = msg->status_code;
+	m->headers = h;
+	m->nheaders = n;
+}
+
+/* The normalized URL of the request (the cache key's and invalidation's); -1 if unusable. */
+static int
+session_cache_url(struct session *s, const struct http_msg *msg)
+{
+	char raw[8192], port[8] = "";
+	const char *target = msg->form == HTTP_TARGET_ABSOLUTE ? msg->path.p : msg->target.p;
+	size_t tlen = msg->form == HTTP_TARGET_ABSOLUTE ? msg->path.len : msg->target.len;
+	int n;
+
+	if (msg->form == HTTP_TARGET_AUTHORITY || msg->form == HTTP_TARGET_ASTERISK)
+		return -1;
+	if (msg->port != 0)
+		snprintf(port, sizeof(port), ":%u", msg->port);
+	n = snprintf(raw, sizeof(raw), "%s://%.*s%s%.*s", s->tls ? "https" : "http",
+	             (int)msg->host.len, msg->host.p, port, (int)tlen, target);
+	if (n < 0 || (size_t)n >= sizeof(raw))
+		return -1;
+	free(s->curl);
+	if ((s->curl = malloc((size_t)n + 1)) == NULL)
+		return -1;
+	long len = rules_url_normalize(raw, (size_t)n, s->curl, (size_t)n + 1);
+	if (len < 0) {
+		free(s->curl);
+		s->curl = NULL;
+		return -1;
+	}
+	s->curl_len = (size_t)len;
+	return 0;
+}
+
+/* Whether one of rules matches the request msg (cache_bypass, no_cache). */
+static int
+session_cache_rules(struct session *s, const struct http_msg *msg, struct rules_rule *const *rules,
+                    size_t n)
+{
+	struct session_subject *ss = s->env->subject;
+
+	if (n == 0 || session_rules_subject(s->srv, msg, (const struct sockaddr *)&s->client_ss,
+	                                    s->user, session_now(), ss) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (rules_eval(rules[i], &ss->subj, s->env->rscratch, NULL) == RULES_MATCH)
+			return 1;
+	return 0;
+}
+
+/* Cache-Status (RFC 9211) and X-Cache of a response of a cache-enabled server. */
+static void
+session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
+{
+	static const char *const xc[] = {"", "MISS", "EXPIRED", "BYPASS", "HIT"};
+	static const char *const fwd[] = {"", "miss", "stale", "bypass", ""};
+
+	if (s->cmode == CMODE_NONE)
+		return;
+	if (s->srv->cache_status) {
+		if (s->cmode == CMODE_HIT)
+			evbuffer_add_printf(out, "Cache-Status: proxyd; hit; ttl=%" PRId64 "\r\n",
+			                    s->cttl);
+		else
+			evbuffer_add_printf(out, "Cache-Status: proxyd; fwd=%s%s\r\n", fwd[s->cmode],
+			                    stored ? "; stored" : "");
+	}
+	if (s->srv->x_cache)
+		evbuffer_add_printf(out, "X-Cache: %s\r\n", xc[s->cmode]);
+}
+
+static void
+session_cache_done(struct session *s)
+{
+	cache_meta_free(s->chit);
+	s->chit = NULL;
+	bev_flush(s->cbev);
+	session_log_access(s);
+	s->nreq++;
+	s->req.kind = HTTP_BODY_NONE;
+	if (s->keepalive && !s->env->stopping)
+		session_enter_head(s);
+	else
+		session_finish(s);
+}
+
+/* Move the body of the entry being served into the client's output, as it drains. */
+static void
+session_cache_pump(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->cbev);
+	struct cache_meta *m = s->chit;
+
+	while (s->coff < m->body_len && evbuffer_get_length(out) < RELAY_HIGH) {
+		struct evbuffer_iovec v;
+		size_t want = m->body_len - s->coff < IO_CHUNK ? (size_t)(m->body_len - s->coff)
+		                                               : IO_CHUNK;
+		ssize_t r;
+
+		if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) < 1) {
+			session_close(s, "out of memory");
+			return;
+		}
+		r = cache_read(s->srv->cache->store, m, s->coff, v.iov_base, want);
+		if (r <= 0) {
+			/* evicted or replaced under us: the client sees the body end early */
+			evbuffer_commit_space(out, &v, 0);
+			log_info("*%" PRIu64 " client %s: cache entry gone while serving %s", s->id,
+			         s->client, s->curl != NULL ? s->curl : "-");
+			s->keepalive = 0;
+			session_cache_done(s);
+			return;
+		}
+		v.iov_len = (size_t)r;
+		evbuffer_commit_space(out, &v, 1);
+		s->coff += (uint64_t)r;
+		s->resp.moved += (uint64_t)r;
+	}
+	bev_flush(s->cbev);
+	if (s->coff == m->body_len)
+		session_cache_done(s);
+}
+
+/* Answer msg from the stored entry m (fresh, or stale as the client allows). */
+static void
+session_cache_serve(struct session *s, const struct http_msg *msg, struct cache_meta *m,
+                    const struct cache_msg *reqm)
+{
+	struct evbuffer *out = bufferevent_get_output(s->cbev);
+	struct cache_header h[HTTP_MAX_HEADERS];
+	int notmod = cache_policy_not_modified(reqm, m->etag, m->etag_len, m->last_modified);
+	int status = notmod ? 304 : m->status;
+	long n = cache_meta_headers(m, h, HTTP_MAX_HEADERS);
+
+	if (http_request_body(msg) != HTTP_BODY_NONE)
+		s->keepalive = 0; /* its body is not read */
+	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+	for (long i = 0; i < n; i++) {
+		const struct cache_header *f = &h[i];
+
+		/* framing and age are this response's own */
+		if ((f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) ||
+		    (f->name_len == 17 && strncasecmp(f->name, "transfer-encoding", 17) == 0) ||
+		    (f->name_len == 3 && strncasecmp(f->name, "age", 3) == 0))
+			continue;
+		evbuffer_add(out, f->name, f->name_len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, f->value, f->value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	evbuffer_add_printf(out, "Age: %" PRId64 "\r\n", s->cage);
+	if (!notmod)
+		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", m->body_len);
+	session_cache_fields(s, out, 0);
+	session_add_headers(s, out, status);
+	if (!s->keepalive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (s->minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	evbuffer_add(out, "\r\n", 2);
+	s->status = status;
+	s->resp_started = 1;
+	s->state = S_UPSTREAM;
+	evtimer_del(s->timer);
+	if (notmod || msg->method == HTTP_M_HEAD || m->body_len == 0) {
+		cache_meta_free(m);
+		session_cache_done(s);
+		return;
+	}
+	s->chit = m;
+	s->coff = 0;
+	bufferevent_setwatermark(s->cbev, EV_WRITE, RELAY_HIGH / 2, 0);
+	session_cache_pump(s);
+}
+
+/*
+ * A cache-enabled server's request: the URL is noted (for the key and invalidation); a
+ * GET or HEAD is looked up (unless cache_bypass) and answered from the cache when the
+ * entry may serve it. Returns 1 when answered here, 0 to go upstream.
+ */
+static int
+session_cache_lookup(struct session *s, const struct http_msg *msg)
+{
+	struct cache_store *st = s->srv->cache->store;
+	struct cache_header *hdrs = s->env->subject->chdrs;
+	struct cache_msg reqm;
+	struct cache_meta *m = NULL;
+
+	s->cmode = CMODE_NONE;
+	if (session_cache_url(s, msg) == -1)
+		return 0;
+	if ((msg->method != HTTP_M_GET && msg->method != HTTP_M_HEAD) || s->upgrade)
+		return 0;
+	if (cache_key_make(&s->ckey, msg->method_name.p, msg->method_name.len, s->curl,
+	                   s->curl_len) == -1)
+		return 0;
+	s->creq_time = (int64_t)time(NULL);
+	if (session_cache_rules(s, msg, s->srv->cache_bypass, s->srv->ncache_bypass)) {
+		s->cmode = CMODE_BYPASS;
+		return 0;
+	}
+	session_cache_msg(msg, hdrs, &reqm);
+	s->cmode = CMODE_MISS;
+	if (cache_get(st, &s->ckey, hdrs, reqm.nheaders, &m) == 1) {
+		int64_t age = 0;
+		enum cache_use use = cache_policy_use(&m->fresh, &reqm, s->creq_time, &age);
+
+		if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE) {
+			s->cmode = CMODE_HIT;
+			s->cage = age;
+			s->cttl = m->fresh.lifetime - age;
+			session_cache_serve(s, msg, m, &reqm);
+			return 1;
+		}
+		/* stale: fetch again (revalidation with validators is not done yet) */
+		cache_meta_free(m);
+		s->cmode = CMODE_EXPIRED;
+	}
+	const struct http_header *cc = http_header_find(msg, "cache-control");
+	if (cc != NULL && memmem(cc->value.p, cc->value.len, "only-if-cached", 14) != NULL) {
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		s->perr = "http_request_error";
+		session_error(s, 504, "only-if-cached and not in the cache");
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The upstream's response head msg to a GET of a cache-enabled server: start storing it
+ * while it streams when RFC 9111 and the server's rules allow. Returns whether it is.
+ */
+static int
+session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind)
+{
+	struct cache_header *rh = s->env->subject->chdrs;
+	struct cache_header resp[HTTP_MAX_HEADERS];
+	struct http_msg *req = s->env->reqmsg;
+	struct cache_msg reqm, respm;
+	struct cache_params cp;
+	struct cache_object obj;
+	struct http_limits lim = {RESP_HEAD_MAX * 4, RESP_HEAD_MAX * 4, HTTP_MAX_HEADERS};
+	size_t nresp = 0;
+	int conn_tokens = http_header_find(msg, "connection") != NULL;
+
+	if (s->cmode == CMODE_NONE || s->method != HTTP_M_GET || req == NULL)
+		return 0;
+	/* the request as sent upstream, parsed again: its headers decide (and key Vary) */
+	const char *rq = (const char *)evbuffer_pullup(s->req_head, -1);
+	if (rq == NULL ||
+	    http_parse_request(rq, evbuffer_get_length(s->req_head), &lim, req) <= 0)
+		return 0;
+	if (session_cache_rules(s, req, s->srv->no_cache, s->srv->nno_cache))
+		return 0;
+	session_cache_msg(req, rh, &reqm);
+	for (size_t i = 0; i < msg->nheaders && nresp < HTTP_MAX_HEADERS; i++) {
+		const struct http_header *h = &msg->headers[i];
+
+		if (hdr_hop(h) || (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len)))
+			continue;
+		resp[nresp].name = h->name.p;
+		resp[nresp].name_len = h->name.len;
+		resp[nresp].value = h->value.p;
+		resp[nresp].value_len = h->value.len;
+		nresp++;
+	}
+	respm.method = NULL;
+	respm.method_len = 0;
+	respm.status = msg->status_code;
+	respm.headers = resp;
+	respm.nheaders = nresp;
+	cache_params_default(&cp);
+	cp.valid = s->srv->cache_valid;
+	cp.nvalid = s->srv->ncache_valid;
+	if (cache_policy_storable(&cp, &reqm, &respm) != CACHE_STORE)
+		return 0;
+	memset(&obj, 0, sizeof(obj));
+	obj.url = s->curl;
+	obj.url_len = s->curl_len;
+	obj.status = msg->status_code;
+	obj.headers = resp;
+	obj.nheaders = nresp;
+	obj.req_headers = rh;
+	obj.nreq_headers = reqm.nheaders;
+	obj.request_time = s->creq_time;
+	obj.response_time = (int64_t)time(NULL);
+	obj.expected_len = kind == HTTP_BODY_LENGTH ? msg->content_length : -1;
+	cache_policy_freshness(&cp, &respm, obj.request_time, obj.response_time, &obj.fresh);
+	s->ctee = cache_put_begin(s->srv->cache->store, &s->ckey, &obj);
+	return s->ctee != NULL;
 }
 
 /* ---------------------------------------------------------------- forward mode */
@@ -2414,6 +2793,16 @@ session_read_response_head(struct session *s)
 	}
 	if (srv->nadd_headers > 0)
 		session_add_headers(s, out, msg->status_code);
+	if (srv->cache != NULL && srv->cache->store != NULL) {
+		int stored = session_cache_store(s, msg, kind);
+
+		session_cache_fields(s, out, stored);
+		if (s->curl != NULL && s->method != HTTP_M_GET && s->method != HTTP_M_HEAD &&
+		    s->method != HTTP_M_OPTIONS && s->method != HTTP_M_TRACE &&
+		    msg->status_code >= 200 && msg->status_code < 400)
+			/* an unsafe method went through: what was stored for the URL is stale */
+			cache_invalidate_url(srv->cache->store, s->curl, s->curl_len);
+	}
 	if (!s->keepalive)
 		evbuffer_add(out, "Connection: close\r\n", 19);
 	else if (s->minor == 0)
@@ -2423,6 +2812,8 @@ session_read_response_head(struct session *s)
 	evbuffer_drain(in, (size_t)r);
 	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
 	pump_init(&s->resp, kind, msg->content_length, out_chunked);
+	s->resp.tee = s->ctee; /* the body streams into the cache too */
+	s->ctee = NULL;
 	s->resp_started = 1;
 	bufferevent_setwatermark(s->cbev, EV_WRITE, RELAY_HIGH / 2, 0);
 	if (s->resp.done)
@@ -2491,6 +2882,14 @@ session_pump_response(struct session *s)
 static void
 session_response_done(struct session *s)
 {
+	if (s->resp.tee != NULL) {
+		/* complete: visible from now on; a dropped one never is */
+		if (s->resp.done && !s->resp.tee_failed)
+			cache_put_commit(s->resp.tee);
+		else
+			cache_put_abort(s->resp.tee);
+		s->resp.tee = NULL;
+	}
 	bev_flush(s->cbev);
 	if (s->peer != NULL)
 		up_peer_time(s->srv->upstream, s->peer, 1, s->up_start_ms);

@@ -15,6 +15,7 @@
 
 #include "cfg.h"
 #include "http.h"
+#include "policy.h"
 #include "rules.h"
 #include "upstream.h"
 
@@ -30,6 +31,7 @@ struct session_env {
 	struct resolver *resolver;       /* names of forward requests and resolve servers */
 	struct session_subject *subject; /* what access rules see of a request (scratch) */
 	struct rules_scratch *rscratch;  /* rules evaluation scratch of this thread */
+	struct http_msg *reqmsg; /* a request head parsed again (cache store decisions) */
 	struct session_list sessions;
 	unsigned nsessions;
 	int stopping;            /* graceful shutdown: finish the current request, then close */
@@ -44,6 +46,7 @@ struct session_env {
 struct session_subject {
 	struct rules_subject subj;
 	struct rules_header hdrs[HTTP_MAX_HEADERS];
+	struct cache_header chdrs[HTTP_MAX_HEADERS]; /* the same, for the cache policy */
 	char host[256];
 	char *path; /* normalized path, malloc'd, pathcap bytes */
 	size_t pathcap;

@@ -558,7 +558,8 @@ workers_start(struct cfg *cfg, int n, char **err)
 		w->ctl = event_new(w->env.base, -1, EV_PERSIST, worker_ctlcb, w);
 		w->env.subject = calloc(1, sizeof(*w->env.subject));
 		w->env.rscratch = rules_scratch_new();
-		if (w->env.subject == NULL || w->env.rscratch == NULL) {
+		w->env.reqmsg = calloc(1, sizeof(*w->env.reqmsg));
+		if (w->env.subject == NULL || w->env.rscratch == NULL || w->env.reqmsg == NULL) {
 			*err = errfmt("out of memory");
 			return -1;
 		}
@@ -670,6 +671,8 @@ workers_stop(uint32_t grace_ms)
 		w->env.subject = NULL;
 		rules_scratch_free(w->env.rscratch);
 		w->env.rscratch = NULL;
+		free(w->env.reqmsg);
+		w->env.reqmsg = NULL;
 		if (w->cfg)
 			cfg_unref(w->cfg);
 		event_base_free(w->env.base);

@@ -1152,7 +1152,7 @@ END_TEST
  */
 START_TEST(test_prefilter_many_hits)
 {
-	char pats[100][16], subj[1024];
+	char pats[100][16], subj[2048];
 	const char *words[100];
 	struct rules_subject s = subj_default();
 	struct rules_header h = {"User-Agent", 10, subj, 0};
