@@ -112,7 +112,7 @@
 #define CFG_CTX_CACHE    0x10
 #define CFG_CTX_ANY                                                                                \
 	(CFG_CTX_MAIN | CFG_CTX_UPSTREAM | CFG_CTX_SERVER | CFG_CTX_ADMIN | CFG_CTX_CACHE)
-#define CFG_BLOCK        0x100 /* "name args { ... }" rather than "name args;" */
+#define CFG_BLOCK 0x100 /* "name args { ... }" rather than "name args;" */
 
 /* Argument count rules: they expand to the argmin, argmax pair of a table entry. */
 #define CFG_TAKE(n)          (n), (n)
@@ -687,8 +687,8 @@ static int cfg_set_tls_session_cache(struct cfg_parser *, const struct cfg_direc
                                      size_t, void *, char **);
 static int cfg_block_cache(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                            void *, char **);
-static int cfg_set_server_cache(struct cfg_parser *, const struct cfg_directive *, char **,
-                                size_t, void *, char **);
+static int cfg_set_server_cache(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                                void *, char **);
 static int cfg_set_cache_rule(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                               void *, char **);
 static int cfg_set_cache_valid(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
@@ -848,8 +848,13 @@ static const struct cfg_directive cfg_admin_directives[] = {
 
 /* Every directive, in one place. A name may appear once per context. */
 static const struct cfg_directive *const cfg_tables[] = {
-        cfg_core_directives,  cfg_main_directives,  cfg_upstream_directives, cfg_server_directives,
-        cfg_admin_directives, cfg_cache_directives, NULL,
+        cfg_core_directives,
+        cfg_main_directives,
+        cfg_upstream_directives,
+        cfg_server_directives,
+        cfg_admin_directives,
+        cfg_cache_directives,
+        NULL,
 };
 
 const char *
@@ -3217,8 +3222,8 @@ cfg_block_cache(struct cfg_parser *p, const struct cfg_directive *d, char **args
 	(void)d, (void)nargs;
 	for (size_t i = 0; i < cfg->ncaches; i++)
 		if (strcmp(cfg->caches[i].name, args[0]) == 0) {
-			*err = cfg_sprintf("duplicate cache \"%s\", first defined at %s:%d", args[0],
-			                   cfg->caches[i].file, cfg->caches[i].line);
+			*err = cfg_sprintf("duplicate cache \"%s\", first defined at %s:%d",
+			                   args[0], cfg->caches[i].file, cfg->caches[i].line);
 			return -1;
 		}
 	if ((c = cfg_array_grow(cfg->caches, cfg->ncaches, sizeof(*c))) == NULL)
@@ -3248,8 +3253,8 @@ cfg_block_cache(struct cfg_parser *p, const struct cfg_directive *d, char **args
 
 /* cache NAME | off; in a server (the block of the same name is main's) */
 static int
-cfg_set_server_cache(struct cfg_parser *p, const struct cfg_directive *d, char **args,
-                     size_t nargs, void *conf, char **err)
+cfg_set_server_cache(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                     void *conf, char **err)
 {
 	struct cfg_server *srv = conf;
 
@@ -3296,8 +3301,8 @@ cfg_set_cache_rule(struct cfg_parser *p, const struct cfg_directive *d, char **a
 
 /* cache_valid [STATUS ...|any] DURATION; (no status: 200 301 302, as nginx) */
 static int
-cfg_set_cache_valid(struct cfg_parser *p, const struct cfg_directive *d, char **args,
-                    size_t nargs, void *conf, char **err)
+cfg_set_cache_valid(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                    void *conf, char **err)
 {
 	struct cfg_server *srv = conf;
 	uint32_t ms;
@@ -3323,8 +3328,8 @@ cfg_set_cache_valid(struct cfg_parser *p, const struct cfg_directive *d, char **
 			status = (int)v;
 		else
 			return cfg_invalid(err, d, args[i], "a status (100..599) or \"any\"");
-		struct cache_valid *cv = cfg_array_grow(srv->cache_valid, srv->ncache_valid,
-		                                        sizeof(*cv));
+		struct cache_valid *cv =
+		        cfg_array_grow(srv->cache_valid, srv->ncache_valid, sizeof(*cv));
 		if (cv == NULL)
 			return cfg_nomem(err);
 		srv->cache_valid = cv;

@@ -284,8 +284,8 @@ struct cfg_server {
 	int tls_session_cache;           /* tls_session_cache N|off, sessions, default 20480 */
 	uint32_t tls_session_timeout_ms; /* tls_session_timeout, default 10m */
 	struct tls_server *tls;          /* built at load when a listen has `tls` */
-	struct cfg_cache *cache;          /* cache NAME; NULL: none */
-	char *cache_name;                 /* as written, resolved at the end of the load */
+	struct cfg_cache *cache;         /* cache NAME; NULL: none */
+	char *cache_name;                /* as written, resolved at the end of the load */
 	const char *cache_file;
 	int cache_line;
 	struct rules_rule **cache_bypass; /* cache_bypass RULE: no lookup (may store) */
@@ -296,7 +296,7 @@ struct cfg_server {
 	size_t ncache_valid;
 	int cache_status; /* cache_status on|off: the Cache-Status field, default on */
 	int x_cache;      /* x_cache on|off: the X-Cache field, default on */
-	char *deny_page;                 /* deny_page contents (applied to acl at load) */
+	char *deny_page;  /* deny_page contents (applied to acl at load) */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
 	uint32_t proxy_read_timeout_ms;    /* default 60s */

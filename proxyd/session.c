@@ -81,7 +81,7 @@ struct pump {
 	struct http_chunked ch;
 	int out_chunked; /* re-encode as chunked towards dst */
 	int done;
-	uint64_t moved; /* body bytes moved */
+	uint64_t moved;        /* body bytes moved */
 	struct cache_put *tee; /* the body is also stored (a response being cached) */
 	int tee_failed;        /* the store dropped it: abort at the end */
 };
@@ -145,8 +145,8 @@ struct session {
 	int tls_failed;    /* it ended in a TLS error: no quiet close */
 	struct tls_client *up_tls; /* TLS to the current upstream connection, or NULL */
 	/* cache (a server with `cache`) */
-	int cmode;               /* CMODE_*: how this request met the cache */
-	char *curl;              /* the normalized URL (key, invalidation), malloc'd */
+	int cmode;  /* CMODE_*: how this request met the cache */
+	char *curl; /* the normalized URL (key, invalidation), malloc'd */
 	size_t curl_len;
 	struct cache_key ckey;
 	int64_t creq_time;       /* when the request came (seconds), for the age */
@@ -154,7 +154,7 @@ struct session {
 	struct cache_meta *chit; /* the entry being served, or NULL */
 	uint64_t coff;           /* how much of its body is out */
 	struct cache_put *ctee;  /* the response being stored, until its body starts */
-	struct tunnel *tunnel;     /* S_TUNNEL: CONNECT or an upgraded connection */
+	struct tunnel *tunnel;   /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
 };
 
@@ -1195,8 +1195,8 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 		return;
 	}
 	s->cmode = CMODE_NONE;
-	if (srv->cache != NULL && srv->cache->store != NULL && (s->fwd == NULL || !s->fwd->connect) &&
-	    session_cache_lookup(s, msg))
+	if (srv->cache != NULL && srv->cache->store != NULL &&
+	    (s->fwd == NULL || !s->fwd->connect) && session_cache_lookup(s, msg))
 		return;
 	if (srv->mode != CFG_MODE_FORWARD &&
 	    (msg->form == HTTP_TARGET_AUTHORITY || msg->method == HTTP_M_CONNECT)) {
@@ -1876,8 +1876,8 @@ session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 			evbuffer_add_printf(out, "Cache-Status: proxyd; hit; ttl=%" PRId64 "\r\n",
 			                    s->cttl);
 		else
-			evbuffer_add_printf(out, "Cache-Status: proxyd; fwd=%s%s\r\n", fwd[s->cmode],
-			                    stored ? "; stored" : "");
+			evbuffer_add_printf(out, "Cache-Status: proxyd; fwd=%s%s\r\n",
+			                    fwd[s->cmode], stored ? "; stored" : "");
 	}
 	if (s->srv->x_cache)
 		evbuffer_add_printf(out, "X-Cache: %s\r\n", xc[s->cmode]);
@@ -2062,8 +2062,7 @@ session_cache_store(struct session *s, const struct http_msg *msg, enum http_bod
 		return 0;
 	/* the request as sent upstream, parsed again: its headers decide (and key Vary) */
 	const char *rq = (const char *)evbuffer_pullup(s->req_head, -1);
-	if (rq == NULL ||
-	    http_parse_request(rq, evbuffer_get_length(s->req_head), &lim, req) <= 0)
+	if (rq == NULL || http_parse_request(rq, evbuffer_get_length(s->req_head), &lim, req) <= 0)
 		return 0;
 	if (session_cache_rules(s, req, s->srv->no_cache, s->srv->nno_cache))
 		return 0;
@@ -2071,7 +2070,8 @@ session_cache_store(struct session *s, const struct http_msg *msg, enum http_bod
 	for (size_t i = 0; i < msg->nheaders && nresp < HTTP_MAX_HEADERS; i++) {
 		const struct http_header *h = &msg->headers[i];
 
-		if (hdr_hop(h) || (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len)))
+		if (hdr_hop(h) ||
+		    (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len)))
 			continue;
 		resp[nresp].name = h->name.p;
 		resp[nresp].name_len = h->name.len;

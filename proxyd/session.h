@@ -31,7 +31,7 @@ struct session_env {
 	struct resolver *resolver;       /* names of forward requests and resolve servers */
 	struct session_subject *subject; /* what access rules see of a request (scratch) */
 	struct rules_scratch *rscratch;  /* rules evaluation scratch of this thread */
-	struct http_msg *reqmsg; /* a request head parsed again (cache store decisions) */
+	struct http_msg *reqmsg;         /* a request head parsed again (cache store decisions) */
 	struct session_list sessions;
 	unsigned nsessions;
 	int stopping;            /* graceful shutdown: finish the current request, then close */

@@ -136,6 +136,7 @@ struct request {
 	int r_status; /* 0: no override */
 	int r_close;
 	char *r_cc;
+	char *r_extra; /* ?h=Name:%20value (repeatable): extra response fields, "...\r\n" each */
 	uint64_t r_chunk_size;
 
 	/* Streamed pattern body. */
@@ -193,7 +194,7 @@ usage(void)
 	        "  -D MS  delay every response (but /stats) without ?delay= by MS (a slow server)\n"
 	        "  -R  read every request (but /stats) and its body, then reset the connection\n"
 	        "      without answering (a server that dies after taking a request)\n"
-	        "endpoints (query: delay=MS cc=VALUE status=CODE close=1):\n"
+	        "endpoints (query: delay=MS cc=VALUE h=NAME:VALUE status=CODE close=1):\n"
 	        "  /  /bytes/N  /chunked/N?chunk=K  /eof/N  /echo  /sink  /status/CODE\n"
 	        "  /reset/N  /hang  /bad/KIND  /stats  /headers\n");
 }
@@ -428,6 +429,7 @@ request_clear(struct request *r)
 {
 	free(r->r_head);
 	free(r->r_cc);
+	free(r->r_extra);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -542,6 +544,21 @@ request_query_parse(struct request *r)
 			free(r->r_cc);
 			if ((r->r_cc = url_decode(val, vlen)) == NULL)
 				return 400;
+		} else if (slice_eq(q, klen, "h")) {
+			char *f = url_decode(val, vlen), *n;
+			size_t old = r->r_extra != NULL ? strlen(r->r_extra) : 0;
+
+			if (f == NULL || strpbrk(f, "\r\n") != NULL || strchr(f, ':') == NULL) {
+				free(f);
+				return 400;
+			}
+			if ((n = realloc(r->r_extra, old + strlen(f) + 3)) == NULL) {
+				free(f);
+				return 400;
+			}
+			r->r_extra = n;
+			snprintf(n + old, strlen(f) + 3, "%s\r\n", f);
+			free(f);
 		}
 		q = amp + 1;
 	}
@@ -881,6 +898,8 @@ conn_head_begin(struct conn *c, int status)
 	conn_origin_fields(c, out, "\r\n");
 	if (c->c_req.r_cc != NULL)
 		evbuffer_add_printf(out, "Cache-Control: %s\r\n", c->c_req.r_cc);
+	if (c->c_req.r_extra != NULL)
+		evbuffer_add(out, c->c_req.r_extra, strlen(c->c_req.r_extra));
 }
 
 static void
@@ -930,6 +949,8 @@ conn_error(struct conn *c, int status)
 	r->r_head_only = 0;
 	free(r->r_cc);
 	r->r_cc = NULL;
+	free(r->r_extra);
+	r->r_extra = NULL;
 	r->r_end = END_CLOSE;
 	snprintf(body, sizeof(body), "%d %s\n", status, status_reason(status));
 	return conn_reply_str(c, status, body);
