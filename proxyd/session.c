@@ -143,6 +143,7 @@ struct session {
 	int upgrade;       /* the request asks for a WebSocket upgrade (passed upstream) */
 	int tls;           /* the client connection is TLS (listen ... tls) */
 	int tls_failed;    /* it ended in a TLS error: no quiet close */
+	int tls_closed;    /* close_notify sent */
 	struct tls_client *up_tls; /* TLS to the current upstream connection, or NULL */
 	/* cache (a server with `cache`) */
 	int cmode;  /* CMODE_*: how this request met the cache */
@@ -658,8 +659,8 @@ session_close(struct session *s, const char *why)
 		free(s->fwd);
 	}
 	if (s->cbev != NULL) {
-		if (s->tls && !s->tls_failed)
-			tls_ssl_quiet_close(bufferevent_openssl_get_ssl(s->cbev));
+		if (s->tls && !s->tls_failed && !s->tls_closed)
+			tls_ssl_close(bufferevent_openssl_get_ssl(s->cbev));
 		bufferevent_free(s->cbev);
 	}
 	event_free(s->timer);
@@ -859,6 +860,11 @@ session_linger(struct session *s)
 		return;
 	}
 	s->state = S_LINGER;
+	if (s->tls && !s->tls_failed && !s->tls_closed) {
+		/* close_notify goes before the TCP write side closes */
+		tls_ssl_close(bufferevent_openssl_get_ssl(s->cbev));
+		s->tls_closed = 1;
+	}
 	shutdown(bufferevent_getfd(s->cbev), SHUT_WR);
 	evbuffer_drain(bufferevent_get_input(s->cbev),
 	               evbuffer_get_length(bufferevent_get_input(s->cbev)));

@@ -1002,6 +1002,20 @@ tls_ssl_quiet_close(SSL *ssl)
 	SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 }
 
+void
+tls_ssl_close(SSL *ssl)
+{
+	if (ssl == NULL)
+		return;
+	/*
+	 * close_notify, as nginx and HAProxy send: a client that sees the connection end
+	 * without it takes it for truncated and drops the session it would resume with.
+	 */
+	if (SSL_shutdown(ssl) < 0)
+		ERR_clear_error();
+	tls_ssl_quiet_close(ssl);
+}
+
 SSL_CTX *
 tls_server_ctx(struct tls_server *srv)
 {

@@ -156,6 +156,11 @@ size_t tls_client_cached(struct tls_client *c);
  * not depend on it (it keeps copies).
  */
 void tls_ssl_quiet_close(SSL *ssl);
+/*
+ * End a TLS connection that did not fail: send close_notify now (non-blocking; the alert
+ * is small), then as tls_ssl_quiet_close(). Clients resume only sessions closed this way.
+ */
+void tls_ssl_close(SSL *ssl);
 
 /* NULL when ssl's certificate verification succeeded, else OpenSSL's text for the error
  * ("unable to get local issuer certificate", "hostname mismatch", ...). */
