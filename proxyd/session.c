@@ -72,7 +72,7 @@ struct fwd {
 };
 
 /* How a request met the cache (session.cmode); the X-Cache words, in order. */
-enum { CMODE_NONE, CMODE_MISS, CMODE_EXPIRED, CMODE_BYPASS, CMODE_HIT };
+enum { CMODE_NONE, CMODE_MISS, CMODE_EXPIRED, CMODE_BYPASS, CMODE_HIT, CMODE_REVALIDATED };
 
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
 struct pump {
@@ -150,12 +150,13 @@ struct session {
 	char *curl; /* the normalized URL (key, invalidation), malloc'd */
 	size_t curl_len;
 	struct cache_key ckey;
-	int64_t creq_time;       /* when the request came (seconds), for the age */
-	int64_t cage, cttl;      /* a hit: its age and remaining freshness */
-	struct cache_meta *chit; /* the entry being served, or NULL */
-	uint64_t coff;           /* how much of its body is out */
-	struct cache_put *ctee;  /* the response being stored, until its body starts */
-	struct tunnel *tunnel;   /* S_TUNNEL: CONNECT or an upgraded connection */
+	int64_t creq_time;         /* when the request came (seconds), for the age */
+	int64_t cage, cttl;        /* a hit: its age and remaining freshness */
+	struct cache_meta *chit;   /* the entry being served, or NULL */
+	uint64_t coff;             /* how much of its body is out */
+	struct cache_put *ctee;    /* the response being stored, until its body starts */
+	struct cache_meta *cstale; /* a stale entry being revalidated with its validators */
+	struct tunnel *tunnel;     /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
 };
 
@@ -677,6 +678,7 @@ session_close(struct session *s, const char *why)
 	if (s->ctee != NULL)
 		cache_put_abort(s->ctee);
 	cache_meta_free(s->chit);
+	cache_meta_free(s->cstale);
 	free(s->curl);
 	cfg_unref(s->cfg);
 	TAILQ_REMOVE(&env->sessions, s, link);
@@ -1025,6 +1027,20 @@ session_build_request(struct session *s, const struct http_msg *msg)
 		}
 	}
 
+	if (s->cstale != NULL) {
+		/* revalidating a stale entry: the origin answers 304 if it is still current */
+		struct cache_header v[2];
+		char date[30];
+		size_t nv = cache_policy_validators(s->cstale->etag, s->cstale->etag_len,
+		                                    s->cstale->last_modified, v, date);
+
+		for (size_t i = 0; i < nv; i++) {
+			evbuffer_add(b, v[i].name, v[i].name_len);
+			evbuffer_add(b, ": ", 2);
+			evbuffer_add(b, v[i].value, v[i].value_len);
+			evbuffer_add(b, "\r\n", 2);
+		}
+	}
 	if (s->upgrade) {
 		/* hop-by-hop, so passed on explicitly: the upstream decides whether to switch */
 		evbuffer_add(b, "Upgrade: websocket\r\nConnection: upgrade\r\n", 41);
@@ -1872,8 +1888,8 @@ session_cache_rules(struct session *s, const struct http_msg *msg, struct rules_
 static void
 session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 {
-	static const char *const xc[] = {"", "MISS", "EXPIRED", "BYPASS", "HIT"};
-	static const char *const fwd[] = {"", "miss", "stale", "bypass", ""};
+	static const char *const xc[] = {"", "MISS", "EXPIRED", "BYPASS", "HIT", "REVALIDATED"};
+	static const char *const fwd[] = {"", "miss", "stale", "bypass", "", "stale"};
 
 	if (s->cmode == CMODE_NONE)
 		return;
@@ -1881,6 +1897,9 @@ session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 		if (s->cmode == CMODE_HIT)
 			evbuffer_add_printf(out, "Cache-Status: proxyd; hit; ttl=%" PRId64 "\r\n",
 			                    s->cttl);
+		else if (s->cmode == CMODE_REVALIDATED)
+			evbuffer_add_printf(out,
+			                    "Cache-Status: proxyd; fwd=stale; fwd-status=304\r\n");
 		else
 			evbuffer_add_printf(out, "Cache-Status: proxyd; fwd=%s%s\r\n",
 			                    fwd[s->cmode], stored ? "; stored" : "");
@@ -1942,19 +1961,16 @@ session_cache_pump(struct session *s)
 }
 
 /* Answer msg from the stored entry m (fresh, or stale as the client allows). */
+/*
+ * Answer from the stored entry m with the fields h[0..n) (its own, or as a 304 updated
+ * them): status (m's, or 304), Age, the cache fields; the body follows unless head_only.
+ */
 static void
-session_cache_serve(struct session *s, const struct http_msg *msg, struct cache_meta *m,
-                    const struct cache_msg *reqm)
+session_cache_respond(struct session *s, struct cache_meta *m, const struct cache_header *h, long n,
+                      int status, int head_only)
 {
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
-	struct cache_header h[HTTP_MAX_HEADERS];
-	int notmod = cache_policy_not_modified(reqm, m->etag, m->etag_len, m->last_modified);
-	int status = notmod ? 304 : m->status;
-	long n = cache_meta_headers(m, h, HTTP_MAX_HEADERS);
 
-	if (http_request_body(msg) != HTTP_BODY_NONE)
-		s->keepalive = 0; /* its body is not read */
-	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
 	for (long i = 0; i < n; i++) {
 		const struct cache_header *f = &h[i];
@@ -1970,7 +1986,7 @@ session_cache_serve(struct session *s, const struct http_msg *msg, struct cache_
 		evbuffer_add(out, "\r\n", 2);
 	}
 	evbuffer_add_printf(out, "Age: %" PRId64 "\r\n", s->cage);
-	if (!notmod)
+	if (status != 304)
 		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", m->body_len);
 	session_cache_fields(s, out, 0);
 	session_add_headers(s, out, status);
@@ -1983,7 +1999,7 @@ session_cache_serve(struct session *s, const struct http_msg *msg, struct cache_
 	s->resp_started = 1;
 	s->state = S_UPSTREAM;
 	evtimer_del(s->timer);
-	if (notmod || msg->method == HTTP_M_HEAD || m->body_len == 0) {
+	if (status == 304 || head_only || m->body_len == 0) {
 		cache_meta_free(m);
 		session_cache_done(s);
 		return;
@@ -1992,6 +2008,80 @@ session_cache_serve(struct session *s, const struct http_msg *msg, struct cache_
 	s->coff = 0;
 	bufferevent_setwatermark(s->cbev, EV_WRITE, RELAY_HIGH / 2, 0);
 	session_cache_pump(s);
+}
+
+/* Answer msg from the stored entry m (fresh, or stale as the client allows). */
+static void
+session_cache_serve(struct session *s, const struct http_msg *msg, struct cache_meta *m,
+                    const struct cache_msg *reqm)
+{
+	struct cache_header h[HTTP_MAX_HEADERS];
+	int notmod = cache_policy_not_modified(reqm, m->etag, m->etag_len, m->last_modified);
+	long n = cache_meta_headers(m, h, HTTP_MAX_HEADERS);
+
+	if (http_request_body(msg) != HTTP_BODY_NONE)
+		s->keepalive = 0; /* its body is not read */
+	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+	session_cache_respond(s, m, h, n, notmod ? 304 : m->status, msg->method == HTTP_M_HEAD);
+}
+
+/*
+ * The origin answered 304 to the validators of the stale entry: update what is stored
+ * (RFC 9111 4.3.4: its fields replaced by the 304's, freshness anew) and answer the client
+ * from the entry. headlen: the 304's head, still in the upstream input.
+ */
+static void
+session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t headlen)
+{
+	struct cache_meta *m = s->cstale;
+	struct cache_header stored[HTTP_MAX_HEADERS], fresh[HTTP_MAX_HEADERS];
+	struct cache_header merged[HTTP_MAX_HEADERS];
+	struct cache_params cp;
+	struct cache_msg respm;
+	struct cache_fresh f;
+	size_t nfresh = 0;
+	long nstored = cache_meta_headers(m, stored, HTTP_MAX_HEADERS), n;
+
+	s->cstale = NULL;
+	for (size_t i = 0; i < msg->nheaders && nfresh < HTTP_MAX_HEADERS; i++) {
+		if (hdr_hop(&msg->headers[i]))
+			continue;
+		fresh[nfresh].name = msg->headers[i].name.p;
+		fresh[nfresh].name_len = msg->headers[i].name.len;
+		fresh[nfresh].value = msg->headers[i].value.p;
+		fresh[nfresh].value_len = msg->headers[i].value.len;
+		nfresh++;
+	}
+	n = cache_policy_merge_304(stored, nstored > 0 ? (size_t)nstored : 0, fresh, nfresh, merged,
+	                           HTTP_MAX_HEADERS);
+	if (n < 0) {
+		n = nstored;
+		memcpy(merged, stored, sizeof(merged[0]) * (size_t)(nstored > 0 ? nstored : 0));
+	}
+	cache_params_default(&cp);
+	cp.valid = s->srv->cache_valid;
+	cp.nvalid = s->srv->ncache_valid;
+	respm.method = NULL;
+	respm.method_len = 0;
+	respm.status = m->status;
+	respm.headers = merged;
+	respm.nheaders = (size_t)n;
+	cache_policy_freshness(&cp, &respm, s->creq_time, (int64_t)time(NULL), &f);
+	cache_update(s->srv->cache->store, m, merged, (size_t)n, s->creq_time, (int64_t)time(NULL),
+	             &f);
+
+	/* the 304 has no body: the upstream connection may serve another request */
+	up_peer_ok(s->peer);
+	up_peer_time(s->srv->upstream, s->peer, 0, s->up_start_ms);
+	evbuffer_drain(bufferevent_get_input(s->ubev), headlen);
+	session_release_upstream(s,
+	                         http_keepalive(msg) && s->srv->upstream->keepalive > 0 &&
+	                                 s->up_requests + 1 < s->srv->upstream->keepalive_requests);
+	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
+	s->cmode = CMODE_REVALIDATED;
+	s->cage = 0;
+	/* the merged fields point into m and into msg, which stay valid for this call */
+	session_cache_respond(s, m, merged, n, m->status, s->method == HTTP_M_HEAD);
 }
 
 /*
@@ -2033,8 +2123,16 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 			session_cache_serve(s, msg, m, &reqm);
 			return 1;
 		}
-		/* stale: fetch again (revalidation with validators is not done yet) */
-		cache_meta_free(m);
+		/*
+		 * stale: ask the origin with the entry's validators whether it changed (unless the
+		 * client sent its own conditionals: then its answer goes to the client as is)
+		 */
+		if ((m->etag != NULL || m->last_modified >= 0) &&
+		    http_header_find(msg, "if-none-match") == NULL &&
+		    http_header_find(msg, "if-modified-since") == NULL)
+			s->cstale = m;
+		else
+			cache_meta_free(m);
 		s->cmode = CMODE_EXPIRED;
 	}
 	const struct http_header *cc = http_header_find(msg, "cache-control");
@@ -2734,6 +2832,14 @@ session_read_response_head(struct session *s)
 
 	if (cond != 0 && session_next_response(s, cond, msg->status_code))
 		return;
+	if (s->cstale != NULL) {
+		if (msg->status_code == 304) {
+			session_cache_revalidated(s, msg, (size_t)r);
+			return;
+		}
+		cache_meta_free(s->cstale); /* changed: the new response replaces the entry */
+		s->cstale = NULL;
+	}
 	up_peer_ok(s->peer);
 	up_peer_time(srv->upstream, s->peer, 0, s->up_start_ms);
 

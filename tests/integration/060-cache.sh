@@ -7,7 +7,7 @@
 # only-if-cached; a truncated response is never stored; proxyd-cache sees, verifies and
 # purges entries while the daemon runs; an unopenable cache directory means uncached.
 . "$TESTLIB"
-plan 27
+plan 31
 
 PC="$(dirname "$PROXYD")/../cache/proxyd-cache"
 [ -x "$PC" ] || PC="$(dirname "$(dirname "$PROXYD")")/cache/proxyd-cache"
@@ -74,6 +74,18 @@ settle
 is "$(xc "$X")" HIT "max-age=3: fresh at first"
 sleep 3.5
 is "$(xc "$X")" EXPIRED "then fetched again (EXPIRED)"
+
+# revalidation: a stale entry with an ETag is asked for with If-None-Match; a 304 renews it
+RV="$B/bytes/500?cc=max-age%3D2&h=ETag:%20%22r1%22&notmod=1"
+curl -s -o /dev/null "$RV"
+settle
+sleep 2.5
+h=$(curl -s -D - -o "$T/rv.body" "$RV" | tr -d '\r')
+like "$h" "X-Cache: REVALIDATED" "a stale entry is revalidated (the origin answered 304)"
+like "$h" "^HTTP/1.1 200" "and the client gets the stored 200"
+is "$(wc -c <"$T/rv.body")" 500 "with the stored body"
+settle
+is "$(xc "$RV")" HIT "the 304 renewed its freshness"
 
 Y="$B/bytes/30?cc=max-age%3D60&h=Vary:%20Accept-Encoding"
 curl -s -o /dev/null -H 'Accept-Encoding: gzip' "$Y"

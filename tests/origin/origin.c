@@ -137,6 +137,7 @@ struct request {
 	int r_close;
 	char *r_cc;
 	char *r_extra; /* ?h=Name:%20value (repeatable): extra response fields, "...\r\n" each */
+	int r_notmod;  /* ?notmod=1: a request with If-None-Match gets 304 (revalidation tests) */
 	uint64_t r_chunk_size;
 
 	/* Streamed pattern body. */
@@ -194,7 +195,7 @@ usage(void)
 	        "  -D MS  delay every response (but /stats) without ?delay= by MS (a slow server)\n"
 	        "  -R  read every request (but /stats) and its body, then reset the connection\n"
 	        "      without answering (a server that dies after taking a request)\n"
-	        "endpoints (query: delay=MS cc=VALUE h=NAME:VALUE status=CODE close=1):\n"
+	        "endpoints (query: delay=MS cc=VALUE h=NAME:VALUE status=CODE close=1 notmod=1):\n"
 	        "  /  /bytes/N  /chunked/N?chunk=K  /eof/N  /echo  /sink  /status/CODE\n"
 	        "  /reset/N  /hang  /bad/KIND  /stats  /headers\n");
 }
@@ -544,6 +545,8 @@ request_query_parse(struct request *r)
 			free(r->r_cc);
 			if ((r->r_cc = url_decode(val, vlen)) == NULL)
 				return 400;
+		} else if (slice_eq(q, klen, "notmod")) {
+			r->r_notmod = !slice_eq(val, vlen, "0");
 		} else if (slice_eq(q, klen, "h")) {
 			char *f = url_decode(val, vlen), *n;
 			size_t old = r->r_extra != NULL ? strlen(r->r_extra) : 0;
@@ -1152,6 +1155,18 @@ path_num(const struct request *r, const char *prefix, uint64_t max, uint64_t *n)
 	       parse_u64(r->r_path + plen, r->r_path_len - plen, max, n) == 0;
 }
 
+/* Whether the head [p, p+n) contains needle (lower case), compared without case. */
+static int
+head_has(const char *p, size_t n, const char *needle)
+{
+	size_t k = strlen(needle);
+
+	for (size_t i = 0; p != NULL && i + k <= n; i++)
+		if (strncasecmp(p + i, needle, k) == 0)
+			return 1;
+	return 0;
+}
+
 /* Dispatches a request whose body has been consumed. Returns -1 if c was freed. */
 static int
 origin_route(struct conn *c)
@@ -1164,6 +1179,8 @@ origin_route(struct conn *c)
 
 	r->r_end = r->r_keepalive && !r->r_close ? END_KEEP : END_CLOSE;
 
+	if (r->r_notmod && head_has(r->r_head, r->r_head_len, "\nif-none-match:"))
+		return conn_reply(c, 304, "", 0);
 	if (slice_eq(path, len, "/")) {
 		snprintf(body, sizeof(body), "%s\n", origin.o_uuid);
 		return conn_reply_str(c, 200, body);
