@@ -1116,6 +1116,24 @@ session_expand(const struct session *s, const struct http_msg *msg, const char *
 }
 
 /*
+ * A response proxyd made itself (return, a cache hit) is all queued: log it, then wait for
+ * the next request or close. Nothing of the request body was read, so a request that had
+ * one has keepalive off.
+ */
+static void
+session_answered(struct session *s)
+{
+	bev_flush(s->cbev);
+	session_log_access(s);
+	s->nreq++;
+	s->req.kind = HTTP_BODY_NONE;
+	if (s->keepalive && !s->env->stopping)
+		session_enter_head(s);
+	else
+		session_finish(s);
+}
+
+/*
  * `return CODE [URL|TEXT]`: answer every request of the server from here. A request body
  * is not read: the connection closes after the answer if there is one.
  */
@@ -1158,14 +1176,7 @@ session_return(struct session *s, const struct http_msg *msg)
 	if (msg->method != HTTP_M_HEAD)
 		evbuffer_add_buffer(out, text);
 	evbuffer_free(text);
-	bev_flush(s->cbev);
-	session_log_access(s);
-	s->nreq++;
-	s->req.kind = HTTP_BODY_NONE;
-	if (s->keepalive && !s->env->stopping)
-		session_enter_head(s);
-	else
-		session_finish(s);
+	session_answered(s);
 }
 
 /*
@@ -1913,14 +1924,7 @@ session_cache_done(struct session *s)
 {
 	cache_meta_free(s->chit);
 	s->chit = NULL;
-	bev_flush(s->cbev);
-	session_log_access(s);
-	s->nreq++;
-	s->req.kind = HTTP_BODY_NONE;
-	if (s->keepalive && !s->env->stopping)
-		session_enter_head(s);
-	else
-		session_finish(s);
+	session_answered(s);
 }
 
 /* Move the body of the entry being served into the client's output, as it drains. */
@@ -2041,14 +2045,29 @@ session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t 
 	struct cache_fresh f;
 	size_t nfresh = 0;
 	long nstored = cache_meta_headers(m, stored, HTTP_MAX_HEADERS), n;
+	/*
+	 * msg points into the upstream's input, which is drained (and the connection pooled)
+	 * below: the 304's fields are copied first
+	 */
+	const char *base =
+	        (const char *)evbuffer_pullup(bufferevent_get_input(s->ubev), (ev_ssize_t)headlen);
+	char *copy = base != NULL ? malloc(headlen) : NULL;
+	int reuse = http_keepalive(msg) && s->srv->upstream->keepalive > 0 &&
+	            s->up_requests + 1 < s->srv->upstream->keepalive_requests;
 
 	s->cstale = NULL;
+	if (copy == NULL) {
+		cache_meta_free(m);
+		session_fail(s, 502, "proxy_internal_error", "out of memory");
+		return;
+	}
+	memcpy(copy, base, headlen);
 	for (size_t i = 0; i < msg->nheaders && nfresh < HTTP_MAX_HEADERS; i++) {
 		if (hdr_hop(&msg->headers[i]))
 			continue;
-		fresh[nfresh].name = msg->headers[i].name.p;
+		fresh[nfresh].name = copy + (msg->headers[i].name.p - base);
 		fresh[nfresh].name_len = msg->headers[i].name.len;
-		fresh[nfresh].value = msg->headers[i].value.p;
+		fresh[nfresh].value = copy + (msg->headers[i].value.p - base);
 		fresh[nfresh].value_len = msg->headers[i].value.len;
 		nfresh++;
 	}
@@ -2074,14 +2093,13 @@ session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t 
 	up_peer_ok(s->peer);
 	up_peer_time(s->srv->upstream, s->peer, 0, s->up_start_ms);
 	evbuffer_drain(bufferevent_get_input(s->ubev), headlen);
-	session_release_upstream(s,
-	                         http_keepalive(msg) && s->srv->upstream->keepalive > 0 &&
-	                                 s->up_requests + 1 < s->srv->upstream->keepalive_requests);
+	session_release_upstream(s, reuse);
 	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
 	s->cmode = CMODE_REVALIDATED;
 	s->cage = 0;
-	/* the merged fields point into m and into msg, which stay valid for this call */
+	/* the merged fields point into m and into copy */
 	session_cache_respond(s, m, merged, n, m->status, s->method == HTTP_M_HEAD);
+	free(copy);
 }
 
 /*
