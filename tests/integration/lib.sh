@@ -105,7 +105,12 @@ free_port() {
 	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 	for _ in $(seq 1 200); do
 		p=$((10000 + RANDOM % (lo - 10000)))
-		port_open 127.0.0.1 "$p" || { echo "$p"; return 0; }
+		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
+		port_open 127.0.0.1 "$p" || {
+			echo "$p" >>"$T/.ports"
+			echo "$p"
+			return 0
+		}
 	done
 	bail "no free port"
 }
@@ -235,7 +240,13 @@ free_port_static() {
 	fi
 	for _ in $(seq 1 200); do
 		p=$((base + (RANDOM * 32768 + RANDOM) % span))
-		port_open 127.0.0.1 "$p" || { echo "$p"; return 0; }
+		# never the same port twice in one test, even before anything listens on it
+		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
+		port_open 127.0.0.1 "$p" || {
+			echo "$p" >>"$T/.ports"
+			echo "$p"
+			return 0
+		}
 	done
 	bail "no free port"
 }
