@@ -176,6 +176,8 @@ static void session_fwd_connect(struct session *s);
 static int session_fwd_request(struct session *s, const struct http_msg *msg);
 static int session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr *dst);
 static int session_cache_lookup(struct session *s, const struct http_msg *msg);
+static void session_purge(struct session *s, const struct http_msg *msg);
+static int session_is_purge(const struct http_msg *msg);
 static int session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind);
 static void session_cache_fields(const struct session *s, struct evbuffer *out, int stored);
 static void session_cache_pump(struct session *s);
@@ -560,6 +562,14 @@ session_log_access(struct session *s)
 		             " tunnel=%" PRId64 ".%03ds up=%" PRIu64 " down=%" PRIu64, ms / 1000,
 		             (int)(ms % 1000), tunnel_bytes(s->tunnel, TUNNEL_UP),
 		             tunnel_bytes(s->tunnel, TUNNEL_DOWN));
+		n += (size_t)r;
+	}
+	if (s->cmode != CMODE_NONE) {
+		/* a cache-enabled server: what the cache did (X-Cache's word) */
+		static const char *const word[] = {"",       "MISS", "EXPIRED",
+		                                   "BYPASS", "HIT",  "REVALIDATED"};
+
+		r = snprintf(line + n, sizeof(line) - n, " cache=%s", word[s->cmode]);
 		n += (size_t)r;
 	}
 	line[n++] = '\n';
@@ -1228,6 +1238,10 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 		return;
 	}
 	s->cmode = CMODE_NONE;
+	if (session_is_purge(msg)) {
+		session_purge(s, msg);
+		return;
+	}
 	if (srv->cache != NULL && srv->cache->store != NULL &&
 	    (s->fwd == NULL || !s->fwd->connect) && session_cache_lookup(s, msg))
 		return;
@@ -1735,6 +1749,13 @@ session_rules_subject(const struct cfg_server *srv, const struct http_msg *msg,
 	return 0;
 }
 
+/* The PURGE method (a cache's own, not HTTP's). */
+static int
+session_is_purge(const struct http_msg *msg)
+{
+	return msg->method_name.len == 5 && memcmp(msg->method_name.p, "PURGE", 5) == 0;
+}
+
 /*
  * The policy of the server for msg. Returns 0 when allowed, 1 when denied and answered.
  * dst NULL: at the head (msg is still in the client's input; the hit is counted). dst set:
@@ -1769,6 +1790,10 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 	if (dst != NULL)
 		rules_ip_from_sockaddr(dst, &ss->subj.dst);
 	d = acl_decide(acl, &ss->subj, s->env->rscratch, dst == NULL);
+	if (d.allow && d.line == NULL && session_is_purge(msg)) {
+		d.allow = 0; /* PURGE only by an allow line that names it, never by default */
+		d.status = 403;
+	}
 	if (d.allow)
 		return 0;
 	if (dst != NULL) /* the decision changed with the address: count the deny */
@@ -2100,6 +2125,45 @@ session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t 
 	/* the merged fields point into m and into copy */
 	session_cache_respond(s, m, merged, n, m->status, s->method == HTTP_M_HEAD);
 	free(copy);
+}
+
+/*
+ * PURGE URL: remove what the cache holds for the request's URL (every variant). Reaches
+ * here only when an access-list line allowed it (session_acl()); a server without an
+ * access list, or without a cache, answers 405. 200 when something was stored, else 404.
+ */
+static void
+session_purge(struct session *s, const struct http_msg *msg)
+{
+	struct cache_store *st = s->srv->cache != NULL ? s->srv->cache->store : NULL;
+	struct cache_meta *m = NULL;
+	struct cache_key k;
+	char body[64];
+	int found;
+
+	if (st == NULL || s->srv->acl == NULL || session_cache_url(s, msg) == -1) {
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		session_error(s, 405, "PURGE needs a cache and an access-list line allowing it");
+		return;
+	}
+	found = cache_key_make(&k, "GET", 3, s->curl, s->curl_len) == 0 &&
+	        cache_get(st, &k, NULL, 0, &m) == 1;
+	cache_meta_free(m);
+	cache_invalidate_url(st, s->curl, s->curl_len);
+	log_notice("*%" PRIu64 " client %s: PURGE %.*s: %s", s->id, s->client, (int)s->curl_len,
+	           s->curl, found ? "purged" : "not cached");
+	if (http_request_body(msg) != HTTP_BODY_NONE)
+		s->keepalive = 0;
+	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+	int n = snprintf(body, sizeof(body), "%s\n", found ? "purged" : "not cached");
+	evbuffer_add_printf(bufferevent_get_output(s->cbev),
+	                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s"
+	                    "\r\n%s",
+	                    found ? 200 : 404, http_reason(found ? 200 : 404), n,
+	                    s->keepalive ? "" : "Connection: close\r\n", body);
+	s->status = found ? 200 : 404;
+	s->resp.moved = (uint64_t)n;
+	session_answered(s);
 }
 
 /*

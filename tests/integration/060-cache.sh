@@ -7,7 +7,7 @@
 # only-if-cached; a truncated response is never stored; proxyd-cache sees, verifies and
 # purges entries while the daemon runs; an unopenable cache directory means uncached.
 . "$TESTLIB"
-plan 31
+plan 36
 
 PC="$(dirname "$PROXYD")/../cache/proxyd-cache"
 [ -x "$PC" ] || PC="$(dirname "$(dirname "$PROXYD")")/cache/proxyd-cache"
@@ -26,6 +26,8 @@ server {
 	cache main;
 	cache_bypass cookie nocache;
 	no_cache arg nostore;
+	allow id=purgers method PURGE src 127.0.0.1;
+	access_log $T/access.log;
 }
 server { listen 127.0.0.1:$bad; proxy_pass app; cache broken; }
 CONF
@@ -124,3 +126,14 @@ is "$(xc "$U")" MISS "after proxyd-cache purge: a miss"
 like "$(cat "$T/proxyd.log")" "cache \"broken\": .*serving uncached" "an unopenable cache is logged"
 is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bad/bytes/10?cc=max-age%3D60")" 200 \
 	"and its server serves uncached"
+
+# PURGE, allowed by an access-list line
+curl -s -o /dev/null "$U"
+settle
+is "$(curl -s -X PURGE -o /dev/null -w '%{http_code}' "$U")" 200 "PURGE of a cached URL: 200"
+settle
+is "$(xc "$U")" MISS "and it is gone"
+is "$(curl -s -X PURGE -o /dev/null -w '%{http_code}' "$B/not/cached")" 404 "PURGE of an uncached URL: 404"
+is "$(curl -s -X PURGE -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bad/x")" 405 \
+	"no access-list line allows it: 405"
+like "$(cat "$T/access.log")" '" 200 [0-9]+ "-" "[^"]*" cache=HIT' "the access log says what the cache did"
