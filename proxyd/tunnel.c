@@ -195,9 +195,17 @@ tdir_run(struct tdir *d)
 		tunnel_finish(t, errno == ECONNRESET ? "connection reset" : strerror(errno));
 		return;
 	}
-	/* yielded with work left: the (level-triggered) events bring us back */
-	if (!t->finished && !d->wr_on)
-		ev_on(d->rd, &d->rd_on);
+	/*
+	 * Yielded with work left: the (level-triggered) events bring us back. Bytes still
+	 * queued need the destination's event: the source may have nothing more to say (a
+	 * keep-alive peer that sent its last bytes), so waiting for it would strand them.
+	 */
+	if (!t->finished) {
+		if (queued(d))
+			ev_on(d->wr, &d->wr_on);
+		else if (!d->wr_on)
+			ev_on(d->rd, &d->rd_on);
+	}
 }
 
 static void

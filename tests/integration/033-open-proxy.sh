@@ -15,7 +15,9 @@ nsx() { ip netns exec "$ns" "$@"; }
 nsx ip link set lo up || bail "lo up failed"
 nsx ip addr add 198.51.100.7/32 dev lo || bail "cannot add the test address"
 
-nsx "$ORIGIN" -p 0 >"$T/origin.out" 2>"$T/origin.err" &
+# ip execs the program, so $! is its PID (a shell function run with & would be a subshell,
+# and killing that would leave the program running)
+ip netns exec "$ns" "$ORIGIN" -p 0 >"$T/origin.out" 2>"$T/origin.err" &
 PIDS="$PIDS $!"
 for _ in $(seq 1 100); do grep -q '^READY ' "$T/origin.out" && break; sleep 0.05; done
 oport=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$T/origin.out")
@@ -26,7 +28,7 @@ workers 1;
 error_log stderr info;
 server { listen 0.0.0.0:$port; mode forward; }
 CONF
-nsx "$PROXYD" -f -c "$T/proxyd.conf" >"$T/proxyd.out" 2>"$T/proxyd.log" &
+ip netns exec "$ns" "$PROXYD" -f -c "$T/proxyd.conf" >"$T/proxyd.out" 2>"$T/proxyd.log" &
 PIDS="$PIDS $!"
 for _ in $(seq 1 100); do
 	nsx curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && break
