@@ -73,6 +73,7 @@ struct fwd {
 
 /* How a request met the cache (session.cmode); the X-Cache words, in order. */
 enum { CMODE_NONE, CMODE_MISS, CMODE_EXPIRED, CMODE_BYPASS, CMODE_HIT, CMODE_REVALIDATED };
+static const char *const cmode_word[] = {"", "MISS", "EXPIRED", "BYPASS", "HIT", "REVALIDATED"};
 
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
 struct pump {
@@ -566,10 +567,7 @@ session_log_access(struct session *s)
 	}
 	if (s->cmode != CMODE_NONE) {
 		/* a cache-enabled server: what the cache did (X-Cache's word) */
-		static const char *const word[] = {"",       "MISS", "EXPIRED",
-		                                   "BYPASS", "HIT",  "REVALIDATED"};
-
-		r = snprintf(line + n, sizeof(line) - n, " cache=%s", word[s->cmode]);
+		r = snprintf(line + n, sizeof(line) - n, " cache=%s", cmode_word[s->cmode]);
 		n += (size_t)r;
 	}
 	line[n++] = '\n';
@@ -1924,7 +1922,6 @@ session_cache_rules(struct session *s, const struct http_msg *msg, struct rules_
 static void
 session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 {
-	static const char *const xc[] = {"", "MISS", "EXPIRED", "BYPASS", "HIT", "REVALIDATED"};
 	static const char *const fwd[] = {"", "miss", "stale", "bypass", "", "stale"};
 
 	if (s->cmode == CMODE_NONE)
@@ -1941,7 +1938,7 @@ session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 			                    fwd[s->cmode], stored ? "; stored" : "");
 	}
 	if (s->srv->x_cache)
-		evbuffer_add_printf(out, "X-Cache: %s\r\n", xc[s->cmode]);
+		evbuffer_add_printf(out, "X-Cache: %s\r\n", cmode_word[s->cmode]);
 }
 
 static void
