@@ -693,6 +693,8 @@ static int cfg_set_cache_rule(struct cfg_parser *, const struct cfg_directive *,
                               void *, char **);
 static int cfg_set_cache_valid(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                                void *, char **);
+static int cfg_set_cache_key(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                             void *, char **);
 static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                             void *, char **);
 
@@ -809,6 +811,7 @@ static const struct cfg_directive cfg_server_directives[] = {
         {"cache_bypass", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_cache_rule, 0, NULL},
         {"no_cache", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_cache_rule, 0, NULL},
         {"cache_valid", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 8), cfg_set_cache_valid, 0, NULL},
+        {"cache_key", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_cache_key, 0, NULL},
         {"cache_status", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
          offsetof(struct cfg_server, cache_status), NULL},
         {"x_cache", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag, offsetof(struct cfg_server, x_cache),
@@ -2120,11 +2123,13 @@ cfg_is_varchar(char c)
 }
 
 /*
- * Compile a hash key template: literals and $request_uri, $remote_addr, $host, $http_NAME,
- * $cookie_NAME, $arg_NAME. A `$` must start a known variable.
+ * Compile a key template into *out and *nout: literals and $request_uri, $remote_addr, $host,
+ * $http_NAME, $cookie_NAME, $arg_NAME; with cache set (cache_key) also $url and $scheme.
+ * A `$` must start a known variable.
  */
 static int
-cfg_key_compile(struct cfg_upstream *up, const struct cfg_directive *d, const char *tpl, char **err)
+cfg_key_compile(struct cfg_key_part **out, size_t *nout, int cache, const struct cfg_directive *d,
+                const char *tpl, char **err)
 {
 	static const struct {
 		const char *name;
@@ -2137,6 +2142,8 @@ cfg_key_compile(struct cfg_upstream *up, const struct cfg_directive *d, const ch
 	        {"http_", CFG_KEY_HTTP, 1},
 	        {"cookie_", CFG_KEY_COOKIE, 1},
 	        {"arg_", CFG_KEY_ARG, 1},
+	        {"url", CFG_KEY_URL, 0},
+	        {"scheme", CFG_KEY_SCHEME, 0},
 	};
 	struct cfg_key_part *key = NULL;
 	size_t nkey = 0;
@@ -2168,6 +2175,11 @@ cfg_key_compile(struct cfg_upstream *up, const struct cfg_directive *d, const ch
 			cfg_key_free(key, nkey);
 			return cfg_invalid(err, d, tpl, "unknown variable \"%.*s\"", (int)n + 1, s);
 		}
+		if (!cache && (vars[i].var == CFG_KEY_URL || vars[i].var == CFG_KEY_SCHEME)) {
+			cfg_key_free(key, nkey);
+			return cfg_invalid(err, d, tpl, "\"%.*s\" is known only in cache_key",
+			                   (int)n + 1, s);
+		}
 		if (vars[i].prefix) {
 			size_t vl = strlen(vars[i].name);
 
@@ -2184,10 +2196,10 @@ cfg_key_compile(struct cfg_upstream *up, const struct cfg_directive *d, const ch
 	}
 	if (nkey == 0) {
 		cfg_key_free(key, nkey);
-		return cfg_invalid(err, d, tpl, "the hash key must not be empty");
+		return cfg_invalid(err, d, tpl, "the key must not be empty");
 	}
-	up->key = key;
-	up->nkey = nkey;
+	*out = key;
+	*nout = nkey;
 	return 0;
 
 nomem:
@@ -2310,7 +2322,7 @@ cfg_set_balance(struct cfg_parser *p, const struct cfg_directive *d, char **args
 				                   "%s does not support backup servers", method);
 	}
 	if ((b == CFG_BALANCE_HASH || b == CFG_BALANCE_HASH_CONSISTENT) &&
-	    cfg_key_compile(up, d, args[0], err) == -1)
+	    cfg_key_compile(&up->key, &up->nkey, 0, d, args[0], err) == -1)
 		return -1;
 	up->balance = b;
 	return 0;
@@ -3268,6 +3280,20 @@ cfg_set_server_cache(struct cfg_parser *p, const struct cfg_directive *d, char *
 	return 0;
 }
 
+/* cache_key TEMPLATE; (once) */
+static int
+cfg_set_cache_key(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                  void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+
+	(void)p;
+	(void)nargs;
+	if (srv->cache_key != NULL)
+		return cfg_invalid(err, d, args[0], "cache_key is already set");
+	return cfg_key_compile(&srv->cache_key, &srv->ncache_key, 1, d, args[0], err);
+}
+
 /* cache_bypass RULE;  no_cache RULE; (may repeat; any matching rule applies) */
 static int
 cfg_set_cache_rule(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -3732,6 +3758,7 @@ cfg_free(struct cfg *cfg, int locks)
 			rules_rule_free(srv->no_cache[k]);
 		free(srv->no_cache);
 		free(srv->cache_valid);
+		cfg_key_free(srv->cache_key, srv->ncache_key);
 		for (size_t k = 0; k < srv->nadd_headers; k++) {
 			free(srv->add_headers[k].name);
 			free(srv->add_headers[k].value);

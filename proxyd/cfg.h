@@ -110,6 +110,8 @@ enum cfg_key_var {
 	CFG_KEY_HTTP,        /* $http_NAME: a request header (text: the name, `_` made `-`) */
 	CFG_KEY_COOKIE,      /* $cookie_NAME: a cookie of the Cookie header(s) (text: NAME) */
 	CFG_KEY_ARG,         /* $arg_NAME: a query-string argument (text: NAME) */
+	CFG_KEY_URL,         /* $url: the normalized URL, the cache's own key (cache_key only) */
+	CFG_KEY_SCHEME,      /* $scheme: "http" or "https" (cache_key only) */
 };
 
 struct cfg_key_part {
@@ -294,6 +296,8 @@ struct cfg_server {
 	size_t nno_cache;
 	struct cache_valid *cache_valid; /* cache_valid lifetimes for responses without any */
 	size_t ncache_valid;
+	struct cfg_key_part *cache_key; /* cache_key TEMPLATE; NULL: the normalized URL */
+	size_t ncache_key;
 	int cache_status; /* cache_status on|off: the Cache-Status field, default on */
 	int x_cache;      /* x_cache on|off: the X-Cache field, default on */
 	char *deny_page;  /* deny_page contents (applied to acl at load) */

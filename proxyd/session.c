@@ -177,6 +177,8 @@ static void session_fwd_connect(struct session *s);
 static int session_fwd_request(struct session *s, const struct http_msg *msg);
 static int session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr *dst);
 static int session_cache_lookup(struct session *s, const struct http_msg *msg);
+static int session_cache_key(struct session *s, const struct http_msg *msg, const char *method,
+                             size_t method_len, struct cache_key *k);
 static void session_purge(struct session *s, const struct http_msg *msg);
 static int session_is_purge(const struct http_msg *msg);
 static int session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind);
@@ -2143,8 +2145,7 @@ session_purge(struct session *s, const struct http_msg *msg)
 		session_error(s, 405, "PURGE needs a cache and an access-list line allowing it");
 		return;
 	}
-	found = cache_key_make(&k, "GET", 3, s->curl, s->curl_len) == 0 &&
-	        cache_get(st, &k, NULL, 0, &m) == 1;
+	found = session_cache_key(s, msg, "GET", 3, &k) == 0 && cache_get(st, &k, NULL, 0, &m) == 1;
 	cache_meta_free(m);
 	cache_invalidate_url(st, s->curl, s->curl_len);
 	log_notice("*%" PRIu64 " client %s: PURGE %.*s: %s", s->id, s->client, (int)s->curl_len,
@@ -2161,6 +2162,42 @@ session_purge(struct session *s, const struct http_msg *msg)
 	s->status = found ? 200 : 404;
 	s->resp.moved = (uint64_t)n;
 	session_answered(s);
+}
+
+/*
+ * The cache key of request msg (method class and, by default, the normalized URL s->curl;
+ * with cache_key, the expanded template, truncated at UP_KEY_MAX). 0, or -1: not cacheable.
+ */
+static int
+session_cache_key(struct session *s, const struct http_msg *msg, const char *method,
+                  size_t method_len, struct cache_key *k)
+{
+	const struct cfg_server *srv = s->srv;
+	char buf[UP_KEY_MAX];
+	size_t n = 0;
+
+	if (srv->cache_key == NULL)
+		return cache_key_make(k, method, method_len, s->curl, s->curl_len);
+	for (size_t i = 0; i < srv->ncache_key; i++) {
+		const struct cfg_key_part *part = &srv->cache_key[i];
+		struct http_slice v;
+
+		if (part->var == CFG_KEY_URL) {
+			v.p = s->curl;
+			v.len = s->curl_len;
+		} else if (part->var == CFG_KEY_SCHEME) {
+			v.p = s->tls ? "https" : "http";
+			v.len = s->tls ? 5 : 4;
+		} else {
+			v = up_key_part(part, msg, s->client);
+		}
+		if (v.len > sizeof(buf) - n)
+			v.len = sizeof(buf) - n;
+		if (v.len > 0)
+			memcpy(buf + n, v.p, v.len);
+		n += v.len;
+	}
+	return cache_key_make(k, method, method_len, buf, n);
 }
 
 /*
@@ -2181,8 +2218,7 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 		return 0;
 	if ((msg->method != HTTP_M_GET && msg->method != HTTP_M_HEAD) || s->upgrade)
 		return 0;
-	if (cache_key_make(&s->ckey, msg->method_name.p, msg->method_name.len, s->curl,
-	                   s->curl_len) == -1)
+	if (session_cache_key(s, msg, msg->method_name.p, msg->method_name.len, &s->ckey) == -1)
 		return 0;
 	s->creq_time = (int64_t)time(NULL);
 	if (session_cache_rules(s, msg, s->srv->cache_bypass, s->srv->ncache_bypass)) {

@@ -384,6 +384,44 @@ up_arg(struct http_slice path, const char *name, size_t len)
 	return none;
 }
 
+struct http_slice
+up_key_part(const struct cfg_key_part *k, const struct http_msg *msg, const char *client)
+{
+	struct http_slice v = {NULL, 0};
+	const struct http_header *h;
+
+	switch (k->var) {
+	case CFG_KEY_LITERAL:
+		v.p = k->text;
+		v.len = k->len;
+		break;
+	case CFG_KEY_REQUEST_URI:
+		v = msg->target;
+		break;
+	case CFG_KEY_REMOTE_ADDR:
+		v.p = client;
+		v.len = strlen(client);
+		break;
+	case CFG_KEY_HOST:
+		v = msg->host; /* the authority's, else the Host header's; no port */
+		break;
+	case CFG_KEY_HTTP:
+		if ((h = http_header_find(msg, k->text)) != NULL)
+			v = h->value;
+		break;
+	case CFG_KEY_COOKIE:
+		v = up_cookie(msg, k->text, k->len);
+		break;
+	case CFG_KEY_ARG:
+		v = up_arg(msg->path, k->text, k->len);
+		break;
+	case CFG_KEY_URL:
+	case CFG_KEY_SCHEME:
+		break; /* the caller's (cache_key only) */
+	}
+	return v;
+}
+
 size_t
 up_hash_key(const struct cfg_upstream *u, const struct http_msg *msg, const char *client, char *buf,
             size_t size)
@@ -393,36 +431,8 @@ up_hash_key(const struct cfg_upstream *u, const struct http_msg *msg, const char
 	if (u->balance != CFG_BALANCE_HASH && u->balance != CFG_BALANCE_HASH_CONSISTENT)
 		return 0;
 	for (size_t i = 0; i < u->nkey; i++) {
-		const struct cfg_key_part *k = &u->key[i];
-		struct http_slice v = {NULL, 0};
-		const struct http_header *h;
+		struct http_slice v = up_key_part(&u->key[i], msg, client);
 
-		switch (k->var) {
-		case CFG_KEY_LITERAL:
-			v.p = k->text;
-			v.len = k->len;
-			break;
-		case CFG_KEY_REQUEST_URI:
-			v = msg->target;
-			break;
-		case CFG_KEY_REMOTE_ADDR:
-			v.p = client;
-			v.len = strlen(client);
-			break;
-		case CFG_KEY_HOST:
-			v = msg->host; /* the authority's, else the Host header's; no port */
-			break;
-		case CFG_KEY_HTTP:
-			if ((h = http_header_find(msg, k->text)) != NULL)
-				v = h->value;
-			break;
-		case CFG_KEY_COOKIE:
-			v = up_cookie(msg, k->text, k->len);
-			break;
-		case CFG_KEY_ARG:
-			v = up_arg(msg->path, k->text, k->len);
-			break;
-		}
 		if (v.len > size - n)
 			v.len = size - n;
 		if (v.len > 0)

@@ -74,6 +74,13 @@ int up_peers_left(const struct cfg_upstream *u, struct cfg_peer *const *tried, i
 int up_peers_limited(const struct cfg_upstream *u, struct cfg_peer *const *tried, int ntried,
                      int64_t now_ms);
 /*
+ * The value of one key template part for request msg from client (numeric address):
+ * a slice of msg, of the template or of client; empty when absent. $url and $scheme are
+ * the caller's to fill (cache_key).
+ */
+struct http_slice up_key_part(const struct cfg_key_part *k, const struct http_msg *msg,
+                              const char *client);
+/*
  * Build the hash key of the request msg for u into buf[0..size), truncated beyond size;
  * client is the client address text ($remote_addr). Returns the key length, 0 when u
  * does not hash (or the key is empty).
