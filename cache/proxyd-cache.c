@@ -150,6 +150,22 @@ main(int argc, char **argv)
 			       (unsigned long long)st.pages_used, (unsigned long long)st.last_pgno,
 			       (unsigned long long)st.num_readers,
 			       (unsigned long long)st.max_readers);
+		if (rc == 0 && st.run_started != 0) {
+			uint64_t looked = st.run_hits + st.run_misses;
+			char when[32];
+			time_t t = (time_t)st.run_started;
+			struct tm tm;
+
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+			printf("since %s\nhits %llu\nmisses %llu\nhit_ratio %.3f\nstored %llu\n"
+			       "dropped %llu\nevicted %llu\n",
+			       when, (unsigned long long)st.run_hits,
+			       (unsigned long long)st.run_misses,
+			       looked ? (double)st.run_hits / (double)looked : 0.0,
+			       (unsigned long long)st.run_stored,
+			       (unsigned long long)st.run_dropped,
+			       (unsigned long long)st.run_evicted);
+		}
 	} else if (strcmp(cmd, "ls") == 0) {
 		url = NULL;
 		len = 0;

@@ -104,6 +104,10 @@ struct cache_store {
 
 	_Atomic uint8_t *hits; /* eviction clock bits */
 	_Atomic uint64_t n_hits, n_misses, n_stored, n_dropped, n_evicted;
+	/* writer thread only: the counters last written to info "run" (cache_stats' run_*) */
+	int64_t run_started;
+	struct timespec run_saved_at;
+	uint64_t run_saved[5];
 };
 
 /* ---- small helpers --------------------------------------------------------------- */
@@ -1382,21 +1386,67 @@ finish_batch(struct cache_store *s, struct op *ops, int committed)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * The counters of this process since it opened the store, written to info "run" (six
+ * u64: start time, hits, misses, stored, dropped, evicted) so that proxyd-cache stats
+ * shows the daemon's hit ratio. At most once a second, and only when they changed.
+ */
+static void
+run_save(struct cache_store *s, int force)
+{
+	struct timespec now;
+	uint64_t v[5] = {atomic_load(&s->n_hits), atomic_load(&s->n_misses),
+	                 atomic_load(&s->n_stored), atomic_load(&s->n_dropped),
+	                 atomic_load(&s->n_evicted)};
+	unsigned char b[48];
+	MDB_val k = {3, (void *)(uintptr_t) "run"}, d = {sizeof(b), b};
+	MDB_txn *txn;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!force &&
+	    (memcmp(v, s->run_saved, sizeof(v)) == 0 || now.tv_sec - s->run_saved_at.tv_sec < 1))
+		return;
+	put_le64(b, (uint64_t)s->run_started);
+	for (int i = 0; i < 5; i++)
+		put_le64(b + 8 * (i + 1), v[i]);
+	if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+		return;
+	if (mdb_put(txn, s->info, &k, &d, 0) != 0 || mdb_txn_commit(txn) != 0) {
+		mdb_txn_abort(txn); /* a full map: the numbers wait for the next try */
+		return;
+	}
+	memcpy(s->run_saved, v, sizeof(v));
+	s->run_saved_at = now;
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct cache_store *s = arg;
 
+	s->run_started = (int64_t)time(NULL);
+	run_save(s, 1);
 	clean_pending(s);
 	for (;;) {
 		struct op *ops;
 		int rc;
 
 		pthread_mutex_lock(&s->lock);
-		while (s->head == NULL && !s->stop)
-			pthread_cond_wait(&s->wake, &s->lock);
+		while (s->head == NULL && !s->stop) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1; /* wake now and then to save the counters */
+			if (pthread_cond_timedwait(&s->wake, &s->lock, &until) == ETIMEDOUT &&
+			    s->head == NULL && !s->stop) {
+				pthread_mutex_unlock(&s->lock);
+				run_save(s, 0);
+				pthread_mutex_lock(&s->lock);
+			}
+		}
 		if (s->head == NULL) {
 			pthread_mutex_unlock(&s->lock);
+			run_save(s, 0);
 			break;
 		}
 		ops = s->head;
@@ -1416,6 +1466,7 @@ writer_main(void *arg)
 			rc = run_batch(s, ops, 1);
 		}
 		finish_batch(s, ops, rc == 0);
+		run_save(s, 0);
 	}
 	return NULL;
 }
@@ -1730,6 +1781,20 @@ cache_stats(struct cache_store *s, struct cache_stats *st)
 	if ((txn = rtxn_get(s)) == NULL)
 		return -1;
 	rc = acct_load(s, txn, &a);
+	if (rc == 0) {
+		MDB_val k = {3, (void *)(uintptr_t) "run"}, d;
+
+		if (mdb_get(txn, s->info, &k, &d) == 0 && d.mv_size == 48) {
+			const unsigned char *b = d.mv_data;
+
+			st->run_started = (int64_t)get_le64(b);
+			st->run_hits = get_le64(b + 8);
+			st->run_misses = get_le64(b + 16);
+			st->run_stored = get_le64(b + 24);
+			st->run_dropped = get_le64(b + 32);
+			st->run_evicted = get_le64(b + 40);
+		}
+	}
 	for (int i = 0; rc == 0 && i < 6; i++) {
 		if ((rc = mdb_stat(txn, dbis[i], &ms)) == 0)
 			st->pages_used +=

@@ -695,6 +695,8 @@ static int cfg_set_cache_valid(struct cfg_parser *, const struct cfg_directive *
                                void *, char **);
 static int cfg_set_cache_key(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                              void *, char **);
+static int cfg_set_cache_heuristic(struct cfg_parser *, const struct cfg_directive *, char **,
+                                   size_t, void *, char **);
 static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                             void *, char **);
 
@@ -812,6 +814,9 @@ static const struct cfg_directive cfg_server_directives[] = {
         {"no_cache", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_cache_rule, 0, NULL},
         {"cache_valid", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 8), cfg_set_cache_valid, 0, NULL},
         {"cache_key", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_cache_key, 0, NULL},
+        {"cache_heuristic", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_cache_heuristic, 0, NULL},
+        {"cache_store_set_cookie", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
+         offsetof(struct cfg_server, cache_store_set_cookie), NULL},
         {"cache_status", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag,
          offsetof(struct cfg_server, cache_status), NULL},
         {"x_cache", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag, offsetof(struct cfg_server, x_cache),
@@ -2196,7 +2201,8 @@ cfg_key_compile(struct cfg_key_part **out, size_t *nout, int cache, const struct
 	}
 	if (nkey == 0) {
 		cfg_key_free(key, nkey);
-		return cfg_invalid(err, d, tpl, "the key must not be empty");
+		return cfg_invalid(err, d, tpl, "the %s key must not be empty",
+		                   cache ? "cache" : "hash");
 	}
 	*out = key;
 	*nout = nkey;
@@ -3294,6 +3300,47 @@ cfg_set_cache_key(struct cfg_parser *p, const struct cfg_directive *d, char **ar
 	return cfg_key_compile(&srv->cache_key, &srv->ncache_key, 1, d, args[0], err);
 }
 
+/* cache_heuristic off | PERCENT% [max=DURATION]; */
+static int
+cfg_set_cache_heuristic(struct cfg_parser *p, const struct cfg_directive *d, char **args,
+                        size_t nargs, void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	uint64_t pct = 0;
+	uint32_t ms;
+	size_t n = strlen(args[0]);
+	char *why = NULL;
+
+	(void)p;
+	if (srv->cache_heuristic != CFG_UNSET)
+		return cfg_duplicate(err, d);
+	if (strcmp(args[0], "off") == 0) {
+		if (nargs > 1)
+			return cfg_invalid(err, d, args[1], "\"off\" takes nothing more");
+		srv->cache_heuristic = 0;
+		return 0;
+	}
+	if (n < 2 || args[0][n - 1] != '%')
+		return cfg_invalid(err, d, args[0], "a percentage such as 10%% or \"off\"");
+	args[0][n - 1] = '\0';
+	int bad = cfg_parse_uint(args[0], 100, &pct) == -1 || pct == 0;
+	args[0][n - 1] = '%';
+	if (bad)
+		return cfg_invalid(err, d, args[0], "a percentage from 1%% to 100%%");
+	srv->cache_heuristic = (int)pct;
+	if (nargs > 1) {
+		if (strncmp(args[1], "max=", 4) != 0)
+			return cfg_invalid(err, d, args[1], "only \"max=DURATION\" may follow");
+		if (cfg_parse_duration(args[1] + 4, &ms, &why) == -1 || ms < 1000) {
+			free(why);
+			return cfg_invalid(err, d, args[1],
+			                   "max= takes a duration of a second or more");
+		}
+		srv->cache_heuristic_max_s = ms / 1000;
+	}
+	return 0;
+}
+
 /* cache_bypass RULE;  no_cache RULE; (may repeat; any matching rule applies) */
 static int
 cfg_set_cache_rule(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -3452,6 +3499,8 @@ cfg_server_init(struct cfg_server *srv)
 	srv->tls_session_tickets = CFG_UNSET;
 	srv->cache_status = CFG_UNSET;
 	srv->x_cache = CFG_UNSET;
+	srv->cache_heuristic = CFG_UNSET;
+	srv->cache_store_set_cookie = CFG_UNSET;
 	srv->tls_session_cache = CFG_UNSET;
 	srv->tls_session_timeout_ms = CFG_UNSET_MS;
 }
@@ -3488,6 +3537,9 @@ cfg_server_merge(struct cfg_server *srv)
 	CFG_MERGE(srv->mode, CFG_UNSET, CFG_MODE_REVERSE);
 	CFG_MERGE(srv->cache_status, CFG_UNSET, 1);
 	CFG_MERGE(srv->x_cache, CFG_UNSET, 1);
+	CFG_MERGE(srv->cache_heuristic, CFG_UNSET, 10);
+	CFG_MERGE(srv->cache_heuristic_max_s, 0, 86400);
+	CFG_MERGE(srv->cache_store_set_cookie, CFG_UNSET, 0);
 	CFG_MERGE(srv->tunnel_idle_timeout_ms, CFG_UNSET_MS, CFG_DEF_TUNNEL_IDLE_TIMEOUT);
 	CFG_MERGE(srv->deny_private_destinations, CFG_UNSET, 0);
 	CFG_MERGE(srv->origin_keepalive, CFG_UNSET, CFG_DEF_ORIGIN_KEEPALIVE);

@@ -1920,6 +1920,18 @@ session_cache_rules(struct session *s, const struct http_msg *msg, struct rules_
 	return 0;
 }
 
+/* The server's cache policy parameters (cache_valid, cache_heuristic, ...). */
+static void
+session_cache_params(const struct session *s, struct cache_params *cp)
+{
+	cache_params_default(cp);
+	cp->valid = s->srv->cache_valid;
+	cp->nvalid = s->srv->ncache_valid;
+	cp->heuristic_fraction = s->srv->cache_heuristic / 100.0;
+	cp->heuristic_max = s->srv->cache_heuristic_max_s;
+	cp->store_set_cookie = s->srv->cache_store_set_cookie;
+}
+
 /* Cache-Status (RFC 9211) and X-Cache of a response of a cache-enabled server. */
 static void
 session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
@@ -2101,9 +2113,7 @@ session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t 
 		n = nstored;
 		memcpy(merged, stored, sizeof(merged[0]) * (size_t)(nstored > 0 ? nstored : 0));
 	}
-	cache_params_default(&cp);
-	cp.valid = s->srv->cache_valid;
-	cp.nvalid = s->srv->ncache_valid;
+	session_cache_params(s, &cp);
 	respm.method = NULL;
 	respm.method_len = 0;
 	respm.status = m->status;
@@ -2303,11 +2313,18 @@ session_cache_store(struct session *s, const struct http_msg *msg, enum http_bod
 	respm.status = msg->status_code;
 	respm.headers = resp;
 	respm.nheaders = nresp;
-	cache_params_default(&cp);
-	cp.valid = s->srv->cache_valid;
-	cp.nvalid = s->srv->ncache_valid;
+	session_cache_params(s, &cp);
 	if (cache_policy_storable(&cp, &reqm, &respm) != CACHE_STORE)
 		return 0;
+	if (cp.store_set_cookie) { /* the cookies were this client's: not stored for others */
+		size_t k = 0;
+
+		for (size_t i = 0; i < nresp; i++)
+			if (!(resp[i].name_len == 10 &&
+			      strncasecmp(resp[i].name, "set-cookie", 10) == 0))
+				resp[k++] = resp[i];
+		nresp = k;
+	}
 	memset(&obj, 0, sizeof(obj));
 	obj.url = s->curl;
 	obj.url_len = s->curl_len;
