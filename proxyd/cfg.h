@@ -294,9 +294,10 @@ struct cfg_server {
 	size_t nno_cache;
 	struct cache_valid *cache_valid; /* cache_valid lifetimes for responses without any */
 	size_t ncache_valid;
-	int cache_status; /* cache_status on|off: the Cache-Status field, default on */
-	int x_cache;      /* x_cache on|off: the X-Cache field, default on */
-	char *deny_page;  /* deny_page contents (applied to acl at load) */
+	int cache_status;    /* cache_status on|off: the Cache-Status field, default on */
+	int x_cache;         /* x_cache on|off: the X-Cache field, default on */
+	int cache_use_stale; /* CFG_NEXT_* failures a stale entry answers; default 0 */
+	char *deny_page;     /* deny_page contents (applied to acl at load) */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
 	uint32_t proxy_read_timeout_ms;    /* default 60s */
