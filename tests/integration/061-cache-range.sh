@@ -7,7 +7,7 @@
 # as is and a 206 from it is not stored. Unsafe methods invalidate Location and
 # Content-Location URLs of the same origin, never another origin's (RFC 9111 4.4).
 . "$TESTLIB"
-plan 39
+plan 41
 
 start_origin o1
 mkdir -p "$T/cache"
@@ -123,6 +123,18 @@ is "$(field X-Cache)" MISS "and never stored"
 is "$(reqs)" "$((r1 + 4))" "the origin saw the three misses (and this /stats)"
 like "$(curl -s -H 'Range: bytes=0-9' "$B/headers?cc=max-age%3D60" | tr -d '\r')" \
 	"(^|$(printf '\n'))Range: bytes=0-9" "the Range field of a miss reaches the origin"
+
+# a stale entry is revalidated (the Range goes upstream with proxyd's validators); after
+# the origin's 304 the client gets the whole stored 200, as RFC 9110 allows
+RV="$B/bytes/400?cc=max-age%3D1&h=ETag:%20%22r1%22&notmod=1"
+curl -s -o /dev/null "$RV"
+sleep 2.2
+get -H 'Range: bytes=0-9' "$RV"
+is "$(code) $(size) $(field X-Cache)" "200 400 REVALIDATED" \
+	"a Range on an entry revalidated with a 304: the whole 200"
+get -H 'Range: bytes=0-9' "$RV"
+is "$(code) $(field Content-Range) $(field X-Cache)" "206 bytes 0-9/400 HIT" \
+	"then, fresh again, the range from the cache"
 
 # invalidation of Location and Content-Location (RFC 9111 4.4)
 V="$B/bytes/11?cc=max-age%3D60"
