@@ -11,15 +11,18 @@
 #   E  -> a proxyd server that answers `return 503` (no cache_use_stale)
 #   F  -> the same 503s, with cache_use_stale http_503
 #   G  -> a port nothing listens on (connection refused), no cache_use_stale
+#   N  -> two such ports, max_fails=1: after one request both are down (no live upstreams)
 #   S  -> origin o3, which answers after 3 s; proxy_read_timeout 1s, cache_use_stale timeout
 . "$TESTLIB"
-plan 26
+plan 29
 
 start_origin o1
 start_origin o3 -D 3000
 mkdir -p "$T/cache"
-read -r pa pe pf pg ps pr <<<"$(free_ports 6)"
+read -r pa pe pf pg ps pr pn <<<"$(free_ports 7)"
 dead=$(dead_port)
+dead2=$(dead_port)
+while [ "$dead2" = "$dead" ]; do dead2=$(dead_port); done
 cat >"$T/proxyd.conf" <<CONF
 workers 1;
 error_log stderr info;
@@ -28,11 +31,16 @@ upstream app { server 127.0.0.1:$o1_port; keepalive 8; }
 upstream r503 { server 127.0.0.1:$pr; }
 upstream dead { server 127.0.0.1:$dead; }
 upstream slow { server 127.0.0.1:$o3_port; }
+upstream down {
+	server 127.0.0.1:$dead max_fails=1 fail_timeout=60s;
+	server 127.0.0.1:$dead2 max_fails=1 fail_timeout=60s;
+}
 server { listen 127.0.0.1:$pr; return 503; }
 server { listen 127.0.0.1:$pa; proxy_pass app; cache main; }
 server { listen 127.0.0.1:$pe; proxy_pass r503; cache main; }
 server { listen 127.0.0.1:$pf; proxy_pass r503; cache main; cache_use_stale error http_503; }
 server { listen 127.0.0.1:$pg; proxy_pass dead; cache main; }
+server { listen 127.0.0.1:$pn; proxy_pass down; cache main; cache_use_stale error; }
 server {
 	listen 127.0.0.1:$ps;
 	proxy_pass slow;
@@ -42,7 +50,7 @@ server {
 }
 CONF
 start_proxyd "$T/proxyd.conf" "$pa"
-for p in $pe $pf $pg $ps $pr; do wait_port 127.0.0.1 "$p" || bail "proxyd port $p"; done
+for p in $pe $pf $pg $ps $pr $pn; do wait_port 127.0.0.1 "$p" || bail "proxyd port $p"; done
 H='Host: site.test'
 reqs() { origin_stat "$o1_port" requests; }
 # get PORT PATH [curl args]: head (CR removed) into $T/h, body into $T/b
@@ -110,6 +118,11 @@ get "$pg" "$SIE"
 is "$(code) $(field X-Cache)" "200 STALE" "and again on the next request"
 get "$pg" "$PLAIN"
 is "$(code)" 502 "no stale-if-error, no cache_use_stale error: the 502"
+get "$pn" "$PLAIN"
+is "$(code) $(field X-Cache)" "200 STALE" "cache_use_stale error: both peers refuse, the stale entry"
+get "$pn" "$PLAIN"
+is "$(code) $(field X-Cache)" "200 STALE" "both marked down now (no live upstreams): still the stale entry"
+like "$(cat "$T/proxyd.log")" 'upstream "down": no live peers' "(the upstream was down)"
 is "$(reqs)" "$((r0 + 1))" "o1 saw none of it (the one request is this /stats)"
 
 s0=$(origin_stat "$o3_port" requests)
