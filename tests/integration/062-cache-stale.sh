@@ -12,14 +12,16 @@
 #   F  -> the same 503s, with cache_use_stale http_503
 #   G  -> a port nothing listens on (connection refused), no cache_use_stale
 #   N  -> two such ports, max_fails=1: after one request both are down (no live upstreams)
+#   X  a forward proxy (its own entries: keyed by origin o4's address), origin o4 stopped
 #   S  -> origin o3, which answers after 3 s; proxy_read_timeout 1s, cache_use_stale timeout
 . "$TESTLIB"
-plan 29
+plan 32
 
 start_origin o1
 start_origin o3 -D 3000
+start_origin o4
 mkdir -p "$T/cache"
-read -r pa pe pf pg ps pr pn <<<"$(free_ports 7)"
+read -r pa pe pf pg ps pr pn px <<<"$(free_ports 8)"
 dead=$(dead_port)
 dead2=$(dead_port)
 while [ "$dead2" = "$dead" ]; do dead2=$(dead_port); done
@@ -41,6 +43,7 @@ server { listen 127.0.0.1:$pe; proxy_pass r503; cache main; }
 server { listen 127.0.0.1:$pf; proxy_pass r503; cache main; cache_use_stale error http_503; }
 server { listen 127.0.0.1:$pg; proxy_pass dead; cache main; }
 server { listen 127.0.0.1:$pn; proxy_pass down; cache main; cache_use_stale error; }
+server { listen 127.0.0.1:$px; mode forward; cache main; }
 server {
 	listen 127.0.0.1:$ps;
 	proxy_pass slow;
@@ -50,7 +53,7 @@ server {
 }
 CONF
 start_proxyd "$T/proxyd.conf" "$pa"
-for p in $pe $pf $pg $ps $pr $pn; do wait_port 127.0.0.1 "$p" || bail "proxyd port $p"; done
+for p in $pe $pf $pg $ps $pr $pn $px; do wait_port 127.0.0.1 "$p" || bail "proxyd port $p"; done
 H='Host: site.test'
 reqs() { origin_stat "$o1_port" requests; }
 # get PORT PATH [curl args]: head (CR removed) into $T/h, body into $T/b
@@ -129,6 +132,20 @@ s0=$(origin_stat "$o3_port" requests)
 get "$ps" "$PLAIN"
 is "$(code) $(field X-Cache)" "200 STALE" "cache_use_stale timeout: a slow upstream gets the stale entry"
 is "$(origin_stat "$o3_port" requests)" "$((s0 + 2))" "the request did reach the slow origin"
+
+# a forward proxy's origin stopped
+FX="http://127.0.0.1:$o4_port$SIE"
+curl -s -o /dev/null -x "127.0.0.1:$px" "$FX"
+sleep 2.2
+kill "$o4_pid"
+wait "$o4_pid" 2>/dev/null
+curl -s -m 10 -x "127.0.0.1:$px" -D "$T/h.raw" -o "$T/b" "$FX"
+tr -d '\r' <"$T/h.raw" >"$T/h"
+is "$(code) $(field X-Cache)" "200 STALE" "forward mode, origin stopped: the stale entry answers"
+is "$(md5sum <"$T/b")" "$(md5sum <"$T/o700")" "with the stored body"
+curl -s -m 10 -x "127.0.0.1:$px" -D "$T/h.raw" -o "$T/b" "http://127.0.0.1:$o4_port$PLAIN"
+tr -d '\r' <"$T/h.raw" >"$T/h"
+is "$(code)" 502 "an origin that was never stored: 502"
 
 # the healthy server's own origin stopped
 kill "$o1_pid"
