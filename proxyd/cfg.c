@@ -821,6 +821,8 @@ static const struct cfg_directive cfg_server_directives[] = {
          offsetof(struct cfg_server, cache_status), NULL},
         {"x_cache", CFG_CTX_SERVER, CFG_FLAG, cfg_set_flag, offsetof(struct cfg_server, x_cache),
          NULL},
+        {"cache_use_stale", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 10), cfg_set_next_upstream,
+         offsetof(struct cfg_server, cache_use_stale), NULL},
         {"tls_certificate", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
         {"tls_certificate_key", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
         {"tls_ocsp_response", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
@@ -2519,7 +2521,10 @@ cfg_block_upstream(struct cfg_parser *p, const struct cfg_directive *d, char **a
 
 /* ---- server context ---- */
 
-/* proxy_next_upstream error | timeout | invalid_header | http_NNN | non_idempotent ... | off */
+/*
+ * proxy_next_upstream error | timeout | invalid_header | http_NNN | non_idempotent ... | off
+ * cache_use_stale error | timeout | invalid_header | http_NNN ... | off (the same failures)
+ */
 static int
 cfg_set_next_upstream(struct cfg_parser *p, const struct cfg_directive *d, char **args,
                       size_t nargs, void *conf, char **err)
@@ -2559,7 +2564,9 @@ cfg_set_next_upstream(struct cfg_parser *p, const struct cfg_directive *d, char 
 		for (j = 0; j < sizeof(conds) / sizeof(conds[0]); j++)
 			if (strcmp(args[i], conds[j].name) == 0)
 				break;
-		if (j == sizeof(conds) / sizeof(conds[0]))
+		if (j == sizeof(conds) / sizeof(conds[0]) ||
+		    (conds[j].bit == CFG_NEXT_NON_IDEMPOTENT &&
+		     strcmp(d->name, "cache_use_stale") == 0))
 			return cfg_invalid(err, d, args[i], "unknown condition");
 		bits |= conds[j].bit;
 	}
@@ -3501,6 +3508,7 @@ cfg_server_init(struct cfg_server *srv)
 	srv->x_cache = CFG_UNSET;
 	srv->cache_heuristic = CFG_UNSET;
 	srv->cache_store_set_cookie = CFG_UNSET;
+	srv->cache_use_stale = CFG_UNSET;
 	srv->tls_session_cache = CFG_UNSET;
 	srv->tls_session_timeout_ms = CFG_UNSET_MS;
 }
@@ -3540,6 +3548,7 @@ cfg_server_merge(struct cfg_server *srv)
 	CFG_MERGE(srv->cache_heuristic, CFG_UNSET, 10);
 	CFG_MERGE(srv->cache_heuristic_max_s, 0, 86400);
 	CFG_MERGE(srv->cache_store_set_cookie, CFG_UNSET, 0);
+	CFG_MERGE(srv->cache_use_stale, CFG_UNSET, 0);
 	CFG_MERGE(srv->tunnel_idle_timeout_ms, CFG_UNSET_MS, CFG_DEF_TUNNEL_IDLE_TIMEOUT);
 	CFG_MERGE(srv->deny_private_destinations, CFG_UNSET, 0);
 	CFG_MERGE(srv->origin_keepalive, CFG_UNSET, CFG_DEF_ORIGIN_KEEPALIVE);

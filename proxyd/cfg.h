@@ -297,13 +297,14 @@ struct cfg_server {
 	struct cache_valid *cache_valid; /* cache_valid lifetimes for responses without any */
 	size_t ncache_valid;
 	struct cfg_key_part *cache_key; /* cache_key TEMPLATE; NULL: the normalized URL */
+	size_t ncache_key;
 	int cache_heuristic; /* cache_heuristic: percent of Date - Last-Modified, 0 off */
 	uint32_t cache_heuristic_max_s; /* ... max=: cap of the heuristic lifetime, default 1 day */
 	int cache_store_set_cookie;     /* cache_store_set_cookie on: stored without Set-Cookie */
-	size_t ncache_key;
-	int cache_status; /* cache_status on|off: the Cache-Status field, default on */
-	int x_cache;      /* x_cache on|off: the X-Cache field, default on */
-	char *deny_page;  /* deny_page contents (applied to acl at load) */
+	int cache_status;    /* cache_status on|off: the Cache-Status field, default on */
+	int x_cache;         /* x_cache on|off: the X-Cache field, default on */
+	int cache_use_stale; /* CFG_NEXT_* failures a stale entry answers; default 0 */
+	char *deny_page;     /* deny_page contents (applied to acl at load) */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
 	uint32_t proxy_read_timeout_ms;    /* default 60s */

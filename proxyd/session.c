@@ -72,8 +72,17 @@ struct fwd {
 };
 
 /* How a request met the cache (session.cmode); the X-Cache words, in order. */
-enum { CMODE_NONE, CMODE_MISS, CMODE_EXPIRED, CMODE_BYPASS, CMODE_HIT, CMODE_REVALIDATED };
-static const char *const cmode_word[] = {"", "MISS", "EXPIRED", "BYPASS", "HIT", "REVALIDATED"};
+enum {
+	CMODE_NONE,
+	CMODE_MISS,
+	CMODE_EXPIRED,
+	CMODE_BYPASS,
+	CMODE_HIT,
+	CMODE_REVALIDATED,
+	CMODE_STALE
+};
+static const char *const cmode_word[] = {"",    "MISS",        "EXPIRED", "BYPASS",
+                                         "HIT", "REVALIDATED", "STALE"};
 
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
 struct pump {
@@ -155,6 +164,8 @@ struct session {
 	int64_t cage, cttl;        /* a hit: its age and remaining freshness */
 	struct cache_meta *chit;   /* the entry being served, or NULL */
 	uint64_t coff;             /* how much of its body is out */
+	uint64_t cend;             /* where the part served ends (the length, or a range's end) */
+	int cfwd_status;           /* CMODE_STALE: the upstream's failing status, 0: none */
 	struct cache_put *ctee;    /* the response being stored, until its body starts */
 	struct cache_meta *cstale; /* a stale entry being revalidated with its validators */
 	struct tunnel *tunnel;     /* S_TUNNEL: CONNECT or an upgraded connection */
@@ -184,6 +195,8 @@ static int session_is_purge(const struct http_msg *msg);
 static int session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind);
 static void session_cache_fields(const struct session *s, struct evbuffer *out, int stored);
 static void session_cache_pump(struct session *s);
+static int session_cache_stale_error(struct session *s, int cond, int status);
+static void session_cache_invalidate(struct session *s, const struct http_msg *resp);
 static void session_add_headers(const struct session *s, struct evbuffer *out, int status);
 static void session_tunnel_start(struct session *s);
 
@@ -1637,11 +1650,15 @@ session_connect(struct session *s)
 	if (s->ntried == 0) {
 		/* every peer is marked down: nothing was tried, the service is unavailable */
 		up_note_live(u, 0);
+		if (session_cache_stale_error(s, CFG_NEXT_ERROR, 0))
+			return;
 		s->perr = "destination_unavailable";
 		s->retry_after = up_retry_after(u, now);
 		session_error(s, 503, "no live upstreams");
 		return;
 	}
+	if (session_cache_stale_error(s, s->last_timeout ? CFG_NEXT_TIMEOUT : CFG_NEXT_ERROR, 0))
+		return;
 	session_error(s, s->last_timeout ? 504 : 502, "no upstream could be reached");
 }
 
@@ -1936,7 +1953,7 @@ session_cache_params(const struct session *s, struct cache_params *cp)
 static void
 session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 {
-	static const char *const fwd[] = {"", "miss", "stale", "bypass", "", "stale"};
+	static const char *const fwd[] = {"", "miss", "stale", "bypass", "", "stale", "stale"};
 
 	if (s->cmode == CMODE_NONE)
 		return;
@@ -1947,6 +1964,17 @@ session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 		else if (s->cmode == CMODE_REVALIDATED)
 			evbuffer_add_printf(out,
 			                    "Cache-Status: proxyd; fwd=stale; fwd-status=304\r\n");
+		else if (s->cmode == CMODE_STALE && s->cfwd_status != 0)
+			evbuffer_add_printf(
+			        out,
+			        "Cache-Status: proxyd; fwd=stale; fwd-status=%d; ttl=%" PRId64
+			        "; detail=stale-if-error\r\n",
+			        s->cfwd_status, s->cttl);
+		else if (s->cmode == CMODE_STALE)
+			evbuffer_add_printf(out,
+			                    "Cache-Status: proxyd; fwd=stale; ttl=%" PRId64
+			                    "; detail=stale-if-error\r\n",
+			                    s->cttl);
 		else
 			evbuffer_add_printf(out, "Cache-Status: proxyd; fwd=%s%s\r\n",
 			                    fwd[s->cmode], stored ? "; stored" : "");
@@ -1970,10 +1998,9 @@ session_cache_pump(struct session *s)
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
 	struct cache_meta *m = s->chit;
 
-	while (s->coff < m->body_len && evbuffer_get_length(out) < RELAY_HIGH) {
+	while (s->coff < s->cend && evbuffer_get_length(out) < RELAY_HIGH) {
 		struct evbuffer_iovec v;
-		size_t want = m->body_len - s->coff < IO_CHUNK ? (size_t)(m->body_len - s->coff)
-		                                               : IO_CHUNK;
+		size_t want = s->cend - s->coff < IO_CHUNK ? (size_t)(s->cend - s->coff) : IO_CHUNK;
 		ssize_t r;
 
 		if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) < 1) {
@@ -1996,14 +2023,14 @@ session_cache_pump(struct session *s)
 		s->resp.moved += (uint64_t)r;
 	}
 	bev_flush(s->cbev);
-	if (s->coff == m->body_len)
+	if (s->coff == s->cend)
 		session_cache_done(s);
 }
 
-/* Answer msg from the stored entry m (fresh, or stale as the client allows). */
 /*
  * Answer from the stored entry m with the fields h[0..n) (its own, or as a 304 updated
- * them): status (m's, or 304), Age, the cache fields; the body follows unless head_only.
+ * them): status (m's, 304, or 206/416 for a Range), Age, the cache fields; the body follows
+ * unless head_only. A 206 serves bytes s->coff up to s->cend, which the caller set.
  */
 static void
 session_cache_respond(struct session *s, struct cache_meta *m, const struct cache_header *h, long n,
@@ -2026,8 +2053,18 @@ session_cache_respond(struct session *s, struct cache_meta *m, const struct cach
 		evbuffer_add(out, "\r\n", 2);
 	}
 	evbuffer_add_printf(out, "Age: %" PRId64 "\r\n", s->cage);
+	if (status != 206) {
+		s->coff = 0;
+		s->cend = status == 416 ? 0 : m->body_len;
+	}
+	if (status == 206)
+		evbuffer_add_printf(out,
+		                    "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n",
+		                    s->coff, s->cend - 1, m->body_len);
+	else if (status == 416)
+		evbuffer_add_printf(out, "Content-Range: bytes */%" PRIu64 "\r\n", m->body_len);
 	if (status != 304)
-		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", m->body_len);
+		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", s->cend - s->coff);
 	session_cache_fields(s, out, 0);
 	session_add_headers(s, out, status);
 	if (!s->keepalive)
@@ -2039,15 +2076,41 @@ session_cache_respond(struct session *s, struct cache_meta *m, const struct cach
 	s->resp_started = 1;
 	s->state = S_UPSTREAM;
 	evtimer_del(s->timer);
-	if (status == 304 || head_only || m->body_len == 0) {
+	if (status == 304 || head_only || s->cend == s->coff) {
 		cache_meta_free(m);
 		session_cache_done(s);
 		return;
 	}
 	s->chit = m;
-	s->coff = 0;
 	bufferevent_setwatermark(s->cbev, EV_WRITE, RELAY_HIGH / 2, 0);
 	session_cache_pump(s);
+}
+
+/*
+ * The status the entry m answers the request reqm with: 304 for a matching conditional;
+ * for a 200 entry and a GET with one satisfiable `bytes=` range (If-Range permitting) 206,
+ * with s->coff and s->cend set to the slice; 416 for an unsatisfiable one; else m's own.
+ * Several ranges get the whole 200 (RFC 9110 14.2 lets a server ignore Range).
+ */
+static int
+session_cache_status(struct session *s, const struct cache_meta *m, const struct cache_msg *reqm)
+{
+	struct cache_range r;
+
+	if (cache_policy_not_modified(reqm, m->etag, m->etag_len, m->last_modified))
+		return 304;
+	if (m->status != 200)
+		return m->status;
+	switch (cache_policy_range(reqm, m->body_len, m->etag, m->etag_len, m->last_modified, &r)) {
+	case CACHE_RANGE_PARTIAL:
+		s->coff = r.first;
+		s->cend = r.last + 1;
+		return 206;
+	case CACHE_RANGE_UNSATISFIABLE:
+		return 416;
+	default:
+		return 200;
+	}
 }
 
 /* Answer msg from the stored entry m (fresh, or stale as the client allows). */
@@ -2056,13 +2119,13 @@ session_cache_serve(struct session *s, const struct http_msg *msg, struct cache_
                     const struct cache_msg *reqm)
 {
 	struct cache_header h[HTTP_MAX_HEADERS];
-	int notmod = cache_policy_not_modified(reqm, m->etag, m->etag_len, m->last_modified);
+	int status = session_cache_status(s, m, reqm);
 	long n = cache_meta_headers(m, h, HTTP_MAX_HEADERS);
 
 	if (http_request_body(msg) != HTTP_BODY_NONE)
 		s->keepalive = 0; /* its body is not read */
 	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-	session_cache_respond(s, m, h, n, notmod ? 304 : m->status, msg->method == HTTP_M_HEAD);
+	session_cache_respond(s, m, h, n, status, msg->method == HTTP_M_HEAD);
 }
 
 /*
@@ -2134,6 +2197,120 @@ session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t 
 	/* the merged fields point into m and into copy */
 	session_cache_respond(s, m, merged, n, m->status, s->method == HTTP_M_HEAD);
 	free(copy);
+}
+
+/*
+ * The upstream failed before any of its response reached the client: cond says how
+ * (CFG_NEXT_ERROR, _TIMEOUT, _INVALID_HEADER, or the CFG_NEXT_HTTP_* of status, the
+ * upstream's answer; status 0: none). A stale entry of the request answers instead (X-Cache
+ * STALE) when the entry's or the request's stale-if-error (RFC 5861: errors and 500, 502,
+ * 503, 504) or the server's cache_use_stale (the failures it lists) allows; an entry with
+ * must-revalidate or no-cache never. The entry is looked up again, with the request as sent
+ * upstream (its Cache-Control; the Vary key it was stored under). Returns 1 when answered,
+ * 0 to report the failure as usual.
+ */
+static int
+session_cache_stale_error(struct session *s, int cond, int status)
+{
+	struct cache_store *st = s->srv->cache != NULL ? s->srv->cache->store : NULL;
+	struct cache_header *rh = s->env->subject->chdrs, h[HTTP_MAX_HEADERS];
+	struct http_msg *req = s->env->reqmsg;
+	struct http_limits lim = {RESP_HEAD_MAX * 4, RESP_HEAD_MAX * 4, HTTP_MAX_HEADERS};
+	const int sie_conds = CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT | CFG_NEXT_INVALID_HEADER |
+	                      CFG_NEXT_HTTP_500 | CFG_NEXT_HTTP_502 | CFG_NEXT_HTTP_503 |
+	                      CFG_NEXT_HTTP_504;
+	struct cache_msg reqm;
+	struct cache_meta *m = NULL;
+	int64_t now = (int64_t)time(NULL), age;
+	const char *rq;
+	size_t k = 0;
+	int use;
+	long n;
+
+	if (st == NULL || s->cmode != CMODE_EXPIRED || s->resp_started || !s->req.done ||
+	    req == NULL || s->req_head == NULL)
+		return 0;
+	rq = (const char *)evbuffer_pullup(s->req_head, -1);
+	if (rq == NULL || http_parse_request(rq, evbuffer_get_length(s->req_head), &lim, req) <= 0)
+		return 0;
+	session_cache_msg(req, rh, &reqm);
+	if (s->cstale != NULL) {
+		/* the conditionals are proxyd's own (the client sent none): not the client's */
+		for (size_t i = 0; i < reqm.nheaders; i++)
+			if (!(rh[i].name_len == 13 &&
+			      strncasecmp(rh[i].name, "if-none-match", 13) == 0) &&
+			    !(rh[i].name_len == 17 &&
+			      strncasecmp(rh[i].name, "if-modified-since", 17) == 0))
+				rh[k++] = rh[i];
+		reqm.nheaders = k;
+	}
+	if (cache_get(st, &s->ckey, rh, reqm.nheaders, &m) != 1)
+		return 0;
+	use = ((cond & sie_conds) && cache_policy_stale_if_error(&m->fresh, &reqm, now)) ||
+	      ((s->srv->cache_use_stale & cond) &&
+	       !(m->fresh.flags & (CACHE_FRESH_MUST_REVALIDATE | CACHE_FRESH_NO_CACHE)));
+	if (!use) {
+		cache_meta_free(m);
+		return 0;
+	}
+	log_info("*%" PRIu64 " client %s: upstream failed, serving the stale %.*s", s->id,
+	         s->client, (int)s->curl_len, s->curl);
+	cache_meta_free(s->cstale);
+	s->cstale = NULL;
+	session_release_upstream(s, 0);
+	s->cmode = CMODE_STALE;
+	s->cfwd_status = status;
+	age = cache_fresh_age(&m->fresh, now);
+	s->cage = age;
+	s->cttl = m->fresh.lifetime - age;
+	status = session_cache_status(s, m, &reqm);
+	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
+	n = cache_meta_headers(m, h, HTTP_MAX_HEADERS);
+	session_cache_respond(s, m, h, n, status, s->method == HTTP_M_HEAD);
+	return 1;
+}
+
+/*
+ * An unsafe request was answered with the 2xx or 3xx resp: invalidate its URL and, when
+ * they are on the same origin (scheme, host and port as written in the request URL), the
+ * URLs of resp's Location and Content-Location (RFC 9111 4.4); never another origin's.
+ */
+static void
+session_cache_invalidate(struct session *s, const struct http_msg *resp)
+{
+	struct cache_header *rh = s->env->subject->chdrs, urls[3];
+	struct cache_msg reqm, respm;
+	char buf[3 * 8192], norm[8192];
+	const char *rq = (const char *)evbuffer_pullup(s->req_head, -1);
+	size_t rlen = evbuffer_get_length(s->req_head), ml = 0, n;
+
+	/* the method as sent (its name says it is unsafe; only that matters here) */
+	while (rq != NULL && ml < rlen && rq[ml] != ' ')
+		ml++;
+	reqm.method = rq != NULL && ml > 0 ? rq : "POST";
+	reqm.method_len = rq != NULL && ml > 0 ? ml : 4;
+	reqm.status = 0;
+	reqm.headers = NULL;
+	reqm.nheaders = 0;
+	session_cache_msg(resp, rh, &respm);
+	n = cache_policy_invalidations(&reqm, &respm, s->curl, s->curl_len, buf, sizeof(buf), urls);
+	if (n == 0) {
+		/* nothing came back (a method name the policy takes for safe): the target at least
+		 */
+		cache_invalidate_url(s->srv->cache->store, s->curl, s->curl_len);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		long len =
+		        rules_url_normalize(urls[i].value, urls[i].value_len, norm, sizeof(norm));
+
+		if (len < 0)
+			continue;
+		if (i > 0)
+			log_debug("*%" PRIu64 " client %s: %.*s invalidates %.*s", s->id, s->client,
+			          (int)urls[i].name_len, urls[i].name, (int)len, norm);
+		cache_invalidate_url(s->srv->cache->store, norm, (size_t)len);
+	}
 }
 
 /*
@@ -2777,6 +2954,8 @@ session_upstream_failed(struct session *s, int timeout, int err, const char *why
 			session_fwd_try(s);
 			return;
 		}
+		if (session_cache_stale_error(s, cond, 0))
+			return;
 		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->fwd->host);
 		session_error(s, timeout ? 504 : 502, why);
 		return;
@@ -2802,6 +2981,8 @@ session_upstream_failed(struct session *s, int timeout, int err, const char *why
 		session_connect(s);
 		return;
 	}
+	if (session_cache_stale_error(s, cond, 0))
+		return;
 	session_error(s, timeout ? 504 : 502, why);
 }
 
@@ -2930,7 +3111,8 @@ session_read_response_head(struct session *s)
 			          " client %s: upstream %s sent an invalid response: %s",
 			          s->id, s->client, s->up_addr.text, msg->error);
 			up_peer_failed(srv->upstream, s->peer, up_now_ms());
-			if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0))
+			if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0) ||
+			    session_cache_stale_error(s, CFG_NEXT_INVALID_HEADER, 0))
 				return;
 			session_fail(s, 502, "http_protocol_error",
 			             "invalid response from upstream");
@@ -2963,6 +3145,8 @@ session_read_response_head(struct session *s)
 	int cond = session_status_cond(msg->status_code);
 
 	if (cond != 0 && session_next_response(s, cond, msg->status_code))
+		return;
+	if (cond != 0 && session_cache_stale_error(s, cond, msg->status_code))
 		return;
 	if (s->cstale != NULL) {
 		if (msg->status_code == 304) {
@@ -3045,7 +3229,7 @@ session_read_response_head(struct session *s)
 		    s->method != HTTP_M_OPTIONS && s->method != HTTP_M_TRACE &&
 		    msg->status_code >= 200 && msg->status_code < 400)
 			/* an unsafe method went through: what was stored for the URL is stale */
-			cache_invalidate_url(srv->cache->store, s->curl, s->curl_len);
+			session_cache_invalidate(s, msg);
 	}
 	if (!s->keepalive)
 		evbuffer_add(out, "Connection: close\r\n", 19);
@@ -3199,7 +3383,8 @@ up_eventcb(struct bufferevent *bev, short what, void *arg)
 			log_warnx("*%" PRIu64 " upstream %s closed the connection mid-header",
 			          s->id, s->up_addr.text);
 			up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
-			if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0))
+			if (session_next_response(s, CFG_NEXT_INVALID_HEADER, 0) ||
+			    session_cache_stale_error(s, CFG_NEXT_INVALID_HEADER, 0))
 				return;
 			session_fail(s, 502, "http_response_incomplete",
 			             "upstream sent an incomplete response header");

@@ -662,6 +662,17 @@ START_TEST(test_values_edge)
 	ck_assert_uint_eq(cfg->upstreams[0].peers[1].slow_start_ms, 3600000);
 	ck_assert_int_eq(cfg->upstreams[0].keepalive, 0);
 	cfg_unref(cfg);
+
+	/* cache_use_stale takes proxy_next_upstream's failures (not non_idempotent) */
+	cfg = load_ok(UP
+	              "server { listen 1; proxy_pass u; cache_use_stale error timeout http_503; }\n"
+	              "server { listen 2; proxy_pass u; cache_use_stale off; }\n"
+	              "server { listen 3; proxy_pass u; }\n");
+	ck_assert_int_eq(cfg->servers[0].cache_use_stale,
+	                 CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT | CFG_NEXT_HTTP_503);
+	ck_assert_int_eq(cfg->servers[1].cache_use_stale, 0);
+	ck_assert_int_eq(cfg->servers[2].cache_use_stale, 0);
+	cfg_unref(cfg);
 }
 END_TEST
 
@@ -1487,6 +1498,10 @@ static const struct {
         {UP "server {\n proxy_next_upstream off timeout;\n}\n", 3, "\"off\" cannot be combined"},
         {UP "server {\n proxy_next_upstream off;\n proxy_next_upstream error;\n}\n", 4,
          "\"proxy_next_upstream\" directive is duplicate"},
+        {UP "server {\n cache_use_stale error non_idempotent;\n}\n", 3,
+         "invalid value \"non_idempotent\" in \"cache_use_stale\" directive: unknown condition"},
+        {UP "server {\n cache_use_stale updating;\n}\n", 3,
+         "invalid value \"updating\" in \"cache_use_stale\" directive: unknown condition"},
         {UP "server {\n proxy_next_upstream;\n}\n", 3,
          "invalid number of arguments in \"proxy_next_upstream\" directive"},
         {UP "server {\n proxy_next_upstream_tries -1;\n}\n", 3,
