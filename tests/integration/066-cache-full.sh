@@ -45,8 +45,11 @@ fill() {
 	kill -0 "$PROXYD_PID" 2>/dev/null
 	ok $? "$name: the daemon lives"
 	like "$(cat "$T/proxyd.log")" "cache $3: full \(" "$name: the full cache is logged"
-	sleep 0.3
-	r=$(get "$B/bytes/200040?cc=max-age%3D600&i=40" 200040)
+	for _ in $(seq 1 50); do # the writer thread commits: a bounded wait
+		r=$(get "$B/bytes/200040?cc=max-age%3D600&i=40" 200040 -H 'Cache-Control: only-if-cached')
+		[ "$r" = HIT ] && break
+		sleep 0.1
+	done
 	is "$r" HIT "$name: eviction made room: the newest object is stored"
 	is "$("$PC" -d "$3" verify 2>&1)" ok "$name: verify clean"
 }
@@ -122,9 +125,12 @@ for p in $p1 $p2 $p3; do
 		curl -s -m 10 -o /dev/null "http://127.0.0.1:$p/bytes/$((i * 3000))?cc=max-age%3D600"
 	done
 done
-sleep 0.3
-is "$(get "http://127.0.0.1:$p3/bytes/3000?cc=max-age%3D600" 3000)" HIT \
-	"before the damage: the caches hold entries"
+for _ in $(seq 1 50); do
+	r=$(get "http://127.0.0.1:$p3/bytes/3000?cc=max-age%3D600" 3000 -H 'Cache-Control: only-if-cached')
+	[ "$r" = HIT ] && break
+	sleep 0.1
+done
+is "$r" HIT "before the damage: the caches hold entries"
 stop_proxyd >/dev/null
 PIDS=${PIDS/ $PROXYD_PID/}
 ps=$(getconf PAGESIZE)
