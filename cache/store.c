@@ -1579,14 +1579,16 @@ cache_store_open(const struct cache_store_params *p, char **err)
 		 * the file may end before the last page its meta page counts; those pages are
 		 * free and never read. A file truncated by someone has lost pages in use, and
 		 * reading them through the map would be SIGBUS: extend the file (zero pages,
-		 * which LMDB and rec_decode() reject as corrupt where they look) instead.
+		 * which LMDB and rec_decode() reject as corrupt where they look) instead. In a
+		 * write transaction, so that no other process (the tool, the daemon) writes
+		 * past the end meanwhile, which ftruncate() would cut off.
 		 */
 		MDB_envinfo ei;
 		mdb_filehandle_t fd;
 		struct stat sb;
 		uint64_t need;
 
-		if ((rc = mdb_env_info(s->env, &ei)) != 0 ||
+		if ((rc = txn_begin(s, 0, &txn)) != 0 || (rc = mdb_env_info(s->env, &ei)) != 0 ||
 		    (rc = mdb_env_get_fd(s->env, &fd)) != 0)
 			goto lmdb;
 		need = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
@@ -1596,6 +1598,8 @@ cache_store_open(const struct cache_store_params *p, char **err)
 			       (unsigned long long)need, strerror(errno));
 			goto fail;
 		}
+		mdb_txn_abort(txn);
+		txn = NULL;
 	}
 	/*
 	 * Only a new environment (an empty main table) gets its tables created: in an
