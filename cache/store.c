@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 #include <openssl/evp.h>
@@ -54,6 +55,9 @@ struct op {
 	size_t len;
 	unsigned char data[]; /* chunk, record (update) or URL (invalidate) */
 };
+
+/* What the writer tells the log callback, each kind at most once a minute. */
+enum wlog_kind { WLOG_FULL, WLOG_FAIL, WLOG_AGAIN, WLOG_KINDS };
 
 struct acct {
 	uint64_t bytes, entries;
@@ -101,6 +105,13 @@ struct cache_store {
 	uint64_t next_id, next_seq, gen;
 	struct acct acct;
 	struct cache_put *touched;
+
+	/* the log callback, and when each kind of message was last given (writer only) */
+	char *path;
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
+	int64_t logged[WLOG_KINDS];
+	int failing; /* the last batch could not be stored */
 
 	_Atomic uint8_t *hits; /* eviction clock bits */
 	_Atomic uint64_t n_hits, n_misses, n_stored, n_dropped, n_evicted;
@@ -215,6 +226,23 @@ static int64_t
 now_sec(void)
 {
 	return (int64_t)time(NULL);
+}
+
+/* A message for the log callback, at most once a minute per kind (writer thread only). */
+static void
+wlog(struct cache_store *s, enum wlog_kind kind, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int64_t now = now_sec();
+
+	if (s->log == NULL || (s->logged[kind] != 0 && now - s->logged[kind] < 60))
+		return;
+	s->logged[kind] = now;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	s->log(s->log_arg, buf);
 }
 
 /* ---- keys ------------------------------------------------------------------------ */
@@ -1287,24 +1315,53 @@ run_batch(struct cache_store *s, struct op *ops, int degraded)
 }
 
 /*
- * MDB_MAP_FULL: free the reader slots of dead processes (their snapshots pin pages), then
- * make room in a transaction of its own (a quarter of the bytes).
+ * The map or the file system is full: eviction makes room (freed pages are reused, the
+ * file need not grow). EFBIG is a file size limit (RLIMIT_FSIZE); LMDB reports a short
+ * write, which is how a full file system often shows, as EIO.
  */
-static void
-evict_for_space(struct cache_store *s)
+static int
+is_full(int rc)
+{
+	return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == EFBIG || rc == EIO;
+}
+
+/*
+ * MDB_MAP_FULL or a full file system: free the reader slots of dead processes (their
+ * snapshots pin pages), then make room in a transaction of its own (a quarter of the
+ * bytes). Returns 0 or the LMDB error; *n is the number of entries evicted.
+ */
+static int
+evict_for_space(struct cache_store *s, uint64_t *n)
 {
 	MDB_txn *txn;
 	struct acct a;
-	int dead;
+	uint64_t before = atomic_load(&s->n_evicted);
+	int dead, rc;
 
+	*n = 0;
 	mdb_reader_check(s->env, &dead);
-	if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
-		return;
-	if (acct_load(s, txn, &a) == 0 && evict(s, txn, &a, a.bytes - a.bytes / 4, 1) == 0 &&
-	    acct_store(s, txn, &a) == 0 && info_put(s, txn, "next_seq", s->next_seq) == 0)
-		mdb_txn_commit(txn);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = acct_load(s, txn, &a)) == 0 &&
+	    (rc = evict(s, txn, &a, a.bytes - a.bytes / 4, 1)) == 0 &&
+	    (rc = acct_store(s, txn, &a)) == 0 &&
+	    (rc = info_put(s, txn, "next_seq", s->next_seq)) == 0)
+		rc = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
+	*n = atomic_load(&s->n_evicted) - before;
+	/*
+	 * LMDB reuses the pages a transaction frees only two transactions later (the next
+	 * one may still be read from the previous meta page): one more small commit, so
+	 * that the retry finds them instead of growing the file or the map again.
+	 */
+	if (rc == 0 && mdb_txn_begin(s->env, NULL, 0, &txn) == 0) {
+		if (info_put(s, txn, "next_seq", s->next_seq) == 0)
+			mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	return rc;
 }
 
 /*
@@ -1455,15 +1512,29 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		rc = run_batch(s, ops, 0);
-		if (rc == MDB_MAP_FULL) {
-			evict_for_space(s);
+		if (is_full(rc)) {
+			uint64_t n;
+			int erc = evict_for_space(s, &n);
+
+			if (erc != 0)
+				wlog(s, WLOG_FULL, "%s: full (%s); cannot evict: %s", s->path,
+				     mdb_strerror(rc), mdb_strerror(erc));
+			else
+				wlog(s, WLOG_FULL, "%s: full (%s); evicted %llu entries", s->path,
+				     mdb_strerror(rc), (unsigned long long)n);
 			rc = run_batch(s, ops, 0);
 		}
 		if (rc != 0) {
+			wlog(s, WLOG_FAIL, "%s: cannot store: %s; objects dropped", s->path,
+			     mdb_strerror(rc));
+			s->failing = 1;
 			for (struct op *op = ops; op != NULL; op = op->next)
 				if (op->put != NULL)
 					op->put->w_dead = 1;
-			rc = run_batch(s, ops, 1);
+			run_batch(s, ops, 1);
+		} else if (s->failing) {
+			s->failing = 0;
+			wlog(s, WLOG_AGAIN, "%s: storing again", s->path);
 		}
 		finish_batch(s, ops, rc == 0);
 		run_save(s, 0);
@@ -1511,12 +1582,15 @@ cache_store_open(const struct cache_store_params *p, char **err)
 	s->max_object_size = p->max_object_size ? p->max_object_size : s->max_size / 8;
 	s->queue_max = p->queue_max ? p->queue_max : (size_t)16 << 20;
 	s->chunk_size = p->chunk_size ? p->chunk_size : 64 * 1024;
+	s->log = p->log;
+	s->log_arg = p->log_arg;
 	s->tail = &s->head;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->done, NULL);
 	s->hits = calloc((size_t)1 << HITS_BITS, 1);
-	if (s->hits == NULL) {
+	s->path = strdup(p->path);
+	if (s->hits == NULL || s->path == NULL) {
 		seterr(err, "%s: out of memory", p->path);
 		goto fail;
 	}
@@ -1550,6 +1624,40 @@ cache_store_open(const struct cache_store_params *p, char **err)
 	if ((rc = mdb_env_stat(s->env, &st)) != 0)
 		goto lmdb;
 	s->page_size = st.ms_psize;
+	{
+		/*
+		 * LMDB leaves pages that a transaction allocated and freed again unwritten, so
+		 * the file may end before the last page its meta page counts; those pages are
+		 * free and never read. A file truncated by someone has lost pages in use, and
+		 * reading them through the map would be SIGBUS: extend the file (zero pages,
+		 * which LMDB and rec_decode() reject as corrupt where they look) instead. In a
+		 * write transaction, so that no other process (the tool, the daemon) writes
+		 * past the end meanwhile, which ftruncate() would cut off.
+		 */
+		MDB_envinfo ei;
+		mdb_filehandle_t fd;
+		struct stat sb;
+		uint64_t need;
+
+		if ((rc = txn_begin(s, 0, &txn)) != 0 || (rc = mdb_env_info(s->env, &ei)) != 0 ||
+		    (rc = mdb_env_get_fd(s->env, &fd)) != 0)
+			goto lmdb;
+		need = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
+		if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size < need &&
+		    ftruncate(fd, (off_t)need) == -1) {
+			seterr(err, "%s: cannot extend the cache file to %llu bytes: %s", p->path,
+			       (unsigned long long)need, strerror(errno));
+			goto fail;
+		}
+		mdb_txn_abort(txn);
+		txn = NULL;
+	}
+	/*
+	 * Only a new environment (an empty main table) gets its tables created: in an
+	 * existing one a missing table means garbage, and LMDB would write into it.
+	 */
+	if (st.ms_entries > 0)
+		dbflags = 0;
 	if ((rc = mdb_txn_begin(s->env, NULL, (p->flags & CACHE_F_RDONLY) ? MDB_RDONLY : 0,
 	                        &txn)) != 0)
 		goto lmdb;
@@ -1559,8 +1667,8 @@ cache_store_open(const struct cache_store_params *p, char **err)
 	    (rc = mdb_dbi_open(txn, "url", dbflags, &s->url)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "pending", dbflags, &s->pending)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "info", dbflags, &s->info)) != 0) {
-		if (rc == MDB_NOTFOUND) {
-			seterr(err, "%s: not a proxyd cache", p->path);
+		if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+			seterr(err, "%s: not a proxyd cache, or a corrupt one", p->path);
 			goto fail;
 		}
 		goto lmdb;
@@ -1610,6 +1718,7 @@ fail:
 	if (s->env != NULL)
 		mdb_env_close(s->env);
 	free(s->hits);
+	free(s->path);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->done);
@@ -1633,6 +1742,7 @@ cache_store_close(struct cache_store *s)
 		mdb_txn_abort(s->rpool[i]);
 	mdb_env_close(s->env);
 	free(s->hits);
+	free(s->path);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->done);

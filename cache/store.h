@@ -15,7 +15,15 @@
  * - Reads (cache_get, cache_read) take one short read transaction each, copy out, and
  *   never write; a hit sets an in-memory bit for the eviction clock.
  * - max_size bounds the accounted bytes (bodies, metas, keys) after every write batch;
- *   MDB_MAP_FULL makes the writer evict and retry, then drop.
+ *   MDB_MAP_FULL or a full file system (ENOSPC, EDQUOT, EFBIG, EIO) makes the writer
+ *   evict a quarter and retry, then drop; failures go to the log callback, never to
+ *   clients.
+ * - cache_store_open() refuses (and the caller serves uncached) an environment that is
+ *   not LMDB or whose main table does not name the store's tables (garbage past the meta
+ *   pages): the open creates tables only in a new environment. A file shorter than its
+ *   meta page says is extended with zero pages (no SIGBUS at start). LMDB has no page
+ *   checksums: garbage deeper in the B-trees, or a file truncated while the daemon runs
+ *   (SIGBUS), is not detected.
  * - Purges (cache_purge_*) run their own short write transaction in the calling thread:
  *   for the admin tool and admin endpoints, not for request paths.
  * - Everything is thread-safe except the handles: a cache_put belongs to one thread, a
@@ -97,6 +105,12 @@ struct cache_store_params {
 	size_t queue_max;         /* bytes queued for the writer; default 16 MiB */
 	uint32_t chunk_size;      /* body chunk bytes; default 64 KiB */
 	unsigned flags;           /* CACHE_F_* */
+	/*
+	 * Told (from the writer thread, one line without a newline, at most once a minute
+	 * per kind) when writes fail, and when they work again; NULL: silence.
+	 */
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
 };
 
 /* Open (creating the files if needed). NULL with *err (malloc'd) on failure. */

@@ -3170,6 +3170,14 @@ static pthread_mutex_t cfg_stores_lock = PTHREAD_MUTEX_INITIALIZER;
  * name it (a reload reuses it; max_size is that of the first opening). NULL when it cannot
  * be opened: logged, and the server runs uncached.
  */
+/* What a store's writer thread has to say (a full disk, failing writes). */
+static void
+cfg_store_log(void *arg, const char *msg)
+{
+	(void)arg;
+	log_warnx("cache %s", msg);
+}
+
 static struct cache_store *
 cfg_store_get(const struct cfg_cache *c)
 {
@@ -3189,6 +3197,13 @@ cfg_store_get(const struct cfg_cache *c)
 	sp.path = c->path;
 	sp.max_size = c->max_size;
 	sp.max_object_size = c->max_object_size;
+	sp.log = cfg_store_log;
+#ifdef PROXYD_TEST_HOOKS
+	/* a map smaller than max_size, so that tests can make LMDB hit MDB_MAP_FULL */
+	const char *map = getenv("PROXYD_TEST_CACHE_MAP_SIZE");
+	if (map != NULL)
+		sp.map_size = strtoull(map, NULL, 10);
+#endif
 	struct cache_store *st = cache_store_open(&sp, &why);
 	if (st == NULL) {
 		pthread_mutex_unlock(&cfg_stores_lock);

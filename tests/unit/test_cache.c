@@ -7,12 +7,15 @@
  * at fixed times (directives, heuristics, age, use of stored entries, Vary, conditionals,
  * 304 merge, ranges, invalidation), and the LMDB store in a temporary directory (round
  * trips of multi-chunk bodies, abort, Vary variants, purges, eviction under a bound, a
- * tiny map, kill -9 of a writing child, readers beside the writer, the proxyd-cache tool).
+ * tiny map, kill -9 of a writing child, readers beside the writer, corrupt and truncated
+ * environments refused at open, a full file system, the proxyd-cache tool).
  *
  * Header lists are written as "Name: value\n..." strings and sliced by hl_parse().
  */
 
 #include <sys/types.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <pthread.h>
@@ -1270,6 +1273,173 @@ START_TEST(test_store_open_errors)
 }
 END_TEST
 
+static int
+walk_count(void *arg, const char *kind, const struct cache_meta *m)
+{
+	struct walk_ctx *w = arg;
+
+	(void)kind;
+	(void)m;
+	w->n++;
+	return 0;
+}
+
+/* Overwrite len bytes of data.mdb at off with garbage (a pseudo-random pattern of seed). */
+static void
+garble(off_t off, size_t len, uint32_t seed)
+{
+	FILE *f = fopen(unit_path("data.mdb"), "r+b");
+	uint32_t x = 2463534242u + seed * 7919u;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseeko(f, off, SEEK_SET), 0);
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		fputc((int)(x & 0xff), f);
+	}
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A store with a few entries, closed; the size of its data file. */
+static off_t
+store_make_some(void)
+{
+	struct cache_store *s = store_open(64 << 20, 0, 4096);
+	char url[64];
+	struct stat sb;
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(url, sizeof(url), "http://a/c/%d", i);
+		ck_assert_int_eq(store_put(s, url, "", "", 20000), 0);
+	}
+	cache_store_flush(s);
+	cache_store_close(s);
+	ck_assert_int_eq(stat(unit_path("data.mdb"), &sb), 0);
+	return sb.st_size;
+}
+
+/* Opening unit_tmpdir fails, with why in the reason (NULL: any reason). */
+static void
+open_fails(const char *why)
+{
+	struct cache_store_params p;
+	char *err = NULL;
+
+	memset(&p, 0, sizeof(p));
+	p.path = unit_tmpdir;
+	ck_assert_ptr_null(cache_store_open(&p, &err));
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(why == NULL || strstr(err, why) != NULL, "%s", err);
+	free(err);
+}
+
+/*
+ * A corrupt environment is refused at open, never written: garbage past the meta pages
+ * (the store used to create its tables in it and crash) or over the meta pages. A
+ * truncated file is extended, not read past its end (SIGBUS): open refuses it, or opens
+ * and reads zero pages; either way nothing crashes.
+ */
+START_TEST(test_store_open_corrupt)
+{
+	off_t size;
+	struct cache_store_params p;
+	struct cache_store *s;
+	char *err = NULL;
+
+	for (uint32_t seed = 0; seed < 8; seed++) {
+		/* every page but the two meta pages: which check catches it depends on the bytes */
+		size = store_make_some();
+		garble(2 * 4096, (size_t)size - 2 * 4096, seed);
+		open_fails(NULL);
+		remove(unit_path("data.mdb"));
+		remove(unit_path("lock.mdb"));
+	}
+	store_make_some();
+	garble(0, 2 * 4096, 0); /* the meta pages */
+	open_fails("MDB_INVALID");
+	remove(unit_path("data.mdb"));
+	remove(unit_path("lock.mdb"));
+	size = store_make_some();
+	ck_assert_int_eq(truncate(unit_path("data.mdb"), size / 2), 0);
+	memset(&p, 0, sizeof(p));
+	p.path = unit_tmpdir;
+	p.flags = CACHE_F_RDONLY;
+	if ((s = cache_store_open(&p, &err)) != NULL) {
+		struct walk_ctx w = {s, 0, 0};
+
+		cache_verify(s, report_stderr, NULL);
+		cache_walk(s, "", 0, walk_count, &w);
+		cache_store_close(s);
+	}
+	free(err);
+}
+END_TEST
+
+static _Atomic int full_logged;
+
+static void
+full_log(void *arg, const char *msg)
+{
+	(void)arg;
+	if (strstr(msg, "full (") != NULL)
+		atomic_store(&full_logged, 1);
+}
+
+/*
+ * A full file system (here a file size limit: writes fail with EFBIG or short): the
+ * writer evicts and keeps storing new objects, says so once, and the environment stays
+ * consistent. In a child, so that the limit and SIGXFSZ stay there.
+ */
+static void
+full_child(void)
+{
+	struct cache_store_params p;
+	struct cache_store *s;
+	struct rlimit rl = {2 << 20, 2 << 20};
+	char url[64], *err = NULL;
+	int landed = 0;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (setrlimit(RLIMIT_FSIZE, &rl) == -1)
+		_exit(10);
+	memset(&p, 0, sizeof(p));
+	p.path = unit_tmpdir;
+	p.max_size = 64 << 20; /* far above what the file may hold */
+	p.chunk_size = 16384;
+	p.flags = CACHE_F_NOSYNC;
+	p.log = full_log;
+	if ((s = cache_store_open(&p, &err)) == NULL)
+		_exit(11);
+	for (int i = 0; i < 60; i++) { /* 60 x 100 KB: three times the limit */
+		snprintf(url, sizeof(url), "http://a/full/%d", i);
+		store_put(s, url, "", "", 100000);
+		cache_store_flush(s);
+		landed += store_check(s, url, "", 100000) == 1;
+	}
+	if (!atomic_load(&full_logged))
+		_exit(12);
+	if (cache_verify(s, report_stderr, NULL) != 0)
+		_exit(13);
+	if (store_check(s, "http://a/full/0", "", 100000) != 0)
+		_exit(14); /* the oldest went to make room */
+	cache_store_close(s);
+	/* with the eviction, nearly every put lands; without it none after the first ~18 */
+	_exit(landed >= 50 ? 0 : 15);
+}
+
+START_TEST(test_store_full_fs)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0)
+		full_child();
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+END_TEST
+
 /* Run the proxyd-cache tool: its exit status, output in out. */
 static int
 tool(char *out, size_t cap, const char *args)
@@ -1355,6 +1525,8 @@ cache_suite(void)
 	tcase_add_test(ts, test_store_threads);
 	tcase_add_test(ts, test_store_verify);
 	tcase_add_test(ts, test_store_open_errors);
+	tcase_add_test(ts, test_store_open_corrupt);
+	tcase_add_test(ts, test_store_full_fs);
 	tcase_add_test(ts, test_tool);
 	suite_add_tcase(s, ts);
 	return s;
