@@ -157,10 +157,11 @@ main(int argc, char **argv)
 			struct tm tm;
 
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-			printf("since %s\nhits %llu\nmisses %llu\nhit_ratio %.3f\nstored %llu\n"
+			printf("max_size %llu\nsince %s\nhits %llu\nmisses %llu\nhit_ratio "
+			       "%.3f\nstored %llu\n"
 			       "dropped %llu\nevicted %llu\n",
-			       when, (unsigned long long)st.run_hits,
-			       (unsigned long long)st.run_misses,
+			       (unsigned long long)st.run_max_size, when,
+			       (unsigned long long)st.run_hits, (unsigned long long)st.run_misses,
 			       looked ? (double)st.run_hits / (double)looked : 0.0,
 			       (unsigned long long)st.run_stored,
 			       (unsigned long long)st.run_dropped,

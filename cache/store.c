@@ -1444,9 +1444,9 @@ finish_batch(struct cache_store *s, struct op *ops, int committed)
 }
 
 /*
- * The counters of this process since it opened the store, written to info "run" (six
- * u64: start time, hits, misses, stored, dropped, evicted) so that proxyd-cache stats
- * shows the daemon's hit ratio. At most once a second, and only when they changed.
+ * The counters of this process since it opened the store, written to info "run" (seven
+ * u64: start time, max_size, hits, misses, stored, dropped, evicted) so that proxyd-cache
+ * stats shows the daemon's bound and hit ratio. At most once a second, and only when they changed.
  */
 static void
 run_save(struct cache_store *s, int force)
@@ -1455,7 +1455,7 @@ run_save(struct cache_store *s, int force)
 	uint64_t v[5] = {atomic_load(&s->n_hits), atomic_load(&s->n_misses),
 	                 atomic_load(&s->n_stored), atomic_load(&s->n_dropped),
 	                 atomic_load(&s->n_evicted)};
-	unsigned char b[48];
+	unsigned char b[56];
 	MDB_val k = {3, (void *)(uintptr_t) "run"}, d = {sizeof(b), b};
 	MDB_txn *txn;
 
@@ -1464,8 +1464,9 @@ run_save(struct cache_store *s, int force)
 	    (memcmp(v, s->run_saved, sizeof(v)) == 0 || now.tv_sec - s->run_saved_at.tv_sec < 1))
 		return;
 	put_le64(b, (uint64_t)s->run_started);
+	put_le64(b + 8, s->max_size);
 	for (int i = 0; i < 5; i++)
-		put_le64(b + 8 * (i + 1), v[i]);
+		put_le64(b + 8 * (i + 2), v[i]);
 	if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
 		return;
 	if (mdb_put(txn, s->info, &k, &d, 0) != 0 || mdb_txn_commit(txn) != 0) {
@@ -1894,15 +1895,16 @@ cache_stats(struct cache_store *s, struct cache_stats *st)
 	if (rc == 0) {
 		MDB_val k = {3, (void *)(uintptr_t) "run"}, d;
 
-		if (mdb_get(txn, s->info, &k, &d) == 0 && d.mv_size == 48) {
+		if (mdb_get(txn, s->info, &k, &d) == 0 && d.mv_size == 56) {
 			const unsigned char *b = d.mv_data;
 
 			st->run_started = (int64_t)get_le64(b);
-			st->run_hits = get_le64(b + 8);
-			st->run_misses = get_le64(b + 16);
-			st->run_stored = get_le64(b + 24);
-			st->run_dropped = get_le64(b + 32);
-			st->run_evicted = get_le64(b + 40);
+			st->run_max_size = get_le64(b + 8);
+			st->run_hits = get_le64(b + 16);
+			st->run_misses = get_le64(b + 24);
+			st->run_stored = get_le64(b + 32);
+			st->run_dropped = get_le64(b + 40);
+			st->run_evicted = get_le64(b + 48);
 		}
 	}
 	for (int i = 0; rc == 0 && i < 6; i++) {

@@ -63,8 +63,8 @@
  *   url      key: url (at most 400 bytes) + NUL + 32-byte entry key -> empty
  *   pending  key: id (u64 big-endian) -> time the first chunk was written (i64)
  *   info     "format" (u32 1), "bytes", "entries", "next_id", "next_seq" (u64), "run"
- *            (six u64: the writing process's start time, hits, misses, stored, dropped,
- *            evicted; saved by its writer thread at most once a second)
+ *            (seven u64: the writing process's start time, max_size, hits, misses,
+ *            stored, dropped, evicted; saved by its writer thread at most once a second)
  * The primary key is SHA-256(method class, NUL, normalized URL). A response with Vary is
  * stored under SHA-256(primary key, Vary secondary key) and a small "vary" record at the
  * primary key names the Vary fields; both are indexed by URL and evicted alike.
@@ -204,7 +204,8 @@ struct cache_stats {
 	uint64_t last_pgno, max_readers, num_readers;    /* LMDB environment info */
 	uint64_t hits, misses, stored, dropped, evicted; /* this process, since open */
 	/* the writing process (the daemon), as it saved them at most a second ago */
-	int64_t run_started; /* when it opened the store (Unix time); 0: never */
+	int64_t run_started;   /* when it opened the store (Unix time); 0: never */
+	uint64_t run_max_size; /* its max_size */
 	uint64_t run_hits, run_misses, run_stored, run_dropped, run_evicted;
 };
 int cache_stats(struct cache_store *s, struct cache_stats *st);

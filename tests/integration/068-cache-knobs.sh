@@ -4,7 +4,7 @@
 # Set-Cookie response is stored without its cookies), and `proxyd-cache stats` showing the
 # daemon's hits, misses and hit ratio while it runs.
 . "$TESTLIB"
-plan 15
+plan 16
 
 PC="$(dirname "$(dirname "$PROXYD")")/cache/proxyd-cache"
 start_origin o1
@@ -71,4 +71,5 @@ st=$("$PC" -d "$T/c2" stats)
 like "$st" "hits 4" "proxyd-cache stats: the daemon's hits (3 of the 4, and the stale one)"
 like "$st" "misses 2" "... its misses"
 like "$st" "hit_ratio 0\\.667" "... the hit ratio"
+like "$st" "max_size 16777216" "... the daemon's max_size"
 like "$st" "since [0-9]{4}-[0-9]{2}-[0-9]{2}T" "... since the daemon opened the cache"
