@@ -1994,7 +1994,7 @@ session_cache_unview(struct evbuffer *out, size_t refs)
 	while (rc == 0 && evbuffer_get_length(out) > 0) {
 		struct evbuffer_iovec v;
 
-		if (evbuffer_peek(out, -1, NULL, &v, 1) < 1 ||
+		if (evbuffer_peek(out, -1, NULL, &v, 1) < 1 || v.iov_len == 0 ||
 		    evbuffer_add(own, v.iov_base, v.iov_len) == -1)
 			rc = -1;
 		else
