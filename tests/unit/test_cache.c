@@ -823,7 +823,8 @@ START_TEST(test_store_view)
 	ck_assert_int_eq(cache_view(&v, m, 10123, 2500, &p), 0);
 	while ((n = cache_view(&v, m, off, 4096, &p)) > 0) {
 		for (ssize_t i = 0; i < n; i++)
-			bad += ((const unsigned char *)p)[i] != body_byte("http://a/v", off + (uint64_t)i);
+			bad += ((const unsigned char *)p)[i] !=
+			       body_byte("http://a/v", off + (uint64_t)i);
 		off += (uint64_t)n;
 		pieces++;
 	}
