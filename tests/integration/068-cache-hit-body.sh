@@ -38,8 +38,8 @@ B="http://127.0.0.1:$port"
 TB="https://127.0.0.1:$tport"
 reqs() { origin_stat "$o1_port" requests; }
 sum() { md5sum | cut -d' ' -f1; }
-BIG=/bytes/5000000?cc=max-age%3D600
-SMALL=/bytes/1024?cc=max-age%3D600
+BIG="/bytes/5000000?cc=max-age%3D600"
+SMALL="/bytes/1024?cc=max-age%3D600"
 want_big=$(curl -s "http://127.0.0.1:$o1_port/bytes/5000000" | sum)
 want_small=$(curl -s "http://127.0.0.1:$o1_port/bytes/1024" | sum)
 
