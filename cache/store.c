@@ -15,6 +15,7 @@
 #endif
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -156,8 +157,12 @@ get_le32(const unsigned char *p)
 {
 	uint32_t v = 0;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(&v, p, sizeof(v));
+#else
 	for (int i = 3; i >= 0; i--)
 		v = v << 8 | p[i];
+#endif
 	return v;
 }
 
@@ -166,8 +171,12 @@ get_le64(const unsigned char *p)
 {
 	uint64_t v = 0;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(&v, p, sizeof(v));
+#else
 	for (int i = 7; i >= 0; i--)
 		v = v << 8 | p[i];
+#endif
 	return v;
 }
 
@@ -247,21 +256,64 @@ wlog(struct cache_store *s, enum wlog_kind kind, const char *fmt, ...)
 
 /* ---- keys ------------------------------------------------------------------------ */
 
+/*
+ * SHA-256 for keys: the implementation is fetched once (EVP_sha256() in a digest init
+ * makes OpenSSL 3 look the algorithm up again on every call), and each thread keeps one
+ * digest context, freed when the thread ends.
+ */
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static const EVP_MD *sha_md;
+static EVP_MD *sha_fetched;
+static pthread_key_t sha_ctx_key;
+static int sha_key_ok;
+
+static void
+sha_ctx_free(void *c)
+{
+	EVP_MD_CTX_free(c);
+}
+
+static void
+sha_init(void)
+{
+	sha_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+	sha_md = sha_fetched != NULL ? sha_fetched : EVP_sha256();
+	sha_key_ok = pthread_key_create(&sha_ctx_key, sha_ctx_free) == 0;
+}
+
+/* This thread's digest context, initialized for SHA-256; NULL when out of memory. */
+static EVP_MD_CTX *
+sha_begin(void)
+{
+	EVP_MD_CTX *c;
+
+	pthread_once(&sha_once, sha_init);
+	if (!sha_key_ok)
+		return NULL;
+	if ((c = pthread_getspecific(sha_ctx_key)) == NULL) {
+		if ((c = EVP_MD_CTX_new()) == NULL)
+			return NULL;
+		if (pthread_setspecific(sha_ctx_key, c) != 0) {
+			EVP_MD_CTX_free(c);
+			return NULL;
+		}
+	}
+	return EVP_DigestInit_ex(c, sha_md, NULL) == 1 ? c : NULL;
+}
+
 int
 cache_key_make(struct cache_key *k, const char *method, size_t method_len, const char *url,
                size_t url_len)
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_MD_CTX *c = sha_begin();
 	unsigned int n = CACHE_KEY_LEN;
 	/* GET and HEAD share a class; other methods are never stored but keep their own */
 	int get = (method_len == 3 && memcmp(method, "GET", 3) == 0) ||
 	          (method_len == 4 && memcmp(method, "HEAD", 4) == 0);
-	int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-	         EVP_DigestUpdate(c, get ? "G" : method, get ? 1 : method_len) == 1 &&
+	int ok = c != NULL && EVP_DigestUpdate(c, get ? "G" : method, get ? 1 : method_len) == 1 &&
 	         EVP_DigestUpdate(c, "", 1) == 1 && EVP_DigestUpdate(c, url, url_len) == 1 &&
 	         EVP_DigestFinal_ex(c, k->b, &n) == 1;
 
-	EVP_MD_CTX_free(c);
 	return ok ? 0 : -1;
 }
 
@@ -275,18 +327,14 @@ static int
 variant_key(struct cache_key *out, const struct cache_key *primary, const char *names,
             size_t names_len, const struct cache_header *req, size_t nreq)
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_MD_CTX *c = sha_begin();
 	unsigned int n = CACHE_KEY_LEN;
 
-	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(c);
+	if (c == NULL)
 		return -1;
-	}
 	EVP_DigestUpdate(c, primary->b, CACHE_KEY_LEN);
 	cache_vary_key(names, names_len, req, nreq, vary_emit, c);
-	EVP_DigestFinal_ex(c, out->b, &n);
-	EVP_MD_CTX_free(c);
-	return 0;
+	return EVP_DigestFinal_ex(c, out->b, &n) == 1 ? 0 : -1;
 }
 
 /* ---- records --------------------------------------------------------------------- */
@@ -423,20 +471,23 @@ cache_meta_headers(const struct cache_meta *m, struct cache_header *out, size_t 
 	return (long)n;
 }
 
-/* A malloc'd copy of a record as a cache_meta. */
+/* A malloc'd copy of a record as a cache_meta; *kind (if not NULL) is the record's kind. */
 static struct cache_meta *
-meta_copy(const MDB_val *v, const struct cache_key *key)
+meta_copy(const MDB_val *v, const struct cache_key *key, int *kind)
 {
 	struct cache_meta *m = malloc(sizeof(*m) + v->mv_size);
+	int k;
 
 	if (m == NULL)
 		return NULL;
 	memcpy(m + 1, v->mv_data, v->mv_size);
-	if (rec_decode((const unsigned char *)(m + 1), v->mv_size, m) == -1) {
+	if ((k = rec_decode((const unsigned char *)(m + 1), v->mv_size, m)) == -1) {
 		free(m);
 		return NULL;
 	}
 	m->key = *key;
+	if (kind != NULL)
+		*kind = k;
 	return m;
 }
 
@@ -1562,6 +1613,53 @@ last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/*
+ * LMDB trusts its pages: a garbled B-tree page can send it to a page past the end of the
+ * map (SIGBUS) or through wild pointers. Before an existing environment is used, a child
+ * process opens it read-only and walks what the open below and the first requests touch
+ * (every table's root, first and last leaf); if that child dies of a signal, the
+ * environment is refused. Returns the signal, or 0 (sound, or not probed: no fork).
+ */
+static int
+probe_env(const char *path)
+{
+	static const char *const names[] = {"meta", "chunk", "lru", "url", "pending", "info"};
+	pid_t pid = fork();
+	int status;
+
+	if (pid == -1)
+		return 0;
+	if (pid == 0) {
+		MDB_env *e;
+		MDB_txn *t;
+
+		if (mdb_env_create(&e) != 0 || mdb_env_set_maxdbs(e, 8) != 0 ||
+		    mdb_env_open(e, path, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0640) != 0 ||
+		    mdb_txn_begin(e, NULL, MDB_RDONLY, &t) != 0)
+			_exit(1);
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			MDB_dbi dbi;
+			MDB_stat ms;
+			MDB_cursor *c;
+			MDB_val k, v;
+
+			if (mdb_dbi_open(t, names[i], 0, &dbi) != 0 || mdb_stat(t, dbi, &ms) != 0 ||
+			    mdb_cursor_open(t, dbi, &c) != 0)
+				continue;
+			mdb_cursor_get(c, &k, &v, MDB_FIRST);
+			mdb_cursor_get(c, &k, &v, MDB_LAST);
+			mdb_cursor_close(c);
+		}
+		mdb_txn_abort(t);
+		mdb_env_close(e);
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return 0;
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
 struct cache_store *
 cache_store_open(const struct cache_store_params *p, char **err)
 {
@@ -1657,8 +1755,16 @@ cache_store_open(const struct cache_store_params *p, char **err)
 	 * Only a new environment (an empty main table) gets its tables created: in an
 	 * existing one a missing table means garbage, and LMDB would write into it.
 	 */
-	if (st.ms_entries > 0)
+	if (st.ms_entries > 0) {
+		int sig = probe_env(p->path);
+
+		if (sig != 0) {
+			seterr(err, "%s: a corrupt cache (reading it killed a probe: %s)", p->path,
+			       strsignal(sig));
+			goto fail;
+		}
 		dbflags = 0;
+	}
 	if ((rc = mdb_txn_begin(s->env, NULL, (p->flags & CACHE_F_RDONLY) ? MDB_RDONLY : 0,
 	                        &txn)) != 0)
 		goto lmdb;
@@ -1760,13 +1866,15 @@ cache_get(struct cache_store *s, const struct cache_key *key, const struct cache
 	MDB_val k = {CACHE_KEY_LEN, (void *)(uintptr_t)key->b}, v;
 	struct cache_meta m;
 	struct cache_key vkey = *key;
-	int rc, kind;
+	int rc, kind = -1;
 
 	*out = NULL;
 	if (s == NULL || (txn = rtxn_get(s)) == NULL)
 		return -1;
 	rc = mdb_get(txn, s->meta, &k, &v);
-	if (rc == 0 && (kind = rec_decode(v.mv_data, v.mv_size, &m)) == REC_VARY) {
+	/* a vary record (told by its kind byte) names the fields of the variant's key */
+	if (rc == 0 && v.mv_size > 5 && ((const unsigned char *)v.mv_data)[5] == REC_VARY &&
+	    rec_decode(v.mv_data, v.mv_size, &m) == REC_VARY) {
 		hit_mark(s, key);
 		if (variant_key(&vkey, key, m.vary, m.vary_len, req, nreq) == -1)
 			rc = ENOMEM;
@@ -1775,9 +1883,10 @@ cache_get(struct cache_store *s, const struct cache_key *key, const struct cache
 			rc = mdb_get(txn, s->meta, &k, &v);
 		}
 	}
-	if (rc == 0 && (*out = meta_copy(&v, &vkey)) == NULL)
-		rc = MDB_CORRUPTED; /* unreadable, or a vary record where an object belongs */
-	if (rc == 0 && rec_decode(v.mv_data, v.mv_size, &m) != REC_OBJECT) {
+	/* one copy and one decode; unreadable, or a vary record where an object belongs */
+	if (rc == 0 && (*out = meta_copy(&v, &vkey, &kind)) == NULL)
+		rc = MDB_CORRUPTED;
+	if (rc == 0 && kind != REC_OBJECT) {
 		cache_meta_free(*out);
 		*out = NULL;
 		rc = MDB_NOTFOUND;
@@ -1824,6 +1933,43 @@ cache_read(struct cache_store *s, const struct cache_meta *m, uint64_t off, void
 	}
 	rtxn_put(s, txn);
 	return (ssize_t)done;
+}
+
+int
+cache_view_begin(struct cache_store *s, struct cache_view *v)
+{
+	v->s = s;
+	v->txn = s != NULL ? rtxn_get(s) : NULL;
+	return v->txn != NULL ? 0 : -1;
+}
+
+ssize_t
+cache_view(struct cache_view *v, const struct cache_meta *m, uint64_t off, size_t len,
+           const void **p)
+{
+	unsigned char kb[12];
+	MDB_val k = {12, kb}, d;
+	size_t in, n;
+
+	if (off >= m->body_len || len == 0)
+		return 0;
+	if (len > m->body_len - off)
+		len = (size_t)(m->body_len - off);
+	in = (size_t)(off % m->chunk_size);
+	chunk_key(kb, m->id, (uint32_t)(off / m->chunk_size));
+	if (v->txn == NULL || mdb_get(v->txn, v->s->chunk, &k, &d) != 0 || d.mv_size <= in)
+		return -1;
+	n = d.mv_size - in < len ? d.mv_size - in : len;
+	*p = (const unsigned char *)d.mv_data + in;
+	return (ssize_t)n;
+}
+
+void
+cache_view_end(struct cache_view *v)
+{
+	if (v->txn != NULL)
+		rtxn_put(v->s, v->txn);
+	v->txn = NULL;
 }
 
 /* ---- purges, stats, walk, verify --------------------------------------------------- */

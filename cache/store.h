@@ -13,7 +13,8 @@
  *   max_object_size; the meta record is written in the same transaction as, or after,
  *   all its chunks, so after kill -9 every visible entry is complete.
  * - Reads (cache_get, cache_read) take one short read transaction each, copy out, and
- *   never write; a hit sets an in-memory bit for the eviction clock.
+ *   never write; a hit sets an in-memory bit for the eviction clock. cache_view_*()
+ *   lends body bytes in place for the span of one event-loop callback, no longer.
  * - max_size bounds the accounted bytes (bodies, metas, keys) after every write batch;
  *   MDB_MAP_FULL or a full file system (ENOSPC, EDQUOT, EFBIG, EIO) makes the writer
  *   evict a quarter and retry, then drop; failures go to the log callback, never to
@@ -182,6 +183,24 @@ int cache_get(struct cache_store *s, const struct cache_key *key, const struct c
  */
 ssize_t cache_read(struct cache_store *s, const struct cache_meta *m, uint64_t off, void *buf,
                    size_t len);
+
+/*
+ * Zero-copy body reads, for a caller that hands the bytes on (or copies what it could not
+ * hand on) before it returns to its event loop: a read transaction must not be held across
+ * loop iterations, or the writer could not reuse the pages it frees. cache_view_begin()
+ * takes a read transaction into v: 0, or -1 on error (then use cache_read). cache_view()
+ * points *p at up to len body bytes from offset off inside the map (at most to the end of
+ * the stored chunk holding off): the count, 0 at the end, or -1 when the entry is gone (as
+ * cache_read). The bytes stay valid and unchanged until cache_view_end(v).
+ */
+struct cache_view {
+	struct cache_store *s; /* private */
+	void *txn;             /* private */
+};
+int cache_view_begin(struct cache_store *s, struct cache_view *v);
+ssize_t cache_view(struct cache_view *v, const struct cache_meta *m, uint64_t off, size_t len,
+                   const void **p);
+void cache_view_end(struct cache_view *v);
 
 /*
  * After a 304: replace m's stored headers and freshness (queued; a no-op if the entry
