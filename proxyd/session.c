@@ -24,6 +24,7 @@
 #include "acl.h"
 #include "anon.h"
 #include "auth.h"
+#include "collapse.h"
 #include "log.h"
 #include "netpolicy.h"
 #include "resolve.h"
@@ -160,15 +161,19 @@ struct session {
 	char *curl; /* the normalized URL (key, invalidation), malloc'd */
 	size_t curl_len;
 	struct cache_key ckey;
-	int64_t creq_time;         /* when the request came (seconds), for the age */
-	int64_t cage, cttl;        /* a hit: its age and remaining freshness */
-	struct cache_meta *chit;   /* the entry being served, or NULL */
-	uint64_t coff;             /* how much of its body is out */
-	uint64_t cend;             /* where the part served ends (the length, or a range's end) */
-	int cfwd_status;           /* CMODE_STALE: the upstream's failing status, 0: none */
-	struct cache_put *ctee;    /* the response being stored, until its body starts */
-	struct cache_meta *cstale; /* a stale entry being revalidated with its validators */
-	struct tunnel *tunnel;     /* S_TUNNEL: CONNECT or an upgraded connection */
+	int64_t creq_time;           /* when the request came (seconds), for the age */
+	int64_t cage, cttl;          /* a hit: its age and remaining freshness */
+	struct cache_meta *chit;     /* the entry being served, or NULL */
+	uint64_t coff;               /* how much of its body is out */
+	uint64_t cend;               /* where the part served ends (the length, or a range's end) */
+	int cfwd_status;             /* CMODE_STALE: the upstream's failing status, 0: none */
+	struct cache_put *ctee;      /* the response being stored, until its body starts */
+	struct cache_meta *cstale;   /* a stale entry being revalidated with its validators */
+	struct collapse_lock *clock; /* this request fetches the key for others (collapse.h) */
+	struct collapse_waiter *cwait; /* this request waits for another's fetch */
+	int cnolock;                   /* woken from a wait: no second wait, no lead */
+	int cnostore;                  /* the lock timed out: not stored (nginx) */
+	struct tunnel *tunnel;         /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
 };
 
@@ -193,10 +198,14 @@ static int session_cache_key(struct session *s, const struct http_msg *msg, cons
 static void session_purge(struct session *s, const struct http_msg *msg);
 static int session_is_purge(const struct http_msg *msg);
 static int session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind);
+static int session_cache_put(struct session *s, const struct http_msg *msg, enum http_body kind);
+static int session_cache_collapse(struct session *s, const struct http_msg *msg);
 static void session_cache_fields(const struct session *s, struct evbuffer *out, int stored);
 static void session_cache_pump(struct session *s);
 static int session_cache_stale_error(struct session *s, int cond, int status);
 static void session_cache_invalidate(struct session *s, const struct http_msg *resp);
+static void session_cache_tee_end(struct session *s, int complete);
+static void session_cache_unlock(struct session *s);
 static void session_add_headers(const struct session *s, struct evbuffer *out, int status);
 static void session_tunnel_start(struct session *s);
 
@@ -696,10 +705,11 @@ session_close(struct session *s, const char *why)
 	free(s->hkey);
 	free(s->challenge);
 	free(s->custom_body);
-	if (s->resp.tee != NULL)
-		cache_put_abort(s->resp.tee);
+	session_cache_tee_end(s, 0);
 	if (s->ctee != NULL)
 		cache_put_abort(s->ctee);
+	session_cache_unlock(s);
+	collapse_cancel(s->cwait);
 	cache_meta_free(s->chit);
 	cache_meta_free(s->cstale);
 	free(s->curl);
@@ -730,6 +740,7 @@ session_enter_head(struct session *s)
 	s->perr = NULL;
 	s->perr_hop[0] = '\0';
 	s->retry_after = 0;
+	s->cnolock = s->cnostore = 0;
 	free(s->logreq);
 	s->logreq = NULL;
 	memset(&s->req, 0, sizeof(s->req));
@@ -777,6 +788,7 @@ session_error(struct session *s, int status, const char *why)
 		log_warnx("*%" PRIu64 " client %s: %d: %s", s->id, s->client, status, why);
 	else
 		log_info("*%" PRIu64 " client %s: %d: %s", s->id, s->client, status, why);
+	session_cache_unlock(s); /* whoever waits for this fetch goes upstream now */
 	session_release_upstream(s, 0);
 	s->status = status;
 	s->keepalive = 0;
@@ -1983,6 +1995,69 @@ session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 		evbuffer_add_printf(out, "X-Cache: %s\r\n", cmode_word[s->cmode]);
 }
 
+/* Collapsing: let whoever waits for this request's fetch go upstream themselves, now. */
+static void
+session_cache_unlock(struct session *s)
+{
+	collapse_release(s->clock, 0);
+	s->clock = NULL;
+}
+
+/*
+ * The body being stored ended: commit it if complete (waiters look it up once the store
+ * has committed it), else drop it (waiters go upstream).
+ */
+static void
+session_cache_tee_end(struct session *s, int complete)
+{
+	struct cache_put *p = s->resp.tee;
+
+	if (p == NULL)
+		return;
+	s->resp.tee = NULL;
+	/* complete: visible from now on; a dropped one never is */
+	if (complete && !s->resp.tee_failed && cache_put_commit(p) == 0) {
+		collapse_release_after(s->clock, s->srv->cache->store);
+		s->clock = NULL;
+		return;
+	}
+	if (!complete || s->resp.tee_failed)
+		cache_put_abort(p);
+	session_cache_unlock(s);
+}
+
+static void session_start_request(struct session *s, const struct http_msg *msg, const char *head);
+
+/*
+ * The fetch this request waited for is over (or the lock timed out): start the request
+ * again from its head, still in the input; it looks the cache up again and, on a miss,
+ * goes upstream without waiting twice.
+ */
+static void
+session_cache_woken(void *arg, enum collapse_wake why)
+{
+	struct session *s = arg;
+	const struct cfg_server *srv = s->srv;
+	struct evbuffer *in = bufferevent_get_input(s->cbev);
+	struct http_limits lim = {srv->client_max_header_size, srv->client_max_target,
+	                          srv->client_max_headers};
+	struct http_msg *msg = &s->env->scratch;
+	size_t len = evbuffer_get_length(in);
+	size_t n = len < lim.max_head + 1 ? len : lim.max_head + 1;
+	const char *p;
+
+	SESSION_CHECK(s);
+	s->cwait = NULL;
+	s->cnolock = 1;
+	s->cnostore = why == COLLAPSE_WAKE_TIMEOUT;
+	p = (const char *)evbuffer_pullup(in, (ssize_t)n);
+	if (p == NULL || http_parse_request(p, n, &lim, msg) <= 0) {
+		session_close(s, "request head lost while waiting for the cache");
+		return;
+	}
+	session_start_request(s, msg, p);
+}
+
 static void
 session_cache_done(struct session *s)
 {
@@ -2185,6 +2260,8 @@ session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t 
 	cache_policy_freshness(&cp, &respm, s->creq_time, (int64_t)time(NULL), &f);
 	cache_update(s->srv->cache->store, m, merged, (size_t)n, s->creq_time, (int64_t)time(NULL),
 	             &f);
+	collapse_release_after(s->clock, s->srv->cache->store); /* waiters see the update */
+	s->clock = NULL;
 
 	/* the 304 has no body: the upstream connection may serve another request */
 	up_peer_ok(s->peer);
@@ -2257,6 +2334,7 @@ session_cache_stale_error(struct session *s, int cond, int status)
 	         s->client, (int)s->curl_len, s->curl);
 	cache_meta_free(s->cstale);
 	s->cstale = NULL;
+	session_cache_unlock(s); /* its waiters try the upstream themselves */
 	session_release_upstream(s, 0);
 	s->cmode = CMODE_STALE;
 	s->cfwd_status = status;
@@ -2388,6 +2466,39 @@ session_cache_key(struct session *s, const struct http_msg *msg, const char *met
 }
 
 /*
+ * A GET that missed (or must revalidate) takes part in collapsing unless cache_lock is off:
+ * it leads (fetches for every request of its key, s->clock), or waits for the leader's
+ * fetch (returns 1; session_cache_woken() starts it again), or passes. Requests whose
+ * answer is not the stored entry itself (the client's own conditionals, Range) neither
+ * lead nor wait.
+ */
+static int
+session_cache_collapse(struct session *s, const struct http_msg *msg)
+{
+	if (!s->srv->cache_lock || s->cnolock || msg->method != HTTP_M_GET ||
+	    (s->cstale == NULL && (http_header_find(msg, "if-none-match") != NULL ||
+	                           http_header_find(msg, "if-modified-since") != NULL)) ||
+	    http_header_find(msg, "range") != NULL)
+		return 0;
+	switch (collapse_acquire(s->srv->cache->store, &s->ckey, s->env->base,
+	                         s->srv->cache_lock_timeout_ms, session_cache_woken, s, &s->clock,
+	                         &s->cwait)) {
+	case COLLAPSE_WAIT:
+		/* the head stays in the input until the wake-up; the client may still leave */
+		cache_meta_free(s->cstale);
+		s->cstale = NULL;
+		evtimer_del(s->timer);
+		s->state = S_UPSTREAM;
+		return 1;
+	case COLLAPSE_LEADER:
+	case COLLAPSE_BUSY:
+	case COLLAPSE_PASS:
+		break;
+	}
+	return 0;
+}
+
+/*
  * A cache-enabled server's request: the URL is noted (for the key and invalidation); a
  * GET or HEAD is looked up (unless cache_bypass) and answered from the cache when the
  * entry may serve it. Returns 1 when answered here, 0 to go upstream.
@@ -2444,7 +2555,21 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 		session_error(s, 504, "only-if-cached and not in the cache");
 		return 1;
 	}
-	return 0;
+	return session_cache_collapse(s, msg);
+}
+
+/* session_cache_put(), and the end of a lead when nothing will be stored. */
+static int
+session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind)
+{
+	int stored = !s->cnostore && session_cache_put(s, msg, kind);
+
+	if (!stored && s->clock != NULL) {
+		/* not stored: the waiters go upstream at once, and for a while need not wait */
+		collapse_release(s->clock, 1);
+		s->clock = NULL;
+	}
+	return stored;
 }
 
 /*
@@ -2452,7 +2577,7 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
  * while it streams when RFC 9111 and the server's rules allow. Returns whether it is.
  */
 static int
-session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind)
+session_cache_put(struct session *s, const struct http_msg *msg, enum http_body kind)
 {
 	struct cache_header *rh = s->env->subject->chdrs;
 	struct cache_header resp[HTTP_MAX_HEADERS];
@@ -3310,14 +3435,7 @@ session_pump_response(struct session *s)
 static void
 session_response_done(struct session *s)
 {
-	if (s->resp.tee != NULL) {
-		/* complete: visible from now on; a dropped one never is */
-		if (s->resp.done && !s->resp.tee_failed)
-			cache_put_commit(s->resp.tee);
-		else
-			cache_put_abort(s->resp.tee);
-		s->resp.tee = NULL;
-	}
+	session_cache_tee_end(s, s->resp.done);
 	bev_flush(s->cbev);
 	if (s->peer != NULL)
 		up_peer_time(s->srv->upstream, s->peer, 1, s->up_start_ms);
