@@ -80,10 +80,12 @@ enum {
 	CMODE_BYPASS,
 	CMODE_HIT,
 	CMODE_REVALIDATED,
-	CMODE_STALE
+	CMODE_STALE,    /* stale-if-error, cache_use_stale: the upstream failed */
+	CMODE_SWR,      /* stale-while-revalidate: served stale, this request started a refresh */
+	CMODE_UPDATING, /* stale-while-revalidate: served stale while another's refresh runs */
 };
-static const char *const cmode_word[] = {"",    "MISS",        "EXPIRED", "BYPASS",
-                                         "HIT", "REVALIDATED", "STALE"};
+static const char *const cmode_word[] = {
+        "", "MISS", "EXPIRED", "BYPASS", "HIT", "REVALIDATED", "STALE", "STALE", "UPDATING"};
 
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
 struct pump {
@@ -173,6 +175,8 @@ struct session {
 	struct collapse_waiter *cwait; /* this request waits for another's fetch */
 	int cnolock;                   /* woken from a wait: no second wait, no lead */
 	int cnostore;                  /* the lock timed out: not stored (nginx) */
+	int bg;                        /* a background refresh: no client, see session_cache_bg() */
+	struct bufferevent *bgpeer;    /* bg: the other end of cbev's pair, which discards */
 	struct tunnel *tunnel;         /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
 };
@@ -200,6 +204,7 @@ static int session_is_purge(const struct http_msg *msg);
 static int session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind);
 static int session_cache_put(struct session *s, const struct http_msg *msg, enum http_body kind);
 static int session_cache_collapse(struct session *s, const struct http_msg *msg);
+static int session_cache_swr(struct session *s, const struct http_msg *msg);
 static void session_cache_fields(const struct session *s, struct evbuffer *out, int stored);
 static void session_cache_pump(struct session *s);
 static int session_cache_stale_error(struct session *s, int cond, int status);
@@ -483,8 +488,9 @@ bev_flush(struct bufferevent *bev)
 
 	if (evbuffer_get_length(out) == 0)
 		return;
-	if (bufferevent_openssl_get_ssl(bev) != NULL) {
-		bufferevent_enable(bev, EV_WRITE); /* TLS: the bufferevent encrypts and writes */
+	if (bufferevent_openssl_get_ssl(bev) != NULL || bufferevent_getfd(bev) < 0) {
+		/* TLS: the bufferevent encrypts and writes; a pair (background refresh) moves */
+		bufferevent_enable(bev, EV_WRITE);
 		return;
 	}
 	/* a socket bufferevent keeps the start of its output frozen outside its own writes */
@@ -562,7 +568,7 @@ session_log_access(struct session *s)
 	size_t n = 0;
 	int r;
 
-	if (fd < 0)
+	if (fd < 0 || s->bg) /* a background refresh is nobody's request */
 		return;
 	const char *reqline = s->logreq ? s->logreq : "-\0\0";
 	const char *referer = reqline + strlen(reqline) + 1;
@@ -696,6 +702,8 @@ session_close(struct session *s, const char *why)
 			tls_ssl_close(bufferevent_openssl_get_ssl(s->cbev));
 		bufferevent_free(s->cbev);
 	}
+	if (s->bgpeer != NULL)
+		bufferevent_free(s->bgpeer);
 	event_free(s->timer);
 	if (s->req_head)
 		evbuffer_free(s->req_head);
@@ -740,6 +748,7 @@ session_enter_head(struct session *s)
 	s->perr = NULL;
 	s->perr_hop[0] = '\0';
 	s->retry_after = 0;
+	session_cache_unlock(s); /* (a lead ends with its response; this is a safety net) */
 	s->cnolock = s->cnostore = 0;
 	free(s->logreq);
 	s->logreq = NULL;
@@ -1248,7 +1257,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	s->expect100 = (msg->flags & HTTP_F_EXPECT_100) != 0;
 	s->upgrade = srv->mode == CFG_MODE_REVERSE && session_wants_websocket(msg);
 	s->keepalive = http_keepalive(msg) && srv->keepalive_timeout_ms > 0 &&
-	               (int)s->nreq + 1 < srv->keepalive_requests && !s->env->stopping;
+	               (int)s->nreq + 1 < srv->keepalive_requests && !s->env->stopping && !s->bg;
 	session_keep_log_fields(s, msg, head);
 	pump_init(&s->req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
 
@@ -1965,14 +1974,19 @@ session_cache_params(const struct session *s, struct cache_params *cp)
 static void
 session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 {
-	static const char *const fwd[] = {"", "miss", "stale", "bypass", "", "stale", "stale"};
+	static const char *const fwd[] = {"",      "miss",  "stale", "bypass", "",
+	                                  "stale", "stale", "",      ""};
 
 	if (s->cmode == CMODE_NONE)
 		return;
 	if (s->srv->cache_status) {
-		if (s->cmode == CMODE_HIT)
+		if (s->cmode == CMODE_HIT || s->cmode == CMODE_UPDATING)
 			evbuffer_add_printf(out, "Cache-Status: proxyd; hit; ttl=%" PRId64 "\r\n",
 			                    s->cttl);
+		else if (s->cmode == CMODE_SWR) /* a stale hit; it sent a refresh forward */
+			evbuffer_add_printf(
+			        out, "Cache-Status: proxyd; hit; ttl=%" PRId64 "; fwd=stale\r\n",
+			        s->cttl);
 		else if (s->cmode == CMODE_REVALIDATED)
 			evbuffer_add_printf(out,
 			                    "Cache-Status: proxyd; fwd=stale; fwd-status=304\r\n");
@@ -2429,6 +2443,105 @@ session_purge(struct session *s, const struct http_msg *msg)
 	session_answered(s);
 }
 
+/* The pair end a background refresh's response goes to: it is read and dropped. */
+static void
+session_bg_sinkcb(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	(void)arg;
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/*
+ * A background refresh of the entry msg found stale (stale-while-revalidate): a session
+ * without a client. Its "client" bufferevent is one end of a pair; the other end
+ * (bgpeer) writes it msg's head, as received, and discards the response. It runs the
+ * request like any other (access list, upstream choice, retries, forward mode), holding
+ * the key's collapse lock, and always revalidates: a 304 updates the entry, a new
+ * response replaces it. Callbacks are deferred, so nothing runs inside the caller. 0, or
+ * -1 when it could not be started.
+ */
+static int
+session_cache_bg(struct session *s, const struct http_msg *msg, struct collapse_lock *lock)
+{
+	struct bufferevent *pair[2] = {NULL, NULL};
+	struct session *b = calloc(1, sizeof(*b));
+	const char *head = (const char *)evbuffer_pullup(bufferevent_get_input(s->cbev),
+	                                                 (ssize_t)msg->head_len);
+
+	if (b == NULL || head == NULL ||
+	    bufferevent_pair_new(s->env->base, BEV_OPT_DEFER_CALLBACKS, pair) == -1 ||
+	    (b->timer = evtimer_new(s->env->base, session_timercb, b)) == NULL) {
+		if (pair[0] != NULL) {
+			bufferevent_free(pair[0]);
+			bufferevent_free(pair[1]);
+		}
+		free(b);
+		return -1;
+	}
+	b->magic = SESSION_MAGIC;
+	b->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);
+	b->env = s->env;
+	b->srv = s->srv;
+	cfg_ref(s->cfg);
+	b->cfg = s->cfg;
+	b->client_ss = s->client_ss;
+	memcpy(b->client, s->client, sizeof(b->client));
+	b->tls = s->tls;   /* the same scheme, so the same key */
+	b->tls_closed = 1; /* but no TLS of its own to close */
+	b->bg = 1;
+	b->clock = lock;
+	b->cbev = pair[0];
+	b->bgpeer = pair[1];
+	TAILQ_INSERT_TAIL(&b->env->sessions, b, link);
+	b->env->nsessions++;
+	bufferevent_setcb(pair[1], session_bg_sinkcb, NULL, NULL, NULL);
+	bufferevent_enable(pair[1], EV_READ);
+	bufferevent_write(pair[1], head, msg->head_len);
+	bufferevent_setwatermark(b->cbev, EV_READ, 0, RELAY_HIGH);
+	bufferevent_setcb(b->cbev, client_readcb, client_writecb, client_eventcb, b);
+	log_debug("*%" PRIu64 " client %s: background refresh *%" PRIu64 " of %.*s", s->id,
+	          s->client, b->id, (int)s->curl_len, s->curl);
+	session_enter_head(b);
+	return 0;
+}
+
+/*
+ * A stale entry within its stale-while-revalidate window (RFC 5861): 1 to serve it now,
+ * with one refresh in the background; 0 to revalidate it before use, as without the
+ * window. The collapse table keeps to one refresh per key: a request that finds one in
+ * flight is UPDATING; the one that starts it is STALE. Only a plain GET (no conditionals,
+ * Range or body: its head is the refresh's) starts one.
+ */
+static int
+session_cache_swr(struct session *s, const struct http_msg *msg)
+{
+	struct collapse_lock *lock;
+	struct collapse_waiter *w;
+
+	switch (collapse_acquire(s->srv->cache->store, &s->ckey, NULL, 0, NULL, NULL, &lock, &w)) {
+	case COLLAPSE_BUSY:
+		s->cmode = CMODE_UPDATING;
+		return 1;
+	case COLLAPSE_LEADER:
+		break;
+	case COLLAPSE_WAIT:
+	case COLLAPSE_PASS:
+		return 0;
+	}
+	if (msg->method != HTTP_M_GET || http_request_body(msg) != HTTP_BODY_NONE ||
+	    http_header_find(msg, "if-none-match") != NULL ||
+	    http_header_find(msg, "if-modified-since") != NULL ||
+	    http_header_find(msg, "if-range") != NULL || http_header_find(msg, "range") != NULL ||
+	    session_cache_bg(s, msg, lock) == -1) {
+		collapse_release(lock, 0);
+		return 0;
+	}
+	s->cmode = CMODE_SWR;
+	return 1;
+}
+
 /*
  * The cache key of request msg (method class and, by default, the normalized URL s->curl;
  * with cache_key, the expanded template, truncated at UP_KEY_MAX). 0, or -1: not cacheable.
@@ -2475,7 +2588,7 @@ session_cache_key(struct session *s, const struct http_msg *msg, const char *met
 static int
 session_cache_collapse(struct session *s, const struct http_msg *msg)
 {
-	if (!s->srv->cache_lock || s->cnolock || msg->method != HTTP_M_GET ||
+	if (!s->srv->cache_lock || s->cnolock || s->clock != NULL || msg->method != HTTP_M_GET ||
 	    (s->cstale == NULL && (http_header_find(msg, "if-none-match") != NULL ||
 	                           http_header_find(msg, "if-modified-since") != NULL)) ||
 	    http_header_find(msg, "range") != NULL)
@@ -2529,10 +2642,16 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 		int64_t age = 0;
 		enum cache_use use = cache_policy_use(&m->fresh, &reqm, s->creq_time, &age);
 
+		if (s->bg && use != CACHE_USE_FRESH)
+			use = CACHE_USE_REVALIDATE; /* the refresh itself */
+		if (use == CACHE_USE_STALE_REVALIDATE)
+			use = session_cache_swr(s, msg) ? CACHE_USE_STALE : CACHE_USE_REVALIDATE;
 		if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE) {
-			s->cmode = CMODE_HIT;
+			if (s->cmode == CMODE_MISS)
+				s->cmode = CMODE_HIT;
 			s->cage = age;
 			s->cttl = m->fresh.lifetime - age;
+			session_cache_unlock(s); /* a refresh that found the entry fresh again */
 			session_cache_serve(s, msg, m, &reqm);
 			return 1;
 		}
