@@ -43,7 +43,7 @@
 #define RESCUE_MAX     64
 #define RTXN_POOL      32
 
-enum op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INVALIDATE };
+enum op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INVALIDATE, OP_NOTIFY };
 
 struct op {
 	struct op *next;
@@ -53,6 +53,8 @@ struct op {
 	uint32_t index;
 	struct cache_key key; /* OP_UPDATE */
 	uint64_t id;          /* OP_UPDATE */
+	void (*fn)(void *);   /* OP_NOTIFY */
+	void *arg;
 	size_t len;
 	unsigned char data[]; /* chunk, record (update) or URL (invalidate) */
 };
@@ -878,6 +880,20 @@ cache_store_flush(struct cache_store *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void
+cache_store_notify(struct cache_store *s, void (*fn)(void *arg), void *arg)
+{
+	struct op *op;
+
+	if (s == NULL || !s->writer_running || (op = op_new(OP_NOTIFY, NULL, 0)) == NULL) {
+		fn(arg);
+		return;
+	}
+	op->fn = fn;
+	op->arg = arg;
+	enqueue(s, op, 1);
+}
+
 /* ---- puts (worker side) ---------------------------------------------------------- */
 
 struct cache_put *
@@ -1328,6 +1344,8 @@ apply(struct cache_store *s, MDB_txn *txn, struct op *op, int degraded)
 	case OP_INVALIDATE:
 		return purge_in_txn(s, txn, (const char *)op->data, op->len, 1, SIZE_MAX, &s->acct,
 		                    &n);
+	case OP_NOTIFY:
+		return 0;
 	}
 	return 0;
 }
@@ -1485,6 +1503,8 @@ finish_batch(struct cache_store *s, struct op *ops, int committed)
 			free(p->vrec);
 			free(p);
 		}
+		if (op->type == OP_NOTIFY)
+			op->fn(op->arg); /* everything queued before it is committed (or dropped) */
 		free(op);
 	}
 	pthread_mutex_lock(&s->lock);

@@ -121,6 +121,15 @@ void cache_store_close(struct cache_store *s);
 /* Wait until everything queued so far is committed (or dropped). Tests and shutdown. */
 void cache_store_flush(struct cache_store *s);
 
+/*
+ * Call fn(arg) once everything queued before this call (puts ended, updates,
+ * invalidations) has been committed or dropped: from the writer thread, after its batch
+ * commits, so a cache_get() made after fn starts sees it. Never fails: without a writer
+ * (read-only store, no memory) fn runs at once in the calling thread. fn must be quick
+ * and must not call back into the store's queue.
+ */
+void cache_store_notify(struct cache_store *s, void (*fn)(void *arg), void *arg);
+
 /* What is stored with a response. Every slice is copied by cache_put_begin(). */
 struct cache_object {
 	const char *url; /* normalized, as given to cache_key_make() */

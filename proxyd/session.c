@@ -24,6 +24,7 @@
 #include "acl.h"
 #include "anon.h"
 #include "auth.h"
+#include "collapse.h"
 #include "log.h"
 #include "netpolicy.h"
 #include "resolve.h"
@@ -79,10 +80,12 @@ enum {
 	CMODE_BYPASS,
 	CMODE_HIT,
 	CMODE_REVALIDATED,
-	CMODE_STALE
+	CMODE_STALE,    /* stale-if-error, cache_use_stale: the upstream failed */
+	CMODE_SWR,      /* stale-while-revalidate: served stale, this request started a refresh */
+	CMODE_UPDATING, /* stale-while-revalidate: served stale while another's refresh runs */
 };
-static const char *const cmode_word[] = {"",    "MISS",        "EXPIRED", "BYPASS",
-                                         "HIT", "REVALIDATED", "STALE"};
+static const char *const cmode_word[] = {
+        "", "MISS", "EXPIRED", "BYPASS", "HIT", "REVALIDATED", "STALE", "STALE", "UPDATING"};
 
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
 struct pump {
@@ -162,15 +165,21 @@ struct session {
 	char *curl_buf; /* malloc'd, curl_cap bytes, kept from request to request */
 	size_t curl_cap;
 	struct cache_key ckey;
-	int64_t creq_time;         /* when the request came (seconds), for the age */
-	int64_t cage, cttl;        /* a hit: its age and remaining freshness */
-	struct cache_meta *chit;   /* the entry being served, or NULL */
-	uint64_t coff;             /* how much of its body is out */
-	uint64_t cend;             /* where the part served ends (the length, or a range's end) */
-	int cfwd_status;           /* CMODE_STALE: the upstream's failing status, 0: none */
-	struct cache_put *ctee;    /* the response being stored, until its body starts */
-	struct cache_meta *cstale; /* a stale entry being revalidated with its validators */
-	struct tunnel *tunnel;     /* S_TUNNEL: CONNECT or an upgraded connection */
+	int64_t creq_time;           /* when the request came (seconds), for the age */
+	int64_t cage, cttl;          /* a hit: its age and remaining freshness */
+	struct cache_meta *chit;     /* the entry being served, or NULL */
+	uint64_t coff;               /* how much of its body is out */
+	uint64_t cend;               /* where the part served ends (the length, or a range's end) */
+	int cfwd_status;             /* CMODE_STALE: the upstream's failing status, 0: none */
+	struct cache_put *ctee;      /* the response being stored, until its body starts */
+	struct cache_meta *cstale;   /* a stale entry being revalidated with its validators */
+	struct collapse_lock *clock; /* this request fetches the key for others (collapse.h) */
+	struct collapse_waiter *cwait; /* this request waits for another's fetch */
+	int cnolock;                   /* woken from a wait: no second wait, no lead */
+	int cnostore;                  /* the lock timed out: not stored (nginx) */
+	int bg;                        /* a background refresh: no client, see session_cache_bg() */
+	struct bufferevent *bgpeer;    /* bg: the other end of cbev's pair, which discards */
+	struct tunnel *tunnel;         /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
 };
 
@@ -195,10 +204,15 @@ static int session_cache_key(struct session *s, const struct http_msg *msg, cons
 static void session_purge(struct session *s, const struct http_msg *msg);
 static int session_is_purge(const struct http_msg *msg);
 static int session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind);
+static int session_cache_put(struct session *s, const struct http_msg *msg, enum http_body kind);
+static int session_cache_collapse(struct session *s, const struct http_msg *msg);
+static int session_cache_swr(struct session *s, const struct http_msg *msg);
 static void session_cache_fields(const struct session *s, struct evbuffer *out, int stored);
 static void session_cache_pump(struct session *s);
 static int session_cache_stale_error(struct session *s, int cond, int status);
 static void session_cache_invalidate(struct session *s, const struct http_msg *resp);
+static void session_cache_tee_end(struct session *s, int complete);
+static void session_cache_unlock(struct session *s);
 static void session_add_headers(const struct session *s, struct evbuffer *out, int status);
 static void session_tunnel_start(struct session *s);
 
@@ -476,8 +490,9 @@ bev_flush(struct bufferevent *bev)
 
 	if (evbuffer_get_length(out) == 0)
 		return;
-	if (bufferevent_openssl_get_ssl(bev) != NULL) {
-		bufferevent_enable(bev, EV_WRITE); /* TLS: the bufferevent encrypts and writes */
+	if (bufferevent_openssl_get_ssl(bev) != NULL || bufferevent_getfd(bev) < 0) {
+		/* TLS: the bufferevent encrypts and writes; a pair (background refresh) moves */
+		bufferevent_enable(bev, EV_WRITE);
 		return;
 	}
 	/* a socket bufferevent keeps the start of its output frozen outside its own writes */
@@ -555,7 +570,7 @@ session_log_access(struct session *s)
 	size_t n = 0;
 	int r;
 
-	if (fd < 0)
+	if (fd < 0 || s->bg) /* a background refresh is nobody's request */
 		return;
 	const char *reqline = s->logreq ? s->logreq : "-\0\0";
 	const char *referer = reqline + strlen(reqline) + 1;
@@ -689,6 +704,8 @@ session_close(struct session *s, const char *why)
 			tls_ssl_close(bufferevent_openssl_get_ssl(s->cbev));
 		bufferevent_free(s->cbev);
 	}
+	if (s->bgpeer != NULL)
+		bufferevent_free(s->bgpeer);
 	event_free(s->timer);
 	if (s->req_head)
 		evbuffer_free(s->req_head);
@@ -698,10 +715,11 @@ session_close(struct session *s, const char *why)
 	free(s->hkey);
 	free(s->challenge);
 	free(s->custom_body);
-	if (s->resp.tee != NULL)
-		cache_put_abort(s->resp.tee);
+	session_cache_tee_end(s, 0);
 	if (s->ctee != NULL)
 		cache_put_abort(s->ctee);
+	session_cache_unlock(s);
+	collapse_cancel(s->cwait);
 	cache_meta_free(s->chit);
 	cache_meta_free(s->cstale);
 	free(s->curl_buf);
@@ -732,6 +750,8 @@ session_enter_head(struct session *s)
 	s->perr = NULL;
 	s->perr_hop[0] = '\0';
 	s->retry_after = 0;
+	session_cache_unlock(s); /* (a lead ends with its response; this is a safety net) */
+	s->cnolock = s->cnostore = 0;
 	free(s->logreq);
 	s->logreq = NULL;
 	memset(&s->req, 0, sizeof(s->req));
@@ -779,6 +799,7 @@ session_error(struct session *s, int status, const char *why)
 		log_warnx("*%" PRIu64 " client %s: %d: %s", s->id, s->client, status, why);
 	else
 		log_info("*%" PRIu64 " client %s: %d: %s", s->id, s->client, status, why);
+	session_cache_unlock(s); /* whoever waits for this fetch goes upstream now */
 	session_release_upstream(s, 0);
 	s->status = status;
 	s->keepalive = 0;
@@ -1238,7 +1259,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	s->expect100 = (msg->flags & HTTP_F_EXPECT_100) != 0;
 	s->upgrade = srv->mode == CFG_MODE_REVERSE && session_wants_websocket(msg);
 	s->keepalive = http_keepalive(msg) && srv->keepalive_timeout_ms > 0 &&
-	               (int)s->nreq + 1 < srv->keepalive_requests && !s->env->stopping;
+	               (int)s->nreq + 1 < srv->keepalive_requests && !s->env->stopping && !s->bg;
 	session_keep_log_fields(s, msg, head);
 	pump_init(&s->req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
 
@@ -1966,19 +1987,25 @@ session_cache_params(const struct session *s, struct cache_params *cp)
 static void
 session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 {
-	static const char *const fwd[] = {"", "miss", "stale", "bypass", "", "stale", "stale"};
+	static const char *const fwd[] = {"",      "miss",  "stale", "bypass", "",
+	                                  "stale", "stale", "",      ""};
 
 	if (s->cmode == CMODE_NONE)
 		return;
 	if (s->srv->cache_status) {
-		if (s->cmode == CMODE_HIT) {
-			char line[64] = "Cache-Status: proxyd; hit; ttl=";
+		if (s->cmode == CMODE_HIT || s->cmode == CMODE_UPDATING || s->cmode == CMODE_SWR) {
+			/* CMODE_SWR: a stale hit that sent a refresh forward */
+			char line[80] = "Cache-Status: proxyd; hit; ttl=";
 			size_t n = 31;
 
 			if (s->cttl < 0)
 				line[n++] = '-';
 			n += fmt_u64(line + n,
 			             s->cttl < 0 ? 0 - (uint64_t)s->cttl : (uint64_t)s->cttl, 10);
+			if (s->cmode == CMODE_SWR) {
+				memcpy(line + n, "; fwd=stale", 11);
+				n += 11;
+			}
 			memcpy(line + n, "\r\n", 2);
 			evbuffer_add(out, line, n + 2);
 		} else if (s->cmode == CMODE_REVALIDATED)
@@ -2004,6 +2031,69 @@ session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 		evbuffer_add(out, cmode_word[s->cmode], strlen(cmode_word[s->cmode]));
 		evbuffer_add(out, "\r\n", 2);
 	}
+}
+
+/* Collapsing: let whoever waits for this request's fetch go upstream themselves, now. */
+static void
+session_cache_unlock(struct session *s)
+{
+	collapse_release(s->clock, 0);
+	s->clock = NULL;
+}
+
+/*
+ * The body being stored ended: commit it if complete (waiters look it up once the store
+ * has committed it), else drop it (waiters go upstream).
+ */
+static void
+session_cache_tee_end(struct session *s, int complete)
+{
+	struct cache_put *p = s->resp.tee;
+
+	if (p == NULL)
+		return;
+	s->resp.tee = NULL;
+	/* complete: visible from now on; a dropped one never is */
+	if (complete && !s->resp.tee_failed && cache_put_commit(p) == 0) {
+		collapse_release_after(s->clock, s->srv->cache->store);
+		s->clock = NULL;
+		return;
+	}
+	if (!complete || s->resp.tee_failed)
+		cache_put_abort(p);
+	session_cache_unlock(s);
+}
+
+static void session_start_request(struct session *s, const struct http_msg *msg, const char *head);
+
+/*
+ * The fetch this request waited for is over (or the lock timed out): start the request
+ * again from its head, still in the input; it looks the cache up again and, on a miss,
+ * goes upstream without waiting twice.
+ */
+static void
+session_cache_woken(void *arg, enum collapse_wake why)
+{
+	struct session *s = arg;
+	const struct cfg_server *srv = s->srv;
+	struct evbuffer *in = bufferevent_get_input(s->cbev);
+	struct http_limits lim = {srv->client_max_header_size, srv->client_max_target,
+	                          srv->client_max_headers};
+	struct http_msg *msg = &s->env->scratch;
+	size_t len = evbuffer_get_length(in);
+	size_t n = len < lim.max_head + 1 ? len : lim.max_head + 1;
+	const char *p;
+
+	SESSION_CHECK(s);
+	s->cwait = NULL;
+	s->cnolock = 1;
+	s->cnostore = why == COLLAPSE_WAKE_TIMEOUT;
+	p = (const char *)evbuffer_pullup(in, (ssize_t)n);
+	if (p == NULL || http_parse_request(p, n, &lim, msg) <= 0) {
+		session_close(s, "request head lost while waiting for the cache");
+		return;
+	}
+	session_start_request(s, msg, p);
 }
 
 static void
@@ -2309,6 +2399,8 @@ session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t 
 	cache_policy_freshness(&cp, &respm, s->creq_time, (int64_t)time(NULL), &f);
 	cache_update(s->srv->cache->store, m, merged, (size_t)n, s->creq_time, (int64_t)time(NULL),
 	             &f);
+	collapse_release_after(s->clock, s->srv->cache->store); /* waiters see the update */
+	s->clock = NULL;
 
 	/* the 304 has no body: the upstream connection may serve another request */
 	up_peer_ok(s->peer);
@@ -2381,6 +2473,7 @@ session_cache_stale_error(struct session *s, int cond, int status)
 	         s->client, (int)s->curl_len, s->curl);
 	cache_meta_free(s->cstale);
 	s->cstale = NULL;
+	session_cache_unlock(s); /* its waiters try the upstream themselves */
 	session_release_upstream(s, 0);
 	s->cmode = CMODE_STALE;
 	s->cfwd_status = status;
@@ -2475,6 +2568,105 @@ session_purge(struct session *s, const struct http_msg *msg)
 	session_answered(s);
 }
 
+/* The pair end a background refresh's response goes to: it is read and dropped. */
+static void
+session_bg_sinkcb(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	(void)arg;
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/*
+ * A background refresh of the entry msg found stale (stale-while-revalidate): a session
+ * without a client. Its "client" bufferevent is one end of a pair; the other end
+ * (bgpeer) writes it msg's head, as received, and discards the response. It runs the
+ * request like any other (access list, upstream choice, retries, forward mode), holding
+ * the key's collapse lock, and always revalidates: a 304 updates the entry, a new
+ * response replaces it. Callbacks are deferred, so nothing runs inside the caller. 0, or
+ * -1 when it could not be started.
+ */
+static int
+session_cache_bg(struct session *s, const struct http_msg *msg, struct collapse_lock *lock)
+{
+	struct bufferevent *pair[2] = {NULL, NULL};
+	struct session *b = calloc(1, sizeof(*b));
+	const char *head = (const char *)evbuffer_pullup(bufferevent_get_input(s->cbev),
+	                                                 (ssize_t)msg->head_len);
+
+	if (b == NULL || head == NULL ||
+	    bufferevent_pair_new(s->env->base, BEV_OPT_DEFER_CALLBACKS, pair) == -1 ||
+	    (b->timer = evtimer_new(s->env->base, session_timercb, b)) == NULL) {
+		if (pair[0] != NULL) {
+			bufferevent_free(pair[0]);
+			bufferevent_free(pair[1]);
+		}
+		free(b);
+		return -1;
+	}
+	b->magic = SESSION_MAGIC;
+	b->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);
+	b->env = s->env;
+	b->srv = s->srv;
+	cfg_ref(s->cfg);
+	b->cfg = s->cfg;
+	b->client_ss = s->client_ss;
+	memcpy(b->client, s->client, sizeof(b->client));
+	b->tls = s->tls;   /* the same scheme, so the same key */
+	b->tls_closed = 1; /* but no TLS of its own to close */
+	b->bg = 1;
+	b->clock = lock;
+	b->cbev = pair[0];
+	b->bgpeer = pair[1];
+	TAILQ_INSERT_TAIL(&b->env->sessions, b, link);
+	b->env->nsessions++;
+	bufferevent_setcb(pair[1], session_bg_sinkcb, NULL, NULL, NULL);
+	bufferevent_enable(pair[1], EV_READ);
+	bufferevent_write(pair[1], head, msg->head_len);
+	bufferevent_setwatermark(b->cbev, EV_READ, 0, RELAY_HIGH);
+	bufferevent_setcb(b->cbev, client_readcb, client_writecb, client_eventcb, b);
+	log_debug("*%" PRIu64 " client %s: background refresh *%" PRIu64 " of %.*s", s->id,
+	          s->client, b->id, (int)s->curl_len, s->curl);
+	session_enter_head(b);
+	return 0;
+}
+
+/*
+ * A stale entry within its stale-while-revalidate window (RFC 5861): 1 to serve it now,
+ * with one refresh in the background; 0 to revalidate it before use, as without the
+ * window. The collapse table keeps to one refresh per key: a request that finds one in
+ * flight is UPDATING; the one that starts it is STALE. Only a plain GET (no conditionals,
+ * Range or body: its head is the refresh's) starts one.
+ */
+static int
+session_cache_swr(struct session *s, const struct http_msg *msg)
+{
+	struct collapse_lock *lock;
+	struct collapse_waiter *w;
+
+	switch (collapse_acquire(s->srv->cache->store, &s->ckey, NULL, 0, NULL, NULL, &lock, &w)) {
+	case COLLAPSE_BUSY:
+		s->cmode = CMODE_UPDATING;
+		return 1;
+	case COLLAPSE_LEADER:
+		break;
+	case COLLAPSE_WAIT:
+	case COLLAPSE_PASS:
+		return 0;
+	}
+	if (msg->method != HTTP_M_GET || http_request_body(msg) != HTTP_BODY_NONE ||
+	    http_header_find(msg, "if-none-match") != NULL ||
+	    http_header_find(msg, "if-modified-since") != NULL ||
+	    http_header_find(msg, "if-range") != NULL || http_header_find(msg, "range") != NULL ||
+	    session_cache_bg(s, msg, lock) == -1) {
+		collapse_release(lock, 0);
+		return 0;
+	}
+	s->cmode = CMODE_SWR;
+	return 1;
+}
+
 /*
  * The cache key of request msg (method class and, by default, the normalized URL s->curl;
  * with cache_key, the expanded template, truncated at UP_KEY_MAX). 0, or -1: not cacheable.
@@ -2512,6 +2704,39 @@ session_cache_key(struct session *s, const struct http_msg *msg, const char *met
 }
 
 /*
+ * A GET that missed (or must revalidate) takes part in collapsing unless cache_lock is off:
+ * it leads (fetches for every request of its key, s->clock), or waits for the leader's
+ * fetch (returns 1; session_cache_woken() starts it again), or passes. Requests whose
+ * answer is not the stored entry itself (the client's own conditionals, Range) neither
+ * lead nor wait.
+ */
+static int
+session_cache_collapse(struct session *s, const struct http_msg *msg)
+{
+	if (!s->srv->cache_lock || s->cnolock || s->clock != NULL || msg->method != HTTP_M_GET ||
+	    (s->cstale == NULL && (http_header_find(msg, "if-none-match") != NULL ||
+	                           http_header_find(msg, "if-modified-since") != NULL)) ||
+	    http_header_find(msg, "range") != NULL)
+		return 0;
+	switch (collapse_acquire(s->srv->cache->store, &s->ckey, s->env->base,
+	                         s->srv->cache_lock_timeout_ms, session_cache_woken, s, &s->clock,
+	                         &s->cwait)) {
+	case COLLAPSE_WAIT:
+		/* the head stays in the input until the wake-up; the client may still leave */
+		cache_meta_free(s->cstale);
+		s->cstale = NULL;
+		evtimer_del(s->timer);
+		s->state = S_UPSTREAM;
+		return 1;
+	case COLLAPSE_LEADER:
+	case COLLAPSE_BUSY:
+	case COLLAPSE_PASS:
+		break;
+	}
+	return 0;
+}
+
+/*
  * A cache-enabled server's request: the URL is noted (for the key and invalidation); a
  * GET or HEAD is looked up (unless cache_bypass) and answered from the cache when the
  * entry may serve it. Returns 1 when answered here, 0 to go upstream.
@@ -2542,10 +2767,16 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 		int64_t age = 0;
 		enum cache_use use = cache_policy_use(&m->fresh, &reqm, s->creq_time, &age);
 
+		if (s->bg && use != CACHE_USE_FRESH)
+			use = CACHE_USE_REVALIDATE; /* the refresh itself */
+		if (use == CACHE_USE_STALE_REVALIDATE)
+			use = session_cache_swr(s, msg) ? CACHE_USE_STALE : CACHE_USE_REVALIDATE;
 		if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE) {
-			s->cmode = CMODE_HIT;
+			if (s->cmode == CMODE_MISS)
+				s->cmode = CMODE_HIT;
 			s->cage = age;
 			s->cttl = m->fresh.lifetime - age;
+			session_cache_unlock(s); /* a refresh that found the entry fresh again */
 			session_cache_serve(s, msg, m, &reqm);
 			return 1;
 		}
@@ -2568,7 +2799,21 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 		session_error(s, 504, "only-if-cached and not in the cache");
 		return 1;
 	}
-	return 0;
+	return session_cache_collapse(s, msg);
+}
+
+/* session_cache_put(), and the end of a lead when nothing will be stored. */
+static int
+session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind)
+{
+	int stored = !s->cnostore && session_cache_put(s, msg, kind);
+
+	if (!stored && s->clock != NULL) {
+		/* not stored: the waiters go upstream at once, and for a while need not wait */
+		collapse_release(s->clock, 1);
+		s->clock = NULL;
+	}
+	return stored;
 }
 
 /*
@@ -2576,7 +2821,7 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
  * while it streams when RFC 9111 and the server's rules allow. Returns whether it is.
  */
 static int
-session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind)
+session_cache_put(struct session *s, const struct http_msg *msg, enum http_body kind)
 {
 	struct cache_header *rh = s->env->subject->chdrs;
 	struct cache_header resp[HTTP_MAX_HEADERS];
@@ -3434,14 +3679,7 @@ session_pump_response(struct session *s)
 static void
 session_response_done(struct session *s)
 {
-	if (s->resp.tee != NULL) {
-		/* complete: visible from now on; a dropped one never is */
-		if (s->resp.done && !s->resp.tee_failed)
-			cache_put_commit(s->resp.tee);
-		else
-			cache_put_abort(s->resp.tee);
-		s->resp.tee = NULL;
-	}
+	session_cache_tee_end(s, s->resp.done);
 	bev_flush(s->cbev);
 	if (s->peer != NULL)
 		up_peer_time(s->srv->upstream, s->peer, 1, s->up_start_ms);
