@@ -1591,7 +1591,11 @@ cfg_addr_text(struct cfg_addr *a, char **why)
 void
 cfg_addr_from_ip(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16_t port)
 {
-	char host[INET6_ADDRSTRLEN];
+	/* per forward request: inet_ntop and a hand-made port, no snprintf */
+	char *t = out->text;
+	size_t n;
+	char digits[5];
+	int nd = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->ss = *ip;
@@ -1600,16 +1604,27 @@ cfg_addr_from_ip(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16
 
 		sin6->sin6_port = htons(port);
 		out->len = sizeof(*sin6);
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(out->text, sizeof(out->text), "[%s]:%u", host, port);
+		t[0] = '[';
+		inet_ntop(AF_INET6, &sin6->sin6_addr, t + 1, INET6_ADDRSTRLEN);
+		n = strlen(t);
+		t[n++] = ']';
 	} else {
 		struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&out->ss;
 
 		sin->sin_port = htons(port);
 		out->len = sizeof(*sin);
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(out->text, sizeof(out->text), "%s:%u", host, port);
+		inet_ntop(AF_INET, &sin->sin_addr, t, INET_ADDRSTRLEN);
+		n = strlen(t);
 	}
+	_Static_assert(sizeof(out->text) >= 1 + INET6_ADDRSTRLEN + 1 + 1 + 5,
+	               "text holds [ip6]:port");
+	t[n++] = ':';
+	do
+		digits[nd++] = (char)('0' + port % 10);
+	while ((port /= 10) != 0);
+	while (nd > 0)
+		t[n++] = digits[--nd];
+	t[n] = '\0';
 }
 
 static int

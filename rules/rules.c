@@ -1324,6 +1324,15 @@ rules_rule_count(const struct rules_rule *rule)
 	return rule->n;
 }
 
+int
+rules_rule_uses_dst(const struct rules_rule *rule)
+{
+	for (size_t i = 0; i < rule->n; i++)
+		if (rule->m[i].kind == M_DST_ADDR)
+			return 1;
+	return 0;
+}
+
 const char *
 rules_rule_text(const struct rules_rule *rule, size_t i)
 {
