@@ -1722,6 +1722,14 @@ START_TEST(test_url_port)
 
 	s.port = 8080;
 	ck_assert(eval("url ~ ^http://www\\.example\\.com:8080/docs/", &s));
+	s.port = 1;
+	ck_assert(eval("url ~ ^http://www\\.example\\.com:1/docs/", &s));
+	s.port = 10;
+	ck_assert(eval("url ~ ^http://www\\.example\\.com:10/docs/", &s));
+	s.port = 65535;
+	ck_assert(eval("url ~ ^http://www\\.example\\.com:65535/docs/", &s));
+	s.port = 443; /* not https's default for http */
+	ck_assert(eval("url ~ ^http://www\\.example\\.com:443/docs/", &s));
 	s.scheme = "https";
 	s.scheme_len = 5;
 	s.port = 443;
