@@ -1591,7 +1591,7 @@ cfg_addr_text(struct cfg_addr *a, char **why)
 void
 cfg_addr_from_ip(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16_t port)
 {
-	/* per forward request: inet_ntop and a hand-made port, no snprintf */
+	/* per forward request: no snprintf (nor inet_ntop for IPv4, which uses it) */
 	char *t = out->text;
 	size_t n;
 	char digits[5];
@@ -1611,10 +1611,23 @@ cfg_addr_from_ip(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16
 	} else {
 		struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&out->ss;
 
+		const unsigned char *b = (const unsigned char *)&sin->sin_addr;
+
 		sin->sin_port = htons(port);
 		out->len = sizeof(*sin);
-		inet_ntop(AF_INET, &sin->sin_addr, t, INET_ADDRSTRLEN);
-		n = strlen(t);
+		/* glibc's inet_ntop formats IPv4 with sprintf: dotted quad by hand */
+		n = 0;
+		for (int i = 0; i < 4; i++) {
+			unsigned v = b[i];
+
+			if (v >= 100)
+				t[n++] = (char)('0' + v / 100);
+			if (v >= 10)
+				t[n++] = (char)('0' + v / 10 % 10);
+			t[n++] = (char)('0' + v % 10);
+			t[n++] = '.';
+		}
+		n--; /* the last dot */
 	}
 	_Static_assert(sizeof(out->text) >= 1 + INET6_ADDRSTRLEN + 1 + 1 + 5,
 	               "text holds [ip6]:port");

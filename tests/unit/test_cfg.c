@@ -1620,6 +1620,16 @@ START_TEST(test_addr_from_ip)
 	ck_assert_uint_eq(ntohs(((struct sockaddr_in *)(void *)&a.ss)->sin_port), 8080);
 	cfg_addr_from_ip(&a, &ss, 0);
 	ck_assert_str_eq(a.text, "192.0.2.10:0");
+	ck_assert_int_eq(
+	        inet_pton(AF_INET, "0.9.99.255", &((struct sockaddr_in *)(void *)&ss)->sin_addr),
+	        1);
+	cfg_addr_from_ip(&a, &ss, 80);
+	ck_assert_str_eq(a.text, "0.9.99.255:80");
+	ck_assert_int_eq(
+	        inet_pton(AF_INET, "100.10.1.0", &((struct sockaddr_in *)(void *)&ss)->sin_addr),
+	        1);
+	cfg_addr_from_ip(&a, &ss, 9);
+	ck_assert_str_eq(a.text, "100.10.1.0:9");
 
 	memset(&ss, 0, sizeof(ss));
 	ss.ss_family = AF_INET6;
