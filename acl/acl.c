@@ -88,6 +88,8 @@ acl_add(struct acl *acl, int allow, int status, const char *id, const char *file
 	l->line = line;
 	l->rule = rule;
 	atomic_init(&l->hits, 0);
+	if (rules_rule_uses_dst(rule))
+		acl->uses_dst = 1;
 	return 0;
 
 nomem:
@@ -96,6 +98,12 @@ nomem:
 	if (err != NULL)
 		*err = strdup("out of memory");
 	return -1;
+}
+
+int
+acl_uses_dst(const struct acl *acl)
+{
+	return acl->uses_dst;
 }
 
 int

@@ -33,6 +33,7 @@ struct acl {
 	struct acl_line *lines;
 	size_t n;
 	int default_allow;
+	int uses_dst; /* a line reads the resolved destination (rules_rule_uses_dst) */
 	_Atomic uint64_t default_hits;
 	char *deny_page; /* deny_page contents, or NULL for the built-in page */
 };
@@ -59,6 +60,11 @@ int acl_set_deny_page(struct acl *acl, const char *text, size_t len);
 /* Decide for subj; counts the hit when count is set. */
 struct acl_decision acl_decide(struct acl *acl, const struct rules_subject *subj,
                                struct rules_scratch *scratch, int count);
+/*
+ * Whether a line's rule reads the resolved destination address: if not, a decision taken
+ * before resolution stands after it, and need not be taken again.
+ */
+int acl_uses_dst(const struct acl *acl);
 /* The id of the deciding line, or "default". */
 const char *acl_decision_id(const struct acl_decision *d);
 

@@ -1606,7 +1606,11 @@ cfg_addr_text(struct cfg_addr *a, char **why)
 void
 cfg_addr_from_ip(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16_t port)
 {
-	char host[INET6_ADDRSTRLEN];
+	/* per forward request: no snprintf (nor inet_ntop for IPv4, which uses it) */
+	char *t = out->text;
+	size_t n;
+	char digits[5];
+	int nd = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->ss = *ip;
@@ -1615,16 +1619,40 @@ cfg_addr_from_ip(struct cfg_addr *out, const struct sockaddr_storage *ip, uint16
 
 		sin6->sin6_port = htons(port);
 		out->len = sizeof(*sin6);
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(out->text, sizeof(out->text), "[%s]:%u", host, port);
+		t[0] = '[';
+		inet_ntop(AF_INET6, &sin6->sin6_addr, t + 1, INET6_ADDRSTRLEN);
+		n = strlen(t);
+		t[n++] = ']';
 	} else {
 		struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&out->ss;
 
+		const unsigned char *b = (const unsigned char *)&sin->sin_addr;
+
 		sin->sin_port = htons(port);
 		out->len = sizeof(*sin);
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(out->text, sizeof(out->text), "%s:%u", host, port);
+		/* glibc's inet_ntop formats IPv4 with sprintf: dotted quad by hand */
+		n = 0;
+		for (int i = 0; i < 4; i++) {
+			unsigned v = b[i];
+
+			if (v >= 100)
+				t[n++] = (char)('0' + v / 100);
+			if (v >= 10)
+				t[n++] = (char)('0' + v / 10 % 10);
+			t[n++] = (char)('0' + v % 10);
+			t[n++] = '.';
+		}
+		n--; /* the last dot */
 	}
+	_Static_assert(sizeof(out->text) >= 1 + INET6_ADDRSTRLEN + 1 + 1 + 5,
+	               "text holds [ip6]:port");
+	t[n++] = ':';
+	do
+		digits[nd++] = (char)('0' + port % 10);
+	while ((port /= 10) != 0);
+	while (nd > 0)
+		t[n++] = digits[--nd];
+	t[n] = '\0';
 }
 
 static int

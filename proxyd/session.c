@@ -3085,8 +3085,11 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 	f->next = 0;
 	free(f->acl_head);
 	f->acl_head = NULL;
-	if (s->srv->acl != NULL) {
-		/* dst rules see resolved addresses too: keep the head to decide again then */
+	if (s->srv->acl != NULL && acl_uses_dst(s->srv->acl)) {
+		/*
+		 * dst ADDR/CIDR rules see resolved addresses too: keep the head to decide again
+		 * then. Without such a rule the decision above stands (no copy, no second walk).
+		 */
 		const char *raw = (const char *)evbuffer_pullup(bufferevent_get_input(s->cbev),
 		                                                (ev_ssize_t)msg->head_len);
 		if (raw == NULL || (f->acl_head = malloc(msg->head_len)) == NULL) {

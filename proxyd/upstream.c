@@ -776,8 +776,16 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 
 	struct timeval tv = {u->keepalive_timeout_ms / 1000,
 	                     (u->keepalive_timeout_ms % 1000) * 1000};
+	short on = bufferevent_get_enabled(bev);
+
 	bufferevent_setcb(bev, up_idle_readcb, NULL, up_idle_eventcb, c);
+	if (on & EV_WRITE)
+		bufferevent_disable(bev, EV_WRITE); /* the next user writes directly (bev_flush) */
+	/*
+	 * set_timeouts re-adds an enabled read event with the idle timeout; enabling reads
+	 * that are on (the usual case: sessions keep them on) would add it a second time
+	 */
 	bufferevent_set_timeouts(bev, &tv, NULL);
-	bufferevent_disable(bev, EV_WRITE); /* the next user writes directly (bev_flush) */
-	bufferevent_enable(bev, EV_READ);
+	if (!(on & EV_READ))
+		bufferevent_enable(bev, EV_READ);
 }

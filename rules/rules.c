@@ -1324,6 +1324,15 @@ rules_rule_count(const struct rules_rule *rule)
 	return rule->n;
 }
 
+int
+rules_rule_uses_dst(const struct rules_rule *rule)
+{
+	for (size_t i = 0; i < rule->n; i++)
+		if (rule->m[i].kind == M_DST_ADDR)
+			return 1;
+	return 0;
+}
+
 const char *
 rules_rule_text(const struct rules_rule *rule, size_t i)
 {
@@ -1585,8 +1594,19 @@ build_url(const struct rules_subject *s, struct rules_scratch *sc, size_t *len)
 	o += 3;
 	memcpy(o, s->host, s->host_len);
 	o += s->host_len;
-	if (!dflt)
-		o += sprintf(o, ":%d", s->port & 0xffff);
+	if (!dflt) {
+		/* per evaluation of a url matcher: no sprintf */
+		unsigned port = (unsigned)s->port & 0xffff;
+		char digits[5];
+		int nd = 0;
+
+		*o++ = ':';
+		do
+			digits[nd++] = (char)('0' + port % 10);
+		while ((port /= 10) != 0);
+		while (nd > 0)
+			*o++ = digits[--nd];
+	}
 	if (s->path_len > 0)
 		memcpy(o, s->path, s->path_len);
 	else

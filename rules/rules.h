@@ -126,6 +126,12 @@ void rules_rule_free(struct rules_rule *rule);
 size_t rules_rule_count(const struct rules_rule *rule);
 const char *rules_rule_text(const struct rules_rule *rule, size_t i);
 
+/*
+ * Whether a matcher of rule reads subj->dst (dst ADDR, CIDR or a cidrs set): only such a
+ * rule can change its result once the destination is resolved.
+ */
+int rules_rule_uses_dst(const struct rules_rule *rule);
+
 /* A scratch for one thread, or NULL on ENOMEM. */
 struct rules_scratch *rules_scratch_new(void);
 void rules_scratch_free(struct rules_scratch *s);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Keep-alive on both sides: pooled upstream connections are reused (and not with
 # keepalive 0), a client reuses its connection, keepalive_timeout closes an idle client
-# connection and keepalive_requests closes after the Nth response.
+# connection, keepalive_requests closes after the Nth response, and an upstream's
+# keepalive_timeout closes its idle pooled connections.
 . "$TESTLIB"
-plan 14
+plan 18
 
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 # urls N URL: curl arguments fetching URL N times, each body to /dev/null
@@ -11,19 +12,23 @@ urls() { local i; ARGS=(); for ((i = 0; i < $1; i++)); do ARGS+=(-o /dev/null "$
 
 start_origin pooled
 start_origin fresh
+start_origin uidle
 port=$(free_port_static) # upstream keepalive 8
 port0=$(free_port_static) # upstream keepalive 0
 port_idle=$(free_port_static) # client keepalive_timeout 1s
 port_req=$(free_port_static) # client keepalive_requests 3
+port_uidle=$(free_port_static) # upstream keepalive_timeout 1s
 cat >"$T/proxyd.conf" <<CONF
 workers 2;
 error_log stderr info;
 upstream pooled { server 127.0.0.1:$pooled_port; keepalive 8; }
 upstream fresh { server 127.0.0.1:$fresh_port; keepalive 0; }
+upstream uidle { server 127.0.0.1:$uidle_port; keepalive 8; keepalive_timeout 1s; }
 server { listen 127.0.0.1:$port; proxy_pass pooled; }
 server { listen 127.0.0.1:$port0; proxy_pass fresh; }
 server { listen 127.0.0.1:$port_idle; proxy_pass pooled; keepalive_timeout 1s; }
 server { listen 127.0.0.1:$port_req; proxy_pass pooled; keepalive_requests 3; }
+server { listen 127.0.0.1:$port_uidle; proxy_pass uidle; }
 CONF
 start_proxyd "$T/proxyd.conf" "$port"
 
@@ -87,3 +92,18 @@ third=$(printf '%s\n' "$resp" | awk '/^HTTP\/1.1 /{n++} n==3')
 like "$third" "^[Cc]onnection: close" "the 3rd response carries Connection: close"
 first2=$(printf '%s\n' "$resp" | awk '/^HTTP\/1.1 /{n++} n<3')
 unlike "$first2" '[Cc]onnection: close' "the first two responses do not"
+
+# --- an upstream's keepalive_timeout 1s closes its idle pooled connection -----------------
+# established proxyd -> origin connections (the origin's own side has it as source port)
+upconns() { ss -Htn state established "( dport = :$uidle_port )" | wc -l; }
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port_uidle/")
+is "$code" 200 "upstream keepalive_timeout 1s: the request is answered"
+n=$(upconns)
+is "$n" 1 "right after the response, one pooled connection to the origin"
+for _ in $(seq 1 50); do
+	[ "$(upconns)" -eq 0 ] && break
+	sleep 0.1
+done
+is "$(upconns)" 0 "upstream keepalive_timeout 1s: the idle pooled connection is closed (within 5s)"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port_uidle/")
+is "$code" 200 "a request after the idle close is answered on a new upstream connection"

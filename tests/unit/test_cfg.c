@@ -1618,6 +1618,52 @@ START_TEST(test_unknown_host)
 }
 END_TEST
 
+/* cfg_addr_from_ip: the sockaddr with the port, and its "ip:port" / "[ip6]:port" text. */
+START_TEST(test_addr_from_ip)
+{
+	struct sockaddr_storage ss;
+	struct cfg_addr a;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_INET;
+	ck_assert_int_eq(
+	        inet_pton(AF_INET, "192.0.2.10", &((struct sockaddr_in *)(void *)&ss)->sin_addr),
+	        1);
+	cfg_addr_from_ip(&a, &ss, 8080);
+	ck_assert_str_eq(a.text, "192.0.2.10:8080");
+	ck_assert_uint_eq(a.len, sizeof(struct sockaddr_in));
+	ck_assert_uint_eq(ntohs(((struct sockaddr_in *)(void *)&a.ss)->sin_port), 8080);
+	cfg_addr_from_ip(&a, &ss, 0);
+	ck_assert_str_eq(a.text, "192.0.2.10:0");
+	ck_assert_int_eq(
+	        inet_pton(AF_INET, "0.9.99.255", &((struct sockaddr_in *)(void *)&ss)->sin_addr),
+	        1);
+	cfg_addr_from_ip(&a, &ss, 80);
+	ck_assert_str_eq(a.text, "0.9.99.255:80");
+	ck_assert_int_eq(
+	        inet_pton(AF_INET, "100.10.1.0", &((struct sockaddr_in *)(void *)&ss)->sin_addr),
+	        1);
+	cfg_addr_from_ip(&a, &ss, 9);
+	ck_assert_str_eq(a.text, "100.10.1.0:9");
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_INET6;
+	ck_assert_int_eq(inet_pton(AF_INET6, "2001:db8::1",
+	                           &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr),
+	                 1);
+	cfg_addr_from_ip(&a, &ss, 65535);
+	ck_assert_str_eq(a.text, "[2001:db8::1]:65535");
+	ck_assert_uint_eq(a.len, sizeof(struct sockaddr_in6));
+	ck_assert_uint_eq(ntohs(((struct sockaddr_in6 *)(void *)&a.ss)->sin6_port), 65535);
+	/* the longest text there is */
+	ck_assert_int_eq(inet_pton(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+	                           &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr),
+	                 1);
+	cfg_addr_from_ip(&a, &ss, 10000);
+	ck_assert_str_eq(a.text, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:10000");
+}
+END_TEST
+
 /* A (name, context) pair appears once across all directive tables. */
 START_TEST(test_directives_unique)
 {
@@ -1711,6 +1757,7 @@ cfg_suite(void)
 	tc = tcase_create("tables");
 	tcase_add_test(tc, test_directives_unique);
 	tcase_add_test(tc, test_directives_documented);
+	tcase_add_test(tc, test_addr_from_ip);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("resolver");

@@ -356,6 +356,31 @@ START_TEST(test_sockaddr)
 }
 END_TEST
 
+/* Only dst ADDR/CIDR and dst in a cidrs set read the resolved destination. */
+START_TEST(test_uses_dst)
+{
+	static const char *const nets[] = {"10.0.0.0/8"};
+	static const char *const names[] = {"example.com"};
+	static const struct {
+		const char *rule;
+		int uses;
+	} rows[] = {
+	        {"dst 10.0.0.0/8", 1},  {"!dst 192.0.2.1", 1},      {"method GET dst in dnets", 1},
+	        {"dst example.com", 0}, {"dst .example.com", 0},    {"dst in dnames", 0},
+	        {"src 10.0.0.0/8", 0},  {"url ~ ^http://10\\.", 0}, {"all", 0},
+	};
+
+	define(RULES_SET_CIDRS, "dnets", nets, 1);
+	define(RULES_SET_DOMAINS, "dnames", names, 1);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct rules_rule *r = compile_ok(rows[i].rule);
+
+		ck_assert_msg(rules_rule_uses_dst(r) == rows[i].uses, "%s", rows[i].rule);
+		rules_rule_free(r);
+	}
+}
+END_TEST
+
 START_TEST(test_cidr_set)
 {
 	static const char *const nets[] = {"10.0.0.0/8", "10.1.0.0/16", "192.0.2.7",
@@ -1697,6 +1722,14 @@ START_TEST(test_url_port)
 
 	s.port = 8080;
 	ck_assert(eval("url ~ ^http://www\\.example\\.com:8080/docs/", &s));
+	s.port = 1;
+	ck_assert(eval("url ~ ^http://www\\.example\\.com:1/docs/", &s));
+	s.port = 10;
+	ck_assert(eval("url ~ ^http://www\\.example\\.com:10/docs/", &s));
+	s.port = 65535;
+	ck_assert(eval("url ~ ^http://www\\.example\\.com:65535/docs/", &s));
+	s.port = 443; /* not https's default for http */
+	ck_assert(eval("url ~ ^http://www\\.example\\.com:443/docs/", &s));
 	s.scheme = "https";
 	s.scheme_len = 5;
 	s.port = 443;
@@ -1909,6 +1942,7 @@ rules_suite(void)
 	tcase_add_test(tc, test_matchers);
 	tcase_add_test(tc, test_absent);
 	tcase_add_test(tc, test_cidr);
+	tcase_add_test(tc, test_uses_dst);
 	tcase_add_test(tc, test_sockaddr);
 	tcase_add_test(tc, test_cidr_set);
 	tcase_add_test(tc, test_domains);
