@@ -20,6 +20,8 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "acl.h"
 #include "anon.h"
@@ -44,6 +46,8 @@
  * which cuts the syscalls of a large transfer by an order of magnitude.
  */
 #define IO_CHUNK (64 * 1024)
+/* Plaintext per TLS record written by bev_flush(): the protocol's maximum. */
+#define TLS_RECORD (16 * 1024)
 /* Largest response head accepted from an upstream. */
 #define RESP_HEAD_MAX    (64 * 1024)
 #define RESP_MAX_HEADERS HTTP_MAX_HEADERS
@@ -476,6 +480,47 @@ bev_read_more(struct bufferevent *bev)
 }
 
 /*
+ * TLS: encrypt and write bev's output now, in records of up to TLS_RECORD (a response head
+ * and a small body go out as one record and one write(2)), instead of arming EV_WRITE and
+ * letting the bufferevent write on the next loop pass, one SSL_write per buffer chain: that
+ * cost two epoll_ctl, a wakeup and a record per chain for every response. Only while
+ * EV_WRITE is off, i.e. while the bufferevent has no write of its own under way that
+ * OpenSSL would want retried. A write that blocks (or fails) leaves the data in the output
+ * and hands over to the bufferevent: its retry starts at the same bytes, with at least as
+ * many of them (the first chain is made contiguous over the blocked length, and its own
+ * writes take up to 16 KiB; SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER is set by libevent), which
+ * is what OpenSSL requires, and it reports an error through the event callback as usual.
+ */
+static void
+bev_flush_tls(struct bufferevent *bev, SSL *ssl)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	size_t budget = RELAY_HIGH, len;
+
+	if ((bufferevent_get_enabled(bev) & EV_WRITE) || !SSL_is_init_finished(ssl)) {
+		bufferevent_enable(bev, EV_WRITE);
+		return;
+	}
+	while ((len = evbuffer_get_length(out)) > 0 && budget > 0) {
+		size_t n = len < TLS_RECORD ? len : TLS_RECORD;
+		unsigned char *p = evbuffer_pullup(out, (ev_ssize_t)n);
+		int r;
+
+		if (p == NULL)
+			break;
+		ERR_clear_error();
+		if ((r = SSL_write(ssl, p, (int)n)) <= 0)
+			break; /* the bufferevent retries it, or reports the error */
+		evbuffer_drain(out, (size_t)r);
+		budget = (size_t)r < budget ? budget - (size_t)r : 0;
+	}
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+	else /* libevent 2.1 arms the write event whenever output is added: unarm it */
+		bufferevent_disable(bev, EV_WRITE);
+}
+
+/*
  * Write bev's pending output now, as nginx and HAProxy do, instead of arming a write event
  * and writing on the next loop pass: a message that fits the socket buffer costs one
  * writev and no epoll_ctl. EV_WRITE (and with it the write timeout) is enabled only for a
@@ -487,11 +532,16 @@ static void
 bev_flush(struct bufferevent *bev)
 {
 	struct evbuffer *out = bufferevent_get_output(bev);
+	SSL *ssl;
 
 	if (evbuffer_get_length(out) == 0)
 		return;
-	if (bufferevent_openssl_get_ssl(bev) != NULL || bufferevent_getfd(bev) < 0) {
-		/* TLS: the bufferevent encrypts and writes; a pair (background refresh) moves */
+	if ((ssl = bufferevent_openssl_get_ssl(bev)) != NULL) {
+		bev_flush_tls(bev, ssl);
+		return;
+	}
+	if (bufferevent_getfd(bev) < 0) {
+		/* a pair (background refresh): the bufferevent moves the data */
 		bufferevent_enable(bev, EV_WRITE);
 		return;
 	}
