@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -46,6 +47,8 @@
  * which cuts the syscalls of a large transfer by an order of magnitude.
  */
 #define IO_CHUNK (64 * 1024)
+/* Most bytes bev_readcb() reads per readiness event (libevent's own reads take 4 KiB). */
+#define READ_FIRST 4096
 /* Plaintext per TLS record written by bev_flush(): the protocol's maximum. */
 #define TLS_RECORD (16 * 1024)
 /* Largest response head accepted from an upstream. */
@@ -435,6 +438,102 @@ pump_run(struct pump *p, struct evbuffer *src, struct evbuffer *dst)
 		}
 	}
 	return 1;
+}
+
+/*
+ * The read event of a socket bufferevent, with bev_own_reads(): what libevent's own read
+ * callback does (bufferevent_sock.c, 2.1), minus its ioctl(FIONREAD) before every read,
+ * which costs a system call per read to size a buffer: reading up to READ_FIRST into the
+ * evbuffer's free space needs no exact size. Watermarks, timeouts, enabling and suspending
+ * stay libevent's: it adds and deletes this event as before, the input's watermark callback
+ * still suspends reading at the high mark, and results go to the bufferevent's callbacks
+ * as libevent delivers them (read callback at the low mark; EOF, error and timeout with
+ * BEV_EVENT_READING after reading was disabled).
+ */
+static void
+bev_readcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bufferevent *bev = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ev_ssize_t room = bufferevent_get_max_single_read(bev);
+	short ev = BEV_EVENT_READING;
+	ssize_t r = -1;
+	int n, err;
+
+	if (what == EV_TIMEOUT) { /* EV_TIMEOUT|EV_READ: data came, the timeout does not count */
+		ev |= BEV_EVENT_TIMEOUT;
+		goto fail;
+	}
+	if (bev->wm_read.high != 0) {
+		size_t len = evbuffer_get_length(in);
+
+		if (len >= bev->wm_read.high) {
+			/* the watermark callback adds the event again once input drains */
+			event_del(&bev->ev_read);
+			return;
+		}
+		if ((ev_ssize_t)(bev->wm_read.high - len) < room)
+			room = (ev_ssize_t)(bev->wm_read.high - len);
+	}
+	if (room > READ_FIRST || room <= 0)
+		room = READ_FIRST;
+	evbuffer_unfreeze(in, 0);
+	if ((n = evbuffer_reserve_space(in, room, v, 2)) > 0) {
+		for (int i = 0; i < n; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		r = readv(fd, iov, n);
+		err = errno;
+		size_t left = r > 0 ? (size_t)r : 0;
+		for (int i = 0; i < n; i++) {
+			v[i].iov_len = left < v[i].iov_len ? left : v[i].iov_len;
+			left -= v[i].iov_len;
+		}
+		evbuffer_commit_space(in, v, r > 0 ? n : 0);
+		errno = err;
+	}
+	evbuffer_freeze(in, 0);
+	if (n <= 0)
+		return; /* out of memory: try again on the next readiness */
+	if (r > 0) {
+		bufferevent_trigger(bev, EV_READ, 0); /* the read callback, at the low mark */
+		return;
+	}
+	if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	ev |= r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR;
+fail:
+	err = errno; /* for the event callback */
+	bufferevent_incref(bev);
+	bufferevent_disable(bev, EV_READ);
+	errno = err;
+	bufferevent_trigger_event(bev, ev, 0);
+	bufferevent_decref(bev);
+}
+
+/*
+ * Read bev (a socket bufferevent with its descriptor set, not TLS) with bev_readcb()
+ * instead of libevent's read callback. It reassigns the bufferevent's own read event
+ * (struct bufferevent is public in event2/bufferevent_struct.h), so call it again after
+ * anything that sets the descriptor (bufferevent_setfd, bufferevent_socket_connect).
+ */
+static void
+bev_own_reads(struct bufferevent *bev)
+{
+	struct event *ev = &bev->ev_read;
+	int pending = event_pending(ev, EV_READ, NULL);
+	evutil_socket_t fd = event_get_fd(ev);
+
+	if (fd < 0 || bufferevent_openssl_get_ssl(bev) != NULL)
+		return;
+	event_del(ev);
+	event_assign(ev, bufferevent_get_base(bev), fd, EV_READ | EV_PERSIST | EV_FINALIZE,
+	             bev_readcb, bev);
+	if (pending)
+		event_add(ev, evutil_timerisset(&bev->timeout_read) ? &bev->timeout_read : NULL);
 }
 
 /*
@@ -1674,6 +1773,7 @@ session_connect_addr(struct session *s, int pooled)
 		session_release_upstream(s, 0);
 		return -1;
 	}
+	bev_own_reads(bev); /* the descriptor is set now */
 	return 0;
 }
 
@@ -3864,6 +3964,8 @@ session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_
 			fd = -1; /* the failed bufferevent closed it */
 	} else {
 		s->cbev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (s->cbev != NULL)
+			bev_own_reads(s->cbev);
 	}
 	s->timer = evtimer_new(env->base, session_timercb, s);
 	if (s->cbev == NULL || s->timer == NULL) {
