@@ -230,10 +230,37 @@ ms_tv(uint32_t ms)
 	return tv;
 }
 
+/*
+ * ms as a timeout for events of env's base. Every connection of a worker uses the same few
+ * durations (the configured timeouts) and re-arms them several times per request, so they
+ * are libevent common timeouts: events with one duration sit in a FIFO list, and re-arming
+ * one is O(1) instead of a min-heap removal and insertion. 0 stays 0 ("none" for
+ * bufferevents); beyond SESSION_TIMEOUTS durations (many reloads) the heap serves.
+ */
+static struct timeval
+env_tv(struct session_env *env, uint32_t ms)
+{
+	struct timeval tv = ms_tv(ms);
+	const struct timeval *c;
+
+	if (ms == 0)
+		return tv;
+	for (unsigned i = 0; i < env->ntmo; i++)
+		if (env->tmo[i].ms == ms)
+			return env->tmo[i].tv;
+	if (env->ntmo < SESSION_TIMEOUTS &&
+	    (c = event_base_init_common_timeout(env->base, &tv)) != NULL) {
+		env->tmo[env->ntmo].ms = ms;
+		env->tmo[env->ntmo].tv = *c;
+		return env->tmo[env->ntmo++].tv;
+	}
+	return tv;
+}
+
 static void
 session_timer_set(struct session *s, uint32_t ms)
 {
-	struct timeval tv = ms_tv(ms);
+	struct timeval tv = env_tv(s->env, ms);
 
 	evtimer_add(s->timer, &tv);
 }
@@ -886,7 +913,7 @@ session_close(struct session *s, const char *why)
 static void
 session_enter_head(struct session *s)
 {
-	struct timeval wtv = ms_tv(s->srv->send_timeout_ms);
+	struct timeval wtv = env_tv(s->env, s->srv->send_timeout_ms);
 
 	s->state = S_HEAD;
 	s->head_scanned = 0;
@@ -1660,10 +1687,10 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg);
 static void
 session_request_sent(struct session *s)
 {
-	struct timeval rtv = ms_tv(s->srv->proxy_read_timeout_ms),
-	               wtv = ms_tv(s->srv->proxy_send_timeout_ms);
+	struct timeval rtv = env_tv(s->env, s->srv->proxy_read_timeout_ms),
+	               wtv = env_tv(s->env, s->srv->proxy_send_timeout_ms);
 
-	struct timeval ctv = ms_tv(s->srv->send_timeout_ms);
+	struct timeval ctv = env_tv(s->env, s->srv->send_timeout_ms);
 
 	/* while the upstream answers, the client owes nothing: no read timeout */
 	if (s->req.kind != HTTP_BODY_NONE)
@@ -1677,7 +1704,7 @@ static void
 session_upstream_ready(struct session *s)
 {
 	struct evbuffer *out = bufferevent_get_output(s->ubev);
-	struct timeval wtv = ms_tv(s->srv->proxy_send_timeout_ms);
+	struct timeval wtv = env_tv(s->env, s->srv->proxy_send_timeout_ms);
 
 	if (s->fwd != NULL && s->fwd->connect) {
 		session_tunnel_start(s);
@@ -1712,8 +1739,8 @@ session_upstream_ready(struct session *s)
 		evbuffer_add(bufferevent_get_output(s->cbev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		bev_flush(s->cbev);
 	}
-	struct timeval btv = ms_tv(s->srv->client_body_timeout_ms),
-	               stv = ms_tv(s->srv->send_timeout_ms);
+	struct timeval btv = env_tv(s->env, s->srv->client_body_timeout_ms),
+	               stv = env_tv(s->env, s->srv->send_timeout_ms);
 	bufferevent_set_timeouts(s->cbev, &btv, &stv);
 	bufferevent_enable(s->cbev, EV_READ);
 	session_pump_request(s);
@@ -1758,7 +1785,7 @@ session_connect_addr(struct session *s, int pooled)
 	}
 	bufferevent_set_max_single_read(bev, IO_CHUNK);
 	bufferevent_set_max_single_write(bev, IO_CHUNK);
-	struct timeval ctv = ms_tv(s->srv->proxy_connect_timeout_ms);
+	struct timeval ctv = env_tv(s->env, s->srv->proxy_connect_timeout_ms);
 	bufferevent_setcb(bev, up_readcb, up_writecb, up_eventcb, s);
 	bufferevent_set_timeouts(bev, NULL, &ctv);
 	s->ubev = bev;

@@ -25,6 +25,9 @@ struct session;
 TAILQ_HEAD(session_list, session);
 
 /* What a worker gives its sessions. Touched only by the worker's own thread. */
+/* Timeout durations a worker keeps as libevent common timeouts (more use the heap). */
+#define SESSION_TIMEOUTS 32
+
 struct session_env {
 	struct event_base *base;
 	struct up_pool pool;
@@ -40,6 +43,12 @@ struct session_env {
 	int id;
 	char logtime[32]; /* cached access-log time for logtime_sec */
 	time_t logtime_sec;
+	/* the base's common timeouts (O(1) re-arming) by duration, see session.c env_tv() */
+	unsigned ntmo;
+	struct session_tmo {
+		uint32_t ms;
+		struct timeval tv;
+	} tmo[SESSION_TIMEOUTS];
 };
 
 /* A request as the rule language sees it, with the buffers it points into. */

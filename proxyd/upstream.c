@@ -661,6 +661,7 @@ up_pool_init(struct up_pool *pool)
 	TAILQ_INIT(&pool->idle);
 	TAILQ_INIT(&pool->spare);
 	pool->count = 0;
+	pool->idle_ms = 0;
 }
 
 /* Unlink c from the idle list and keep the entry for the next up_pool_put(). */
@@ -774,10 +775,18 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 	TAILQ_INSERT_HEAD(&pool->idle, c, link);
 	pool->count++;
 
-	struct timeval tv = {u->keepalive_timeout_ms / 1000,
-	                     (u->keepalive_timeout_ms % 1000) * 1000};
 	short on = bufferevent_get_enabled(bev);
 
+	if (pool->idle_ms != u->keepalive_timeout_ms) {
+		/* a common timeout: re-arming it per request is O(1), not a heap operation */
+		struct timeval tv = {u->keepalive_timeout_ms / 1000,
+		                     (u->keepalive_timeout_ms % 1000) * 1000};
+		const struct timeval *ctv =
+		        event_base_init_common_timeout(bufferevent_get_base(bev), &tv);
+
+		pool->idle_ms = u->keepalive_timeout_ms;
+		pool->idle_tv = ctv != NULL ? *ctv : tv;
+	}
 	bufferevent_setcb(bev, up_idle_readcb, NULL, up_idle_eventcb, c);
 	if (on & EV_WRITE)
 		bufferevent_disable(bev, EV_WRITE); /* the next user writes directly (bev_flush) */
@@ -785,7 +794,7 @@ up_pool_put(struct up_pool *pool, struct bufferevent *bev, const struct cfg_upst
 	 * set_timeouts re-adds an enabled read event with the idle timeout; enabling reads
 	 * that are on (the usual case: sessions keep them on) would add it a second time
 	 */
-	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_set_timeouts(bev, &pool->idle_tv, NULL);
 	if (!(on & EV_READ))
 		bufferevent_enable(bev, EV_READ);
 }

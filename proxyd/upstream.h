@@ -47,6 +47,7 @@
 
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/time.h>
 
 #include "cfg.h"
 #include "http.h"
@@ -131,6 +132,8 @@ struct up_pool {
 	struct up_idle_list idle;  /* most recently used first */
 	struct up_idle_list spare; /* freed entries, reused to spare malloc per request */
 	unsigned count;
+	uint32_t idle_ms;       /* the last idle timeout used, */
+	struct timeval idle_tv; /* as a common timeout of the worker's base */
 };
 
 void up_pool_init(struct up_pool *pool);
