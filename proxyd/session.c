@@ -311,6 +311,69 @@ buf_add_header(struct evbuffer *b, const struct http_header *h)
 	evbuffer_add(b, "\r\n", 2);
 }
 
+/*
+ * A message head built in a local buffer and added to an evbuffer in large pieces: a head
+ * is some thirty small pieces, and every evbuffer_add costs a call into libevent, its
+ * callbacks, and often a new chain. hb_flush() before anything else writes to dst.
+ */
+struct hbuf {
+	struct evbuffer *dst;
+	size_t n;
+	char b[4096];
+};
+
+static void
+hb_init(struct hbuf *h, struct evbuffer *dst)
+{
+	h->dst = dst;
+	h->n = 0;
+}
+
+static void
+hb_flush(struct hbuf *h)
+{
+	if (h->n > 0)
+		evbuffer_add(h->dst, h->b, h->n);
+	h->n = 0;
+}
+
+static void
+hb_add(struct hbuf *h, const void *p, size_t len)
+{
+	if (len > sizeof(h->b) - h->n) {
+		hb_flush(h);
+		if (len > sizeof(h->b)) {
+			evbuffer_add(h->dst, p, len);
+			return;
+		}
+	}
+	memcpy(h->b + h->n, p, len);
+	h->n += len;
+}
+
+static void
+hb_header(struct hbuf *h, const struct http_header *hd)
+{
+	if (hd->name.len + hd->value.len + 4 <= sizeof(h->b) - h->n) {
+		char *d = h->b + h->n;
+
+		memcpy(d, hd->name.p, hd->name.len);
+		d += hd->name.len;
+		*d++ = ':';
+		*d++ = ' ';
+		memcpy(d, hd->value.p, hd->value.len);
+		d += hd->value.len;
+		*d++ = '\r';
+		*d++ = '\n';
+		h->n = (size_t)(d - h->b);
+		return;
+	}
+	hb_add(h, hd->name.p, hd->name.len);
+	hb_add(h, ": ", 2);
+	hb_add(h, hd->value.p, hd->value.len);
+	hb_add(h, "\r\n", 2);
+}
+
 /* ---------------------------------------------------------------- body pump */
 
 static void
@@ -679,6 +742,18 @@ bev_flush(struct bufferevent *bev)
 		bufferevent_enable(bev, EV_WRITE);
 }
 
+/*
+ * Enable reading unless it is enabled: enabling again re-adds the read event (and re-arms
+ * its timeout), which nobody needs where this is used (no read timeout, or new timeouts
+ * were just set, which re-arms pending events anyway).
+ */
+static void
+bev_enable_read(struct bufferevent *bev)
+{
+	if (!(bufferevent_get_enabled(bev) & EV_READ))
+		bufferevent_enable(bev, EV_READ);
+}
+
 /* A write callback saw the output drained: no write event until there is output again. */
 static void
 bev_write_idle(struct bufferevent *bev)
@@ -934,7 +1009,7 @@ session_enter_head(struct session *s)
 	memset(&s->resp, 0, sizeof(s->resp));
 	bufferevent_set_timeouts(s->cbev, NULL, &wtv);
 	bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
-	bufferevent_enable(s->cbev, EV_READ);
+	bev_enable_read(s->cbev);
 	if (evbuffer_get_length(bufferevent_get_input(s->cbev)) > 0) {
 		/* a pipelined request is already here */
 		session_timer_set(s, s->srv->client_header_timeout_ms);
@@ -1108,15 +1183,17 @@ session_build_request(struct session *s, const struct http_msg *msg)
 	int conn_tokens = http_header_find(msg, "connection") != NULL;
 	int nxff = 0, nvia = 0;
 	char num[32];
+	struct hbuf hb;
 
 	evbuffer_drain(b, evbuffer_get_length(b));
-	evbuffer_add(b, msg->method_name.p, msg->method_name.len);
-	evbuffer_add(b, " ", 1);
+	hb_init(&hb, b);
+	hb_add(&hb, msg->method_name.p, msg->method_name.len);
+	hb_add(&hb, " ", 1);
 	if (msg->form == HTTP_TARGET_ABSOLUTE)
-		evbuffer_add(b, msg->path.p, msg->path.len);
+		hb_add(&hb, msg->path.p, msg->path.len);
 	else
-		evbuffer_add(b, msg->target.p, msg->target.len);
-	evbuffer_add(b, " HTTP/1.1\r\n", 11);
+		hb_add(&hb, msg->target.p, msg->target.len);
+	hb_add(&hb, " HTTP/1.1\r\n", 11);
 
 	if (msg->form == HTTP_TARGET_ABSOLUTE) {
 		/* The URI's authority wins over Host (RFC 9112 3.2.2). */
@@ -1147,9 +1224,9 @@ session_build_request(struct session *s, const struct http_msg *msg)
 				continue; /* dropped, or replaced below */
 		}
 		if (h->name.len == 4 && HDR_IS(h, "host")) {
-			evbuffer_add(b, "Host: ", 6);
-			evbuffer_add(b, host.p, host.len);
-			evbuffer_add(b, "\r\n", 2);
+			hb_add(&hb, "Host: ", 6);
+			hb_add(&hb, host.p, host.len);
+			hb_add(&hb, "\r\n", 2);
 			continue;
 		}
 		if (srv->x_forwarded_for && HDR_IS(h, "x-forwarded-for")) {
@@ -1170,19 +1247,19 @@ session_build_request(struct session *s, const struct http_msg *msg)
 				via.len = (size_t)(h->value.p + h->value.len - via.p);
 			continue;
 		}
-		buf_add_header(b, h);
+		hb_header(&hb, h);
 	}
 	if (msg->host_header.p == NULL) {
 		/*
 		 * HTTP/1.0 without Host: HTTP/1.1 upstream requests need one; the upstream's
 		 * name stands in, as nginx's $proxy_host does.
 		 */
-		evbuffer_add(b, "Host: ", 6);
+		hb_add(&hb, "Host: ", 6);
 		if (host.p != NULL && host.len > 0)
-			evbuffer_add(b, host.p, host.len);
+			hb_add(&hb, host.p, host.len);
 		else
-			evbuffer_add(b, srv->upstream->name, strlen(srv->upstream->name));
-		evbuffer_add(b, "\r\n", 2);
+			hb_add(&hb, srv->upstream->name, strlen(srv->upstream->name));
+		hb_add(&hb, "\r\n", 2);
 	}
 	if (s->req.kind == HTTP_BODY_LENGTH || (msg->flags & HTTP_F_HAS_LENGTH)) {
 		/* "Content-Length: 0" too: some servers answer 411 to a POST without it */
@@ -1190,50 +1267,49 @@ session_build_request(struct session *s, const struct http_msg *msg)
 
 		num[n++] = '\r';
 		num[n++] = '\n';
-		evbuffer_add(b, "Content-Length: ", 16);
-		evbuffer_add(b, num, n);
+		hb_add(&hb, "Content-Length: ", 16);
+		hb_add(&hb, num, n);
 	} else if (s->req.kind == HTTP_BODY_CHUNKED) {
-		evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+		hb_add(&hb, "Transfer-Encoding: chunked\r\n", 28);
 	}
 	if (srv->x_forwarded_for) {
 		/*
 		 * Combined fields were separated by CRLF + name in the buffer; rebuild
 		 * them as one comma-separated list.
 		 */
-		evbuffer_add(b, "X-Forwarded-For: ", 17);
+		hb_add(&hb, "X-Forwarded-For: ", 17);
 		if (nxff > 0) {
 			for (size_t i = 0; i < msg->nheaders; i++) {
 				h = &msg->headers[i];
 				if (HDR_IS(h, "x-forwarded-for")) {
-					evbuffer_add(b, h->value.p, h->value.len);
-					evbuffer_add(b, ", ", 2);
+					hb_add(&hb, h->value.p, h->value.len);
+					hb_add(&hb, ", ", 2);
 				}
 			}
 		}
-		evbuffer_add(b, s->client, strlen(s->client));
-		evbuffer_add(b, "\r\n", 2);
+		hb_add(&hb, s->client, strlen(s->client));
+		hb_add(&hb, "\r\n", 2);
 	}
 	if (srv->x_forwarded_proto)
-		evbuffer_add(
-		        b, s->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n",
-		        s->tls ? 26 : 25);
+		hb_add(&hb, s->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n",
+		       s->tls ? 26 : 25);
 	if (srv->x_forwarded_host && host.len > 0) {
-		evbuffer_add(b, "X-Forwarded-Host: ", 18);
-		evbuffer_add(b, host.p, host.len);
-		evbuffer_add(b, "\r\n", 2);
+		hb_add(&hb, "X-Forwarded-Host: ", 18);
+		hb_add(&hb, host.p, host.len);
+		hb_add(&hb, "\r\n", 2);
 	}
 	if (srv->via) {
-		evbuffer_add(b, "Via: ", 5);
+		hb_add(&hb, "Via: ", 5);
 		if (nvia > 0) {
 			for (size_t i = 0; i < msg->nheaders; i++) {
 				h = &msg->headers[i];
 				if (HDR_IS(h, "via")) {
-					evbuffer_add(b, h->value.p, h->value.len);
-					evbuffer_add(b, ", ", 2);
+					hb_add(&hb, h->value.p, h->value.len);
+					hb_add(&hb, ", ", 2);
 				}
 			}
 		}
-		evbuffer_add(b, msg->version_minor ? "1.1 proxyd\r\n" : "1.0 proxyd\r\n", 12);
+		hb_add(&hb, msg->version_minor ? "1.1 proxyd\r\n" : "1.0 proxyd\r\n", 12);
 	}
 	(void)xff;
 	(void)via;
@@ -1243,13 +1319,14 @@ session_build_request(struct session *s, const struct http_msg *msg)
 		const char *ua = anon_user_agent(anon, &ualen);
 
 		if (ua != NULL) {
-			evbuffer_add(b, "User-Agent: ", 12);
-			evbuffer_add(b, ua, ualen);
-			evbuffer_add(b, "\r\n", 2);
+			hb_add(&hb, "User-Agent: ", 12);
+			hb_add(&hb, ua, ualen);
+			hb_add(&hb, "\r\n", 2);
 		}
 	}
 
 	if (s->cstale != NULL) {
+		hb_flush(&hb);
 		/* revalidating a stale entry: the origin answers 304 if it is still current */
 		struct cache_header v[2];
 		char date[30];
@@ -1265,11 +1342,12 @@ session_build_request(struct session *s, const struct http_msg *msg)
 	}
 	if (s->upgrade) {
 		/* hop-by-hop, so passed on explicitly: the upstream decides whether to switch */
-		evbuffer_add(b, "Upgrade: websocket\r\nConnection: upgrade\r\n", 41);
+		hb_add(&hb, "Upgrade: websocket\r\nConnection: upgrade\r\n", 41);
 	} else if (srv->upstream->keepalive == 0) {
-		evbuffer_add(b, "Connection: close\r\n", 19);
+		hb_add(&hb, "Connection: close\r\n", 19);
 	}
-	evbuffer_add(b, "\r\n", 2);
+	hb_add(&hb, "\r\n", 2);
+	hb_flush(&hb);
 }
 
 int
@@ -1727,7 +1805,7 @@ session_upstream_ready(struct session *s)
 	bufferevent_setcb(s->ubev, up_readcb, up_writecb, up_eventcb, s);
 	/* a copy: the original stays for a retry until the upstream answers */
 	evbuffer_add(out, evbuffer_pullup(s->req_head, -1), evbuffer_get_length(s->req_head));
-	bufferevent_enable(s->ubev, EV_READ); /* writing is enabled from creation on */
+	bev_enable_read(s->ubev); /* writing is enabled from creation on */
 
 	if (s->req.done) {
 		bev_flush(s->ubev);
@@ -1742,7 +1820,7 @@ session_upstream_ready(struct session *s)
 	struct timeval btv = env_tv(s->env, s->srv->client_body_timeout_ms),
 	               stv = env_tv(s->env, s->srv->send_timeout_ms);
 	bufferevent_set_timeouts(s->cbev, &btv, &stv);
-	bufferevent_enable(s->cbev, EV_READ);
+	bev_enable_read(s->cbev);
 	session_pump_request(s);
 }
 
@@ -3714,6 +3792,7 @@ session_read_response_head(struct session *s)
 	int out_chunked = 0;
 	char line[64];
 	size_t n2;
+	struct hbuf hb;
 
 	s->status = msg->status_code;
 	if (!s->req.done)
@@ -3740,34 +3819,37 @@ session_read_response_head(struct session *s)
 		out = s->hold;
 		s->resp_held = 1;
 	}
+	hb_init(&hb, out);
 	memcpy(line, "HTTP/1.1 ", 9);
 	n2 = 9 + fmt_u64(line + 9, (uint64_t)msg->status_code, 10);
 	line[n2++] = ' ';
-	evbuffer_add(out, line, n2);
-	evbuffer_add(out, msg->reason.p, msg->reason.len);
-	evbuffer_add(out, "\r\n", 2);
+	hb_add(&hb, line, n2);
+	hb_add(&hb, msg->reason.p, msg->reason.len);
+	hb_add(&hb, "\r\n", 2);
 	for (size_t i = 0; i < msg->nheaders; i++) {
 		const struct http_header *h = &msg->headers[i];
 
 		if (hdr_hop(h)) {
 			/* a HEAD or 304 answer states the length of the body it omits */
 			if (kind == HTTP_BODY_NONE && HDR_IS(h, "content-length"))
-				buf_add_header(out, h);
+				hb_header(&hb, h);
 			continue;
 		}
 		if (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len))
 			continue;
-		buf_add_header(out, h);
+		hb_header(&hb, h);
 	}
 	if (kind == HTTP_BODY_LENGTH) {
 		memcpy(line, "Content-Length: ", 16);
 		n2 = 16 + fmt_u64(line + 16, (uint64_t)msg->content_length, 10);
 		line[n2++] = '\r';
 		line[n2++] = '\n';
-		evbuffer_add(out, line, n2);
+		hb_add(&hb, line, n2);
 	} else if (out_chunked) {
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		hb_add(&hb, "Transfer-Encoding: chunked\r\n", 28);
 	}
+	if (srv->nadd_headers > 0 || (srv->cache != NULL && srv->cache->store != NULL))
+		hb_flush(&hb); /* what follows writes to out itself */
 	if (srv->nadd_headers > 0)
 		session_add_headers(s, out, msg->status_code);
 	if (srv->cache != NULL && srv->cache->store != NULL) {
@@ -3781,10 +3863,11 @@ session_read_response_head(struct session *s)
 			session_cache_invalidate(s, msg);
 	}
 	if (!s->keepalive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
+		hb_add(&hb, "Connection: close\r\n", 19);
 	else if (s->minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+		hb_add(&hb, "Connection: keep-alive\r\n", 24);
+	hb_add(&hb, "\r\n", 2);
+	hb_flush(&hb);
 
 	evbuffer_drain(in, (size_t)r);
 	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
