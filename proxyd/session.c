@@ -575,7 +575,7 @@ bev_readcb(evutil_socket_t fd, short what, void *arg)
 			iov[i].iov_base = v[i].iov_base;
 			iov[i].iov_len = v[i].iov_len;
 		}
-		r = readv(fd, iov, n);
+		r = n == 1 ? read(fd, iov[0].iov_base, iov[0].iov_len) : readv(fd, iov, n);
 		err = errno;
 		size_t left = r > 0 ? (size_t)r : 0;
 		for (int i = 0; i < n; i++) {
@@ -586,14 +586,15 @@ bev_readcb(evutil_socket_t fd, short what, void *arg)
 		errno = err;
 	}
 	evbuffer_freeze(in, 0);
-	if (n <= 0)
-		return; /* out of memory: try again on the next readiness */
-	if (r > 0) {
+	if (n <= 0) {
+		errno = ENOMEM; /* libevent's read reports it as an error too */
+		r = -1;
+	} else if (r > 0) {
 		bufferevent_trigger(bev, EV_READ, 0); /* the read callback, at the low mark */
 		return;
-	}
-	if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	} else if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		return;
+	}
 	ev |= r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR;
 fail:
 	err = errno; /* for the event callback */
