@@ -57,20 +57,20 @@ like "$out" "CLOSED 4000" "a close by the server reaches the client"
 
 # an open WebSocket is an active request of its peer
 # (polled: node may take a while to start on a loaded machine; the hold outlasts the poll)
+# active_ws N: poll the admin endpoint (4 s at most) until ws has N active requests
+active_ws() {
+	for _ in $(seq 1 80); do
+		up=$(curl -s "http://127.0.0.1:$aport/upstreams")
+		[[ $up =~ \"name\":\"ws\".*\"active\":$1, ]] && break
+		sleep 0.05
+	done
+}
 node "$WS" client "ws://127.0.0.1:$port/" --count 1 --size 10 --hold 5000 >"$T/hold.out" &
 hpid=$!
-for _ in $(seq 1 80); do
-	up=$(curl -s "http://127.0.0.1:$aport/upstreams")
-	[[ $up =~ \"name\":\"ws\".*\"active\":1, ]] && break
-	sleep 0.05
-done
+active_ws 1
 like "$up" '"name":"ws".*"active":1,' "the open WebSocket counts as an active request"
 wait "$hpid"
-for _ in $(seq 1 40); do
-	up=$(curl -s "http://127.0.0.1:$aport/upstreams")
-	[[ $up =~ \"name\":\"ws\".*\"active\":0, ]] && break
-	sleep 0.05
-done
+active_ws 0
 like "$up" '"name":"ws".*"active":0,' "and stops counting when it closes"
 like "$(tail -1 "$T/access.log")" '"GET / HTTP/1.1" 101 [0-9]+ .* tunnel=[0-9.]+s up=[0-9]+ down=[0-9]+' \
 	"the access log has the upgraded connection's duration and bytes"
