@@ -39,8 +39,9 @@ fetch "/bytes/11?cc=max-age%3D0%2C%20s-maxage%3D60"
 is "$(xc "$B/bytes/11?cc=max-age%3D0%2C%20s-maxage%3D60")" HIT \
 	"s-maxage=60 wins over max-age=0 in a shared cache"
 
-fetch "/bytes/12?h=Expires:%20$(httpdate '+60 seconds')"
-is "$(xc "$B/bytes/12?h=Expires:%20$(httpdate '+60 seconds')")" HIT "Expires a minute ahead: fresh"
+E1="/bytes/12?h=Expires:%20$(httpdate '+60 seconds')"
+fetch "$E1"
+is "$(xc "$B$E1")" HIT "Expires a minute ahead: fresh"
 E2="/bytes/13?h=Expires:%20$(httpdate '-60 seconds')&h=ETag:%20%22e%22&notmod=1"
 fetch "$E2"
 is "$(xc "$B$E2")" REVALIDATED "Expires in the past: stale, revalidated"
