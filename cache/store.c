@@ -92,6 +92,7 @@ struct cache_store {
 	size_t queue_max;
 	uint32_t chunk_size;
 	unsigned page_size;
+	uint64_t map_pages; /* the map in pages, less the reserve that only recovery may use */
 
 	pthread_mutex_t lock; /* queue, counters of queued work, read txn pool */
 	pthread_cond_t wake, done;
@@ -1350,6 +1351,27 @@ apply(struct cache_store *s, MDB_txn *txn, struct op *op, int degraded)
 	return 0;
 }
 
+/*
+ * Pages in use in txn (every table, LMDB's own two, the meta pages) are above
+ * s->map_pages: the batch may not commit, so that an eviction always finds the pages
+ * its copy-on-write needs (a delete writes pages too; in a map full to the last page
+ * nothing can be deleted, and the store would be wedged).
+ */
+static int
+over_reserve(struct cache_store *s, MDB_txn *txn)
+{
+	MDB_dbi dbis[8] = {0, 1, s->meta, s->chunk, s->lru, s->url, s->pending, s->info};
+	MDB_stat ms;
+	uint64_t used = 2;
+
+	for (int i = 0; i < 8; i++) {
+		if (mdb_stat(txn, dbis[i], &ms) != 0)
+			return 0;
+		used += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+	}
+	return used > s->map_pages;
+}
+
 static int
 run_batch(struct cache_store *s, struct op *ops, int degraded)
 {
@@ -1370,6 +1392,8 @@ run_batch(struct cache_store *s, struct op *ops, int degraded)
 		rc = info_put(s, txn, "next_id", s->next_id);
 	if (rc == 0)
 		rc = info_put(s, txn, "next_seq", s->next_seq);
+	if (rc == 0 && !degraded && over_reserve(s, txn))
+		rc = MDB_MAP_FULL;
 	if (rc != 0) {
 		mdb_txn_abort(txn);
 		rollback(s);
@@ -1768,6 +1792,13 @@ cache_store_open(const struct cache_store_params *p, char **err)
 			       (unsigned long long)need, strerror(errno));
 			goto fail;
 		}
+		/*
+		 * The reserve: pages that only an eviction or an abort may take, 32 and 1/64
+		 * of the map (a delete copies the leaf and branch pages on its paths, and the
+		 * pages the last batches freed are reused only two commits later).
+		 */
+		s->map_pages = ei.me_mapsize / st.ms_psize;
+		s->map_pages -= s->map_pages > 64 ? 32 + s->map_pages / 64 : s->map_pages / 2;
 		mdb_txn_abort(txn);
 		txn = NULL;
 	}
