@@ -1686,9 +1686,16 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct session *s = arg;
 
 	SESSION_CHECK(s);
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
-		return; /* a TLS handshake completed: the request head is next */
+	if (what & BEV_EVENT_CONNECTED) {
+		/*
+		 * A TLS handshake completed: the request head is next. The handshake ran with
+		 * EV_WRITE enabled; left on, it would keep bev_flush_tls() from writing the first
+		 * response at once (an EPOLLOUT round trip and a record per chain instead).
+		 */
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			bufferevent_disable(bev, EV_WRITE);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && s->state == S_UPSTREAM && !s->req.done) {
 			session_error(s, 408, "client timed out sending the request body");
@@ -4069,9 +4076,16 @@ session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_
 		                      : bufferevent_openssl_socket_new(env->base, fd, ssl,
 		                                                       BUFFEREVENT_SSL_ACCEPTING,
 		                                                       BEV_OPT_CLOSE_ON_FREE);
-		if (s->cbev != NULL)
+		if (s->cbev != NULL) {
 			bufferevent_openssl_set_allow_dirty_shutdown(s->cbev, 1);
-		else if (ssl != NULL)
+			/*
+			 * A bufferevent starts with EV_WRITE enabled; during the handshake that
+			 * would poll for EPOLLOUT, which an idle new socket reports at once: a
+			 * wakeup and a read that fails before the ClientHello is there. The
+			 * handshake arms the events it needs itself.
+			 */
+			bufferevent_disable(s->cbev, EV_WRITE);
+		} else if (ssl != NULL)
 			fd = -1; /* the failed bufferevent closed it */
 	} else {
 		s->cbev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);

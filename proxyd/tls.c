@@ -104,6 +104,11 @@ struct tls_conn {
 
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static int tls_srv_idx = -1, tls_cli_idx = -1, tls_conn_idx = -1;
+/*
+ * The ticket cipher, fetched once: EVP_aes_256_cbc() would make every ticket encryption and
+ * decryption fetch it again (OpenSSL 3's implicit fetch, a name lookup under a lock).
+ */
+static EVP_CIPHER *tls_ticket_cipher;
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -303,14 +308,17 @@ tls_init_once(void)
 	tls_srv_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_server_data_free);
 	tls_cli_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_client_data_free);
 	tls_conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_conn_free);
+	tls_ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
 }
 
 static int
 tls_init(char **err)
 {
 	pthread_once(&tls_once, tls_init_once);
-	if (tls_srv_idx == -1 || tls_cli_idx == -1 || tls_conn_idx == -1) {
-		*err = tls_fmt("cannot allocate OpenSSL ex_data indexes");
+	if (tls_srv_idx == -1 || tls_cli_idx == -1 || tls_conn_idx == -1 ||
+	    tls_ticket_cipher == NULL) {
+		ERR_clear_error();
+		*err = tls_fmt("cannot allocate OpenSSL ex_data indexes or fetch AES-256-CBC");
 		return -1;
 	}
 	return 0;
@@ -433,7 +441,7 @@ tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *
 	struct tls_keyring *r;
 	struct tls_ticket_key k;
 	OSSL_PARAM params[3];
-	const EVP_CIPHER *cipher = EVP_aes_256_cbc();
+	const EVP_CIPHER *cipher = tls_ticket_cipher;
 	int ret;
 
 	if (d == NULL)
