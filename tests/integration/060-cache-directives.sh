@@ -5,7 +5,7 @@
 # against a reload, the request's max-stale, min-fresh, max-age=0, no-cache, no-store and
 # Pragma: no-cache, and Vary: * (never stored).
 . "$TESTLIB"
-plan 24
+plan 23
 
 PC="$(dirname "$(dirname "$PROXYD")")/cache/proxyd-cache"
 start_origin o1
