@@ -1955,34 +1955,28 @@ cache_get(struct cache_store *s, const struct cache_key *key, const struct cache
 ssize_t
 cache_read(struct cache_store *s, const struct cache_meta *m, uint64_t off, void *buf, size_t len)
 {
-	MDB_txn *txn;
-	unsigned char kb[12], *out = buf;
+	struct cache_view v;
+	unsigned char *out = buf;
 	size_t done = 0;
 
 	if (off >= m->body_len || len == 0)
 		return 0;
 	if (len > m->body_len - off)
 		len = (size_t)(m->body_len - off);
-	if ((txn = rtxn_get(s)) == NULL)
+	if (cache_view_begin(s, &v) == -1)
 		return -1;
-	while (done < len) {
-		uint64_t pos = off + done;
-		uint32_t idx = (uint32_t)(pos / m->chunk_size);
-		size_t in = (size_t)(pos % m->chunk_size), n;
-		MDB_val k = {12, kb}, v;
+	while (done < len) { /* chunk by chunk, copied out of the one read transaction */
+		const void *p;
+		ssize_t n = cache_view(&v, m, off + done, len - done, &p);
 
-		chunk_key(kb, m->id, idx);
-		if (mdb_get(txn, s->chunk, &k, &v) != 0 || v.mv_size <= in) {
-			rtxn_put(s, txn);
+		if (n <= 0) {
+			cache_view_end(&v);
 			return -1;
 		}
-		n = v.mv_size - in;
-		if (n > len - done)
-			n = len - done;
-		memcpy(out + done, (const unsigned char *)v.mv_data + in, n);
-		done += n;
+		memcpy(out + done, p, (size_t)n);
+		done += (size_t)n;
 	}
-	rtxn_put(s, txn);
+	cache_view_end(&v);
 	return (ssize_t)done;
 }
 

@@ -91,8 +91,21 @@ enum {
 	CMODE_SWR,      /* stale-while-revalidate: served stale, this request started a refresh */
 	CMODE_UPDATING, /* stale-while-revalidate: served stale while another's refresh runs */
 };
-static const char *const cmode_word[] = {
-        "", "MISS", "EXPIRED", "BYPASS", "HIT", "REVALIDATED", "STALE", "STALE", "UPDATING"};
+/* Per CMODE_*: the X-Cache (and access log) word, and Cache-Status's fwd= when forwarded. */
+static const struct {
+	const char *word;
+	const char *fwd;
+} cmode_info[] = {
+        [CMODE_NONE] = {"", ""},
+        [CMODE_MISS] = {"MISS", "miss"},
+        [CMODE_EXPIRED] = {"EXPIRED", "stale"},
+        [CMODE_BYPASS] = {"BYPASS", "bypass"},
+        [CMODE_HIT] = {"HIT", ""},
+        [CMODE_REVALIDATED] = {"REVALIDATED", "stale"},
+        [CMODE_STALE] = {"STALE", "stale"},
+        [CMODE_SWR] = {"STALE", ""},
+        [CMODE_UPDATING] = {"UPDATING", ""},
+};
 
 /* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
 struct pump {
@@ -851,7 +864,7 @@ session_log_access(struct session *s)
 	}
 	if (s->cmode != CMODE_NONE) {
 		/* a cache-enabled server: what the cache did (X-Cache's word) */
-		r = snprintf(line + n, sizeof(line) - n, " cache=%s", cmode_word[s->cmode]);
+		r = snprintf(line + n, sizeof(line) - n, " cache=%s", cmode_info[s->cmode].word);
 		n += (size_t)r;
 	}
 	line[n++] = '\n';
@@ -2250,9 +2263,6 @@ session_cache_params(const struct session *s, struct cache_params *cp)
 static void
 session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 {
-	static const char *const fwd[] = {"",      "miss",  "stale", "bypass", "",
-	                                  "stale", "stale", "",      ""};
-
 	if (s->cmode == CMODE_NONE)
 		return;
 	if (s->srv->cache_status) {
@@ -2274,24 +2284,22 @@ session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 		} else if (s->cmode == CMODE_REVALIDATED)
 			evbuffer_add_printf(out,
 			                    "Cache-Status: proxyd; fwd=stale; fwd-status=304\r\n");
-		else if (s->cmode == CMODE_STALE && s->cfwd_status != 0)
-			evbuffer_add_printf(
-			        out,
-			        "Cache-Status: proxyd; fwd=stale; fwd-status=%d; ttl=%" PRId64
-			        "; detail=stale-if-error\r\n",
-			        s->cfwd_status, s->cttl);
-		else if (s->cmode == CMODE_STALE)
+		else if (s->cmode == CMODE_STALE) {
+			char st[32] = "";
+
+			if (s->cfwd_status != 0)
+				snprintf(st, sizeof(st), "; fwd-status=%d", s->cfwd_status);
 			evbuffer_add_printf(out,
-			                    "Cache-Status: proxyd; fwd=stale; ttl=%" PRId64
+			                    "Cache-Status: proxyd; fwd=stale%s; ttl=%" PRId64
 			                    "; detail=stale-if-error\r\n",
-			                    s->cttl);
-		else
+			                    st, s->cttl);
+		} else
 			evbuffer_add_printf(out, "Cache-Status: proxyd; fwd=%s%s\r\n",
-			                    fwd[s->cmode], stored ? "; stored" : "");
+			                    cmode_info[s->cmode].fwd, stored ? "; stored" : "");
 	}
 	if (s->srv->x_cache) {
 		evbuffer_add(out, "X-Cache: ", 9);
-		evbuffer_add(out, cmode_word[s->cmode], strlen(cmode_word[s->cmode]));
+		evbuffer_add(out, cmode_info[s->cmode].word, strlen(cmode_info[s->cmode].word));
 		evbuffer_add(out, "\r\n", 2);
 	}
 }
