@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "admin.h"
 #include "discover.h"
@@ -33,7 +32,7 @@
 struct wlistener {
 	struct worker *w;
 	char key[64];                 /* cfg_addr.text: identity across reloads */
-	struct evconnlistener *lev;   /* NULL until the worker adopts the socket */
+	struct event *lev;            /* accept event; NULL until the worker adopts the socket */
 	int fd;                       /* bound socket waiting for adoption, or -1 */
 	const struct cfg_server *srv; /* in w->cfg */
 	int tls;                      /* the listen has `tls` */
@@ -172,9 +171,10 @@ wlistener_free(struct wlistener *wl)
 {
 	if (wl == NULL)
 		return;
-	if (wl->lev)
-		evconnlistener_free(wl->lev);
-	else if (wl->fd != -1)
+	if (wl->lev) {
+		close(event_get_fd(wl->lev));
+		event_free(wl->lev);
+	} else if (wl->fd != -1)
 		close(wl->fd);
 	free(wl);
 }
@@ -257,9 +257,7 @@ fail:
 	return NULL;
 }
 
-static void worker_acceptcb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                            int salen, void *arg);
-static void worker_accept_errorcb(struct evconnlistener *lev, void *arg);
+static void worker_acceptcb(evutil_socket_t lfd, short what, void *arg);
 
 static void
 worker_pause(struct worker *w)
@@ -271,7 +269,7 @@ worker_pause(struct worker *w)
 	w->paused = 1;
 	for (size_t i = 0; i < w->nls; i++)
 		if (w->ls[i]->lev)
-			evconnlistener_disable(w->ls[i]->lev);
+			event_del(w->ls[i]->lev);
 	event_add(w->resume, &tv);
 }
 
@@ -292,7 +290,7 @@ worker_resumecb(evutil_socket_t fd, short what, void *arg)
 	w->paused = 0;
 	for (size_t i = 0; i < w->nls; i++)
 		if (w->ls[i]->lev)
-			evconnlistener_enable(w->ls[i]->lev);
+			event_add(w->ls[i]->lev, NULL);
 }
 
 /* Worker 0: keep, replace or close the admin endpoint as m says (worker thread). */
@@ -327,28 +325,26 @@ worker_apply(struct worker *w, struct wmsg *m)
 		if (wl->fd == -1 && (old = worker_find_listener(w, wl->key)) != NULL &&
 		    old->lev != NULL) {
 			/* adopt the running socket */
-			wl->lev = old->lev;
+			wl->fd = event_get_fd(old->lev);
+			event_free(old->lev);
 			old->lev = NULL;
 			old->fd = -1;
-			evconnlistener_set_cb(wl->lev, worker_acceptcb, wl);
-		} else if (wl->fd != -1) {
-			wl->lev = evconnlistener_new(w->env.base, worker_acceptcb, wl,
-			                             LEV_OPT_CLOSE_ON_FREE, -1, wl->fd);
-			if (wl->lev == NULL) {
-				log_warnx("worker %d: cannot listen on %s", w->id, wl->key);
-				close(wl->fd);
-				wl->fd = -1;
-				continue;
-			}
-			wl->fd = -1;
-		} else {
+		}
+		if (wl->fd == -1) {
 			log_warnx("worker %d: lost the socket for %s", w->id, wl->key);
 			continue;
 		}
-		evconnlistener_set_error_cb(wl->lev, worker_accept_errorcb);
+		if ((wl->lev = event_new(w->env.base, wl->fd, EV_READ | EV_PERSIST, worker_acceptcb,
+		                         wl)) == NULL) {
+			log_warn("worker %d: cannot listen on %s", w->id, wl->key);
+			close(wl->fd);
+			wl->fd = -1;
+			continue;
+		}
+		wl->fd = -1;
 		wl->srv = cfg_server_for(m->cfg, wl->key, &wl->tls);
-		if (w->paused)
-			evconnlistener_disable(wl->lev);
+		if (!w->paused)
+			event_add(wl->lev, NULL);
 	}
 	/* what the old set still holds is no longer configured */
 	for (size_t i = 0; i < w->nls; i++)
@@ -379,39 +375,43 @@ worker_apply(struct worker *w, struct wmsg *m)
 	wmsg_free(m);
 }
 
+/*
+ * One connection per readiness event, as nginx does without multi_accept: the listening
+ * socket is level-triggered, so more pending connections report it again on the next
+ * loop pass, and a connection that arrives alone costs one accept4 instead of a second
+ * one that fails with EAGAIN (libevent's evconnlistener accepts until EAGAIN).
+ */
 static void
-worker_acceptcb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                void *arg)
+worker_acceptcb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct wlistener *wl = arg;
 	struct worker *w = wl->w;
+	struct sockaddr_storage ss;
+	socklen_t salen = sizeof(ss);
+	int fd;
 
-	(void)lev;
+	(void)what;
+	fd = accept4(lfd, (struct sockaddr *)&ss, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+		    errno == ECONNABORTED)
+			return;
+		/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays queued;
+		 * retrying at once would spin, so rest a moment. */
+		log_warn("accept() failed");
+		worker_pause(w);
+		return;
+	}
 	if (w->env.stopping || wl->srv == NULL) {
 		close(fd);
 		return;
 	}
-	session_new(&w->env, fd, sa, (socklen_t)salen, w->cfg, wl->srv, wl->tls);
+	session_new(&w->env, fd, (struct sockaddr *)&ss, salen, w->cfg, wl->srv, wl->tls);
 	if (w->env.nsessions >= (unsigned)w->cfg->worker_connections) {
 		log_warnx("worker %d: %d worker_connections are not enough", w->id,
 		          w->cfg->worker_connections);
 		worker_pause(w);
 	}
-}
-
-static void
-worker_accept_errorcb(struct evconnlistener *lev, void *arg)
-{
-	struct worker *w = arg == NULL ? NULL : ((struct wlistener *)arg)->w;
-	int err = EVUTIL_SOCKET_ERROR();
-
-	(void)lev;
-	/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays queued; retrying at
-	 * once would spin, so rest a moment. */
-	errno = err;
-	log_warn("accept() failed");
-	if (w != NULL)
-		worker_pause(w);
 }
 
 static void

@@ -3,10 +3,11 @@
 # listener; SNI picks each name's certificate (exact, wildcard, default); TLS 1.1 is
 # refused; sessions resume (s_client -sess_out / -sess_in); a reload with a new certificate
 # is picked up while an open keep-alive connection carries on; upstreams see
-# X-Forwarded-Proto: https. TLS to upstreams: verified against ca=, a wrong CA is a 502
+# X-Forwarded-Proto: https. A client whose Finished and first requests come in one TCP
+# write is served (read-ahead leftovers). TLS to upstreams: verified against ca=, a wrong CA is a 502
 # naming the TLS error, verify=off passes. WebSocket over a TLS listener.
 . "$TESTLIB"
-plan 20
+plan 24
 
 cd "$T" || bail "no temp dir"
 ec() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "$@" 2>/dev/null; }
@@ -97,6 +98,23 @@ like "$(cat s2.out)" "^Reused," "TLS 1.2 session resumption (s_client -sess_in: 
 	-sess_in sess13.pem >s4.out 2>&1
 like "$(cat s4.out)" "^Reused," "TLS 1.3 resumption by ticket"
 like "$(grep -c 'TLS handshake failed' proxyd.log)" "^[1-9]" "a failed handshake is one info line"
+
+# The handshake's last flight and pipelined requests in one write: OpenSSL reads ahead
+# through the handshake, and what came with the Finished must be served without waiting
+# for more bytes from the client (tests/tls/flight.js).
+if [ "$NODE_OK" = 1 ]; then
+	fl() { timeout 10 node "$TOP_SRCDIR/tests/tls/flight.js" "$port" ca.pem "$@" 2>&1; }
+	is "$(fl TLSv1.3 0)" "RESPONSES 3 RESUMED no BODY none" \
+		"TLS 1.3: Finished + 3 pipelined requests in one write, all answered"
+	is "$(fl TLSv1.3 50000)" "RESPONSES 4 RESUMED no BODY ok" \
+		"TLS 1.3: the same with a 50000-byte POST body among them"
+	is "$(fl TLSv1.2 0)" "RESPONSES 3 RESUMED yes BODY none" \
+		"TLS 1.2 resumed: Finished + 3 pipelined requests in one write, all answered"
+	is "$(fl TLSv1.2 50000)" "RESPONSES 4 RESUMED yes BODY ok" \
+		"TLS 1.2 resumed: the same with a 50000-byte POST body"
+else
+	for _ in 1 2 3 4; do pass "# SKIP node is not installed"; done
+fi
 
 # reload with a new certificate while a keep-alive connection is open
 leaf localhost2 "DNS:localhost,IP:127.0.0.1" "/O=v2"
