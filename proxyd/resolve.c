@@ -1,11 +1,13 @@
 /*
- * resolve.c - per-worker asynchronous resolver: evdns_getaddrinfo() behind a small cache
- * that also merges concurrent lookups of one name. See resolve.h for the contract.
+ * resolve.c - per-worker asynchronous resolver: /etc/hosts, then evdns A and AAAA queries
+ * (which report the records' TTL, unlike evdns_getaddrinfo), behind a small cache that
+ * also merges concurrent lookups of one name. See resolve.h for the contract.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/queue.h>
 
@@ -23,6 +25,13 @@
 #include "upstream.h"
 
 #define RESOLVE_BUCKETS 1024 /* power of two */
+#define RESOLVE_HOSTS   "/etc/hosts"
+
+/* /etc/hosts, sorted by name for bsearch; several lines for one name are merged. */
+struct hosts_entry {
+	char *name; /* lower case */
+	struct resolve_answer ans;
+};
 
 struct resolve_req {
 	TAILQ_ENTRY(resolve_req) link;
@@ -41,8 +50,12 @@ struct rentry {
 	int64_t expires_ms; /* answer valid until; 0 while the first lookup runs */
 	enum resolve_status st;
 	struct resolve_answer ans;
-	struct evdns_getaddrinfo_request *q; /* the lookup in flight, or NULL */
-	int querying;                        /* a lookup callback is still to come */
+	struct evdns_request *q[2]; /* the A and AAAA queries in flight, or NULL */
+	int npending;               /* query callbacks still to come */
+	int querying;               /* a lookup is in flight */
+	int qerr[2];                /* DNS_ERR_* of each query (NODATA for none) */
+	int qttl;                   /* smallest TTL of the answers, seconds */
+	struct resolve_answer qans[2];
 	struct req_list waiters;
 	struct event *deliver; /* runs the waiters of an answer that came synchronously */
 };
@@ -55,6 +68,8 @@ struct resolver {
 	uint32_t valid_ms;
 	int ipv6;
 	char sig[512]; /* the settings, to notice a reload that changes them */
+	struct hosts_entry *hosts;
+	size_t nhosts;
 	struct rbucket buckets[RESOLVE_BUCKETS];
 	struct rentry_list lru;
 	size_t count;
@@ -84,16 +99,139 @@ resolver_sig(const struct cfg_resolver *rc, char *sig, size_t size)
 }
 
 static int
+hosts_cmp(const void *a, const void *b)
+{
+	const struct hosts_entry *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+static void
+hosts_free(struct hosts_entry *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(h[i].name);
+	free(h);
+}
+
+/* Add addr to name's entry; entries are merged by name after sorting (hosts_load). */
+static int
+hosts_add(struct hosts_entry **h, size_t *n, size_t *cap, const char *name,
+          const struct sockaddr_storage *addr)
+{
+	size_t len = strlen(name);
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > RESOLVE_NAME_MAX)
+		return 0;
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct hosts_entry *nh = realloc(*h, ncap * sizeof(*nh));
+
+		if (nh == NULL)
+			return -1;
+		*h = nh;
+		*cap = ncap;
+	}
+	struct hosts_entry *e = &(*h)[*n];
+
+	if ((e->name = malloc(len + 1)) == NULL)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		e->name[i] = (char)tolower((unsigned char)name[i]);
+	e->name[len] = '\0';
+	e->ans.n = 1;
+	e->ans.addr[0] = *addr;
+	(*n)++;
+	return 0;
+}
+
+/* Parse an address of a hosts line (port 0); -1 when it is none. */
+static int
+hosts_addr(const char *text, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * Read path (the hosts file) into r->hosts, replacing what was there. A missing file is
+ * an empty table; lines that do not start with an address are skipped, as the C library
+ * does. Several lines naming one host give several addresses, in file order.
+ */
+static void
+hosts_load(struct resolver *r, const char *path)
+{
+	struct hosts_entry *h = NULL;
+	size_t n = 0, cap = 0, out = 0;
+	char line[1024];
+	FILE *f = fopen(path, "re");
+
+	if (f != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL) {
+			struct sockaddr_storage ss;
+			char *save = NULL, *tok;
+
+			line[strcspn(line, "#\n")] = '\0';
+			if ((tok = strtok_r(line, " \t\r", &save)) == NULL ||
+			    hosts_addr(tok, &ss) == -1)
+				continue;
+			while ((tok = strtok_r(NULL, " \t\r", &save)) != NULL)
+				if (hosts_add(&h, &n, &cap, tok, &ss) == -1)
+					goto done;
+		}
+	done:
+		fclose(f);
+	}
+	/* stable by line: sort pairs (name, line order), then merge equal names */
+	if (n > 0) {
+		qsort(h, n, sizeof(*h), hosts_cmp);
+		for (size_t i = 0; i < n; i++) {
+			if (out > 0 && strcmp(h[out - 1].name, h[i].name) == 0) {
+				struct resolve_answer *a = &h[out - 1].ans;
+
+				if (a->n < RESOLVE_MAX_ADDRS)
+					a->addr[a->n++] = h[i].ans.addr[0];
+				free(h[i].name);
+				continue;
+			}
+			h[out++] = h[i];
+		}
+	}
+	hosts_free(r->hosts, r->nhosts);
+	r->hosts = h;
+	r->nhosts = out;
+}
+
+static const struct hosts_entry *
+hosts_find(const struct resolver *r, const char *norm)
+{
+	struct hosts_entry key = {.name = (char *)(uintptr_t)norm};
+
+	return r->nhosts == 0 ? NULL : bsearch(&key, r->hosts, r->nhosts, sizeof(key), hosts_cmp);
+}
+
+static int
 resolver_setup(struct resolver *r, const struct cfg_resolver *rc, char **err)
 {
 	char num[16];
 
 	if (rc == NULL || rc->nns == 0) {
-		/* name servers and options of resolv.conf; hosts; no search list */
-		if (evdns_base_resolv_conf_parse(
-		            r->dns, DNS_OPTION_NAMESERVERS | DNS_OPTION_MISC | DNS_OPTION_HOSTSFILE,
-		            "/etc/resolv.conf") != 0)
-			evdns_base_load_hosts(r->dns, NULL);
+		/* name servers and options of resolv.conf; no search list */
+		(void)evdns_base_resolv_conf_parse(r->dns, DNS_OPTION_NAMESERVERS | DNS_OPTION_MISC,
+		                                   "/etc/resolv.conf");
 	} else {
 		for (size_t i = 0; i < rc->nns; i++) {
 			if (evdns_base_nameserver_sockaddr_add(
@@ -105,8 +243,8 @@ resolver_setup(struct resolver *r, const struct cfg_resolver *rc, char **err)
 				return -1;
 			}
 		}
-		evdns_base_load_hosts(r->dns, NULL);
 	}
+	hosts_load(r, RESOLVE_HOSTS);
 	if (rc != NULL && rc->timeout_ms > 0) {
 		/* evdns takes seconds (fractions allowed) per attempt */
 		snprintf(num, sizeof(num), "%u.%03u", rc->timeout_ms / 1000, rc->timeout_ms % 1000);
@@ -177,6 +315,7 @@ resolver_configure(struct resolver *r, const struct cfg_resolver *rc)
 	r->ipv6 = rc != NULL ? rc->ipv6 : 1;
 	if (strcmp(sig, r->sig) == 0)
 		return;
+	hosts_load(r, RESOLVE_HOSTS);
 	evdns_base_clear_nameservers_and_suspend(r->dns);
 	if (resolver_setup(r, rc, NULL) == -1)
 		log_warnx("resolver: cannot apply the new name servers; keeping none");
@@ -198,8 +337,9 @@ resolver_free(struct resolver *r)
 			TAILQ_REMOVE(&e->waiters, q, link);
 			free(q);
 		}
-		if (e->q != NULL)
-			evdns_getaddrinfo_cancel(e->q);
+		for (int i = 0; i < 2; i++)
+			if (e->q[i] != NULL)
+				evdns_cancel_request(r->dns, e->q[i]);
 	}
 	/* canceled lookups report back through deferred callbacks; let them run */
 	for (int i = 0; i < 10; i++) {
@@ -214,6 +354,7 @@ resolver_free(struct resolver *r)
 	while ((e = TAILQ_FIRST(&r->lru)) != NULL)
 		rentry_free(e);
 	evdns_base_free(r->dns, 0);
+	hosts_free(r->hosts, r->nhosts);
 	free(r);
 }
 
@@ -261,54 +402,131 @@ resolve_cached(struct resolver *r, const char *name, struct resolve_answer *ans)
 	return e->st;
 }
 
+/* Copy the answers of one family of ans into e->ans, up to RESOLVE_MAX_ADDRS. */
 static void
-resolve_gai_cb(int result, struct evutil_addrinfo *res, void *arg)
+answer_take(struct resolve_answer *dst, const struct resolve_answer *src, int family)
 {
-	struct rentry *e = arg;
+	for (size_t i = 0; i < src->n && dst->n < RESOLVE_MAX_ADDRS; i++)
+		if (src->addr[i].ss_family == family)
+			dst->addr[dst->n++] = src->addr[i];
+}
+
+/* Both queries are back (or one, without IPv6): the answer, its lifetime, the waiters. */
+static void
+resolve_done(struct rentry *e)
+{
 	struct resolver *r = e->r;
 	int64_t now = up_now_ms();
+	int nq = e->q[1] == NULL && e->qerr[1] == -1 ? 1 : 2, noname = 1;
 
-	e->q = NULL;
 	e->querying = 0;
-	if (r->closing || result == EVUTIL_EAI_CANCEL) {
-		if (res != NULL)
-			evutil_freeaddrinfo(res);
-		return;
-	}
 	e->ans.n = 0;
-	if (result == 0) {
-		/* IPv4 first: what most origins serve best, and what loopback tests use */
-		for (int pass = 0; pass < 2; pass++) {
-			for (struct evutil_addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-				int fam = pass == 0 ? AF_INET : AF_INET6;
-
-				if (ai->ai_family != fam || e->ans.n == RESOLVE_MAX_ADDRS ||
-				    ai->ai_addrlen > sizeof(e->ans.addr[0]))
-					continue;
-				memset(&e->ans.addr[e->ans.n], 0, sizeof(e->ans.addr[0]));
-				memcpy(&e->ans.addr[e->ans.n], ai->ai_addr, ai->ai_addrlen);
-				e->ans.n++;
-			}
-		}
-	}
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
+	/* IPv4 first: what most origins serve best, and what loopback tests use */
+	answer_take(&e->ans, &e->qans[0], AF_INET);
+	answer_take(&e->ans, &e->qans[1], AF_INET6);
+	for (int i = 0; i < nq; i++)
+		if (e->qerr[i] != DNS_ERR_NOTEXIST && e->qerr[i] != DNS_ERR_NODATA &&
+		    !(e->qerr[i] == DNS_ERR_NONE && e->qans[i].n == 0))
+			noname = 0;
 	if (e->ans.n > 0) {
+		/* kept for the records' TTL, at most valid= */
+		int64_t ttl_ms = (int64_t)(e->qttl > 0 ? e->qttl : 0) * 1000;
+
 		e->st = RESOLVE_OK;
-		e->expires_ms = now + r->valid_ms;
-	} else if (result == 0 || result == EVUTIL_EAI_NONAME || result == EVUTIL_EAI_NODATA) {
+		e->expires_ms = now + (ttl_ms < (int64_t)r->valid_ms ? ttl_ms : r->valid_ms);
+	} else if (noname) {
 		e->st = RESOLVE_NONAME;
 		e->expires_ms = now + (r->valid_ms < RESOLVE_NEG_MS ? r->valid_ms : RESOLVE_NEG_MS);
 	} else {
-		log_info("resolver: %s: %s", e->name, evutil_gai_strerror(result));
+		int err = DNS_ERR_UNKNOWN;
+
+		for (int i = nq - 1; i >= 0; i--)
+			if (e->qerr[i] != DNS_ERR_NONE && e->qerr[i] != DNS_ERR_NODATA &&
+			    e->qerr[i] != DNS_ERR_NOTEXIST)
+				err = e->qerr[i];
+
+		log_info("resolver: %s: %s", e->name, evdns_err_to_string(err));
 		e->st = RESOLVE_FAILED;
 		e->expires_ms = 0; /* not cached */
 	}
-	/*
-	 * From the event loop: evdns may answer inside evdns_getaddrinfo() itself (hosts,
-	 * numeric names), and callers are promised a later callback.
-	 */
+	/* from the event loop: callers are promised a later callback */
 	event_active(e->deliver, EV_TIMEOUT, 0);
+}
+
+static void
+resolve_query_cb(struct rentry *e, int i, int result, char type, int count, int ttl,
+                 const void *addresses)
+{
+	struct resolve_answer *a = &e->qans[i];
+
+	e->q[i] = NULL;
+	e->qerr[i] = result == DNS_ERR_NONE && count <= 0 ? DNS_ERR_NODATA : result;
+	if (result == DNS_ERR_NONE && count > 0) {
+		for (int k = 0; k < count && a->n < RESOLVE_MAX_ADDRS; k++) {
+			struct sockaddr_storage *ss = &a->addr[a->n];
+
+			memset(ss, 0, sizeof(*ss));
+			if (type == DNS_IPv4_A) {
+				struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+
+				sin->sin_family = AF_INET;
+				memcpy(&sin->sin_addr, (const char *)addresses + 4 * (size_t)k, 4);
+			} else if (type == DNS_IPv6_AAAA) {
+				struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+
+				sin6->sin6_family = AF_INET6;
+				memcpy(&sin6->sin6_addr, (const char *)addresses + 16 * (size_t)k,
+				       16);
+			} else
+				continue;
+			a->n++;
+		}
+		if (a->n > 0 && (e->qttl < 0 || ttl < e->qttl))
+			e->qttl = ttl < 0 ? 0 : ttl;
+	}
+	if (--e->npending > 0)
+		return;
+	if (e->r->closing || result == DNS_ERR_CANCEL || result == DNS_ERR_SHUTDOWN) {
+		e->querying = 0;
+		return;
+	}
+	resolve_done(e);
+}
+
+static void
+resolve_a_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
+{
+	resolve_query_cb(arg, 0, result, type, count, ttl, addresses);
+}
+
+static void
+resolve_aaaa_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
+{
+	resolve_query_cb(arg, 1, result, type, count, ttl, addresses);
+}
+
+/* A numeric name or one in /etc/hosts: answered without a query. 0 when it is neither. */
+static int
+resolve_local(struct rentry *e)
+{
+	struct resolver *r = e->r;
+	struct resolve_answer all = {0};
+	const struct hosts_entry *h;
+
+	if (hosts_addr(e->name, &all.addr[0]) == 0)
+		all.n = 1;
+	else if ((h = hosts_find(r, e->name)) != NULL)
+		all = h->ans;
+	else
+		return 0;
+	e->ans.n = 0;
+	answer_take(&e->ans, &all, AF_INET);
+	if (r->ipv6)
+		answer_take(&e->ans, &all, AF_INET6);
+	e->st = e->ans.n > 0 ? RESOLVE_OK : RESOLVE_NONAME;
+	e->expires_ms = up_now_ms() + r->valid_ms;
+	event_active(e->deliver, EV_TIMEOUT, 0);
+	return 1;
 }
 
 static void
@@ -401,17 +619,30 @@ resolve_start(struct resolver *r, const char *name, resolve_cb cb, void *arg)
 		free(q);
 		return NULL;
 	}
-	struct evutil_addrinfo hints;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = r->ipv6 ? AF_UNSPEC : AF_INET;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
 	/* a fresh answer goes to the back of the eviction order */
 	TAILQ_REMOVE(&r->lru, e, lru);
 	TAILQ_INSERT_TAIL(&r->lru, e, lru);
+	if (resolve_local(e))
+		return q;
 	e->querying = 1;
-	e->q = evdns_getaddrinfo(r->dns, e->name, NULL, &hints, resolve_gai_cb, e);
+	e->qttl = -1;
+	memset(e->qans, 0, sizeof(e->qans));
+	e->qerr[0] = e->qerr[1] = -1;
+	e->npending = r->ipv6 ? 2 : 1;
+	/* the callbacks run later, from evdns's deferred callbacks, even on failure */
+	e->q[0] = evdns_base_resolve_ipv4(r->dns, e->name, DNS_QUERY_NO_SEARCH, resolve_a_cb, e);
+	if (e->q[0] == NULL)
+		e->qerr[0] = DNS_ERR_UNKNOWN, e->npending--;
+	if (r->ipv6) {
+		e->q[1] = evdns_base_resolve_ipv6(r->dns, e->name, DNS_QUERY_NO_SEARCH,
+		                                  resolve_aaaa_cb, e);
+		if (e->q[1] == NULL)
+			e->qerr[1] = DNS_ERR_UNKNOWN, e->npending--;
+	}
+	if (e->npending == 0) {
+		e->querying = 1; /* resolve_done clears it */
+		resolve_done(e);
+	}
 	return q;
 }
 

@@ -2,18 +2,22 @@
  * resolve.h - asynchronous name resolution with a small per-worker cache (evdns).
  *
  * Contract: one resolver per worker thread, on that worker's event base, never shared.
- * Lookups go through evdns_getaddrinfo(), so /etc/hosts is honoured and numeric hosts
- * answer at once; the name servers are those of the `resolver` directive, else those of
- * /etc/resolv.conf (without its search list: a proxy resolves names as given).
+ * Numeric hosts and names in /etc/hosts (read when the resolver is made and on every
+ * reload) answer without a query; other names are asked with an A query and, unless
+ * `ipv6=off`, an AAAA query (evdns_base_resolve_ipv4/6, which report the records' TTL;
+ * evdns_getaddrinfo does not). The name servers are those of the `resolver` directive,
+ * else those of /etc/resolv.conf (without its search list: a proxy resolves names as
+ * given).
  *
  * resolve_cached() answers from the cache without waiting; on RESOLVE_MISS the caller
  * starts resolve_start(), whose callback always runs later, from the event loop, exactly
  * once unless resolve_cancel() was called first. Concurrent lookups of one name share
- * one query. Answers are kept for `valid=` of the resolver directive (default 30s; evdns's
- * getaddrinfo does not report record TTLs, so `valid=` is the bound, as nginx's override);
- * "no such name" and "no address" for min(valid, 5s); other failures (timeouts, SERVFAIL)
- * are not cached. At most RESOLVE_CACHE_MAX names are kept; an expired or the oldest entry
- * makes room. Names are compared without case and without a trailing dot.
+ * its queries. Answers are kept for the smallest TTL of their records, at most `valid=`
+ * of the resolver directive (default 30s; TTL 0 is not kept); hosts-file and numeric
+ * answers for `valid=`; "no such name" and "no address" for min(valid, 5s); other
+ * failures (timeouts, SERVFAIL) are not cached. At most RESOLVE_CACHE_MAX names are kept; an
+ * expired or the oldest entry makes room. Names are compared without case and without a trailing
+ * dot.
  */
 #ifndef PROXYD_RESOLVE_H
 #define PROXYD_RESOLVE_H

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Forward mode keeps a name's answer for its records' TTL, at most the resolver's valid=:
+# a TTL-1 name is asked again after a second, a TTL-300 name only once valid= (3s) has
+# passed; an AAAA-only name reaches an origin on ::1; /etc/hosts answers without a query.
+. "$TESTLIB"
+plan 7
+
+start_origin o1
+start_origin o6 -a ::1
+zone="$T/zone"
+dns_set "$zone" "short.test A 127.0.0.1 1
+long.test A 127.0.0.1 300
+six.test AAAA ::1 300"
+start_dnsd dns "$zone"
+
+port=$(free_port_static)
+cat >"$T/proxyd.conf" <<CONF
+workers 1;
+error_log stderr info;
+resolver 127.0.0.1:$dns_port valid=3s;
+server {
+	listen 127.0.0.1:$port;
+	mode forward;
+}
+CONF
+start_proxyd "$T/proxyd.conf" "$port"
+get() { curl -s --max-time 5 -x "http://127.0.0.1:$port" "$1"; }
+
+get "http://short.test:$o1_port/" >/dev/null
+is "$(get "http://short.test:$o1_port/")" "$o1_uuid" "a name from the DNS responder is served"
+is "$(dns_count dns short.test A)" 1 "a second request within the TTL asks no one"
+sleep 1.5
+get "http://short.test:$o1_port/" >/dev/null
+is "$(dns_count dns short.test A)" 2 "after the record's TTL (1s) the name is asked again"
+
+get "http://long.test:$o1_port/" >/dev/null
+sleep 1.5
+get "http://long.test:$o1_port/" >/dev/null
+a=$(dns_count dns long.test A)
+sleep 2
+get "http://long.test:$o1_port/" >/dev/null
+is "$a:$(dns_count dns long.test A)" "1:2" "a TTL of 300s is kept for valid=3s, no longer"
+
+is "$(get "http://six.test:$o6_port/")" "$o6_uuid" "an AAAA-only name reaches an origin on ::1"
+is "$(get "http://localhost:$o1_port/")" "$o1_uuid" "localhost comes from /etc/hosts"
+is "$(dns_count dns localhost)" 0 "and no query was sent for it"
