@@ -70,7 +70,7 @@ session_cache_url(struct session *s, const struct http_msg *msg)
 	n += msg->host.len;
 	if (msg->port != 0) {
 		raw[n++] = ':';
-		n += fmt_u64(raw + n, msg->port, 10);
+		n += session_fmt_u64(raw + n, msg->port, 10);
 	}
 	memcpy(raw + n, target, tlen);
 	n += tlen;
@@ -131,8 +131,9 @@ session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
 
 			if (s->cttl < 0)
 				line[n++] = '-';
-			n += fmt_u64(line + n,
-			             s->cttl < 0 ? 0 - (uint64_t)s->cttl : (uint64_t)s->cttl, 10);
+			n += session_fmt_u64(
+			        line + n, s->cttl < 0 ? 0 - (uint64_t)s->cttl : (uint64_t)s->cttl,
+			        10);
 			if (s->cmode == CMODE_SWR) {
 				memcpy(line + n, "; fwd=stale", 11);
 				n += 11;
@@ -365,7 +366,7 @@ session_cache_respond(struct session *s, struct cache_meta *m, const struct cach
 	}
 	b = v.iov_base;
 	memcpy(b, "HTTP/1.1 ", 9);
-	k = 9 + fmt_u64(b + 9, (uint64_t)status, 10);
+	k = 9 + session_fmt_u64(b + 9, (uint64_t)status, 10);
 	b[k++] = ' ';
 	memcpy(b + k, reason, rlen);
 	k += rlen;
@@ -385,25 +386,25 @@ session_cache_respond(struct session *s, struct cache_meta *m, const struct cach
 		k += 2 + f->value_len;
 	}
 	memcpy(b + k, "\r\nAge: ", 7);
-	k += 7 + fmt_u64(b + k + 7, s->cage > 0 ? (uint64_t)s->cage : 0, 10);
+	k += 7 + session_fmt_u64(b + k + 7, s->cage > 0 ? (uint64_t)s->cage : 0, 10);
 	if (status != 206) {
 		s->coff = 0;
 		s->cend = status == 416 ? 0 : m->body_len;
 	}
 	if (status == 206) {
 		memcpy(b + k, "\r\nContent-Range: bytes ", 23);
-		k += 23 + fmt_u64(b + k + 23, s->coff, 10);
+		k += 23 + session_fmt_u64(b + k + 23, s->coff, 10);
 		b[k++] = '-';
-		k += fmt_u64(b + k, s->cend - 1, 10);
+		k += session_fmt_u64(b + k, s->cend - 1, 10);
 		b[k++] = '/';
-		k += fmt_u64(b + k, m->body_len, 10);
+		k += session_fmt_u64(b + k, m->body_len, 10);
 	} else if (status == 416) {
 		memcpy(b + k, "\r\nContent-Range: bytes */", 25);
-		k += 25 + fmt_u64(b + k + 25, m->body_len, 10);
+		k += 25 + session_fmt_u64(b + k + 25, m->body_len, 10);
 	}
 	if (status != 304) {
 		memcpy(b + k, "\r\nContent-Length: ", 18);
-		k += 18 + fmt_u64(b + k + 18, s->cend - s->coff, 10);
+		k += 18 + session_fmt_u64(b + k + 18, s->cend - s->coff, 10);
 	}
 	memcpy(b + k, "\r\n", 2);
 	v.iov_len = k + 2;

@@ -32,6 +32,15 @@
 #include "session_int.h"
 #include "tunnel.h"
 
+static void
+buf_add_header(struct evbuffer *b, const struct http_header *h)
+{
+	evbuffer_add(b, h->name.p, h->name.len);
+	evbuffer_add(b, ": ", 2);
+	evbuffer_add(b, h->value.p, h->value.len);
+	evbuffer_add(b, "\r\n", 2);
+}
+
 /* An error about the origin: its name and port go into Proxy-Status and the log. */
 static void
 session_fwd_fail(struct session *s, int status, const char *perr, const char *why)

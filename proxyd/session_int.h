@@ -224,33 +224,6 @@ hdr_hop(const struct http_header *h)
 	}
 }
 
-static inline void
-buf_add_header(struct evbuffer *b, const struct http_header *h)
-{
-	evbuffer_add(b, h->name.p, h->name.len);
-	evbuffer_add(b, ": ", 2);
-	evbuffer_add(b, h->value.p, h->value.len);
-	evbuffer_add(b, "\r\n", 2);
-}
-
-/* Digits of v in base 10 or 16 at buf (room for 20); returns their count. No printf on the
- * per-request path: it showed in profiles. */
-static inline size_t
-fmt_u64(char *buf, uint64_t v, unsigned base)
-{
-	static const char digits[] = "0123456789abcdef";
-	char tmp[20];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = digits[v % base];
-		v /= base;
-	} while (v != 0);
-	for (i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /* session.c */
 void session_close(struct session *s, const char *why);
 void session_error(struct session *s, int status, const char *why);
@@ -267,8 +240,12 @@ void session_client_eventcb(struct bufferevent *bev, short what, void *arg);
 void session_timercb(evutil_socket_t fd, short what, void *arg);
 int session_connect_addr(struct session *s, int pooled);
 int session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr *dst);
-/* bev_flush() for the other files; session.c calls the static one (inlined on its hot path) */
+/*
+ * bev_flush() and fmt_u64() for the other files; session.c calls the static ones, which
+ * the compiler inlines on its per-request path.
+ */
 void session_bev_flush(struct bufferevent *bev);
+size_t session_fmt_u64(char *buf, uint64_t v, unsigned base);
 
 /* session_cache.c */
 int session_cache_lookup(struct session *s, const struct http_msg *msg);
