@@ -33,69 +33,22 @@
 #include "resolve.h"
 #include "policy.h"
 #include "session.h"
+#include "session_int.h"
 #include "store.h"
 #include "tls.h"
 #include "tunnel.h"
 
-#define SESSION_MAGIC 0x5e5510e5u
-/* Every callback entry checks that its session is alive (catches use after free early). */
-#define SESSION_CHECK(s) assert((s)->magic == SESSION_MAGIC)
-/* Bytes queued towards one side before the other side is no longer read (back-pressure). */
-#define RELAY_HIGH (256 * 1024)
-/*
- * libevent reads at most 4 KiB per read(2) by default; bodies move in far larger steps,
- * which cuts the syscalls of a large transfer by an order of magnitude.
- */
-#define IO_CHUNK (64 * 1024)
 /* Most bytes bev_readcb() reads per readiness event (libevent's own reads take 4 KiB). */
 #define READ_FIRST 4096
 /* Plaintext per TLS record written by bev_flush(): the protocol's maximum. */
 #define TLS_RECORD (16 * 1024)
-/* Largest response head accepted from an upstream. */
-#define RESP_HEAD_MAX    (64 * 1024)
-#define RESP_MAX_HEADERS HTTP_MAX_HEADERS
 /* Longest chunk-size or trailer line looked at in one go. */
 #define CHUNK_LOOK (16 * 1024)
 /* How long a closing connection keeps reading (and discarding) a client's unread body. */
 #define LINGER_MS 2000
 
-enum session_state {
-	S_HEAD,     /* waiting for a request head */
-	S_UPSTREAM, /* a transaction is with an upstream */
-	S_CLOSING,  /* flushing the last response, then closing */
-	S_LINGER,   /* output sent and write side shut; discarding input until EOF */
-	S_TUNNEL,   /* CONNECT: the sockets belong to a tunnel (tunnel.h) */
-};
-
-/* Forward mode: the origin of the current request. Allocated for forward servers only. */
-struct fwd {
-	char host[RESOLVE_NAME_MAX + 1]; /* without an IPv6 literal's brackets */
-	uint16_t port;
-	int connect;    /* CONNECT: a tunnel once connected */
-	char *acl_head; /* the request head, to check the access list on resolved addresses */
-	size_t acl_head_len;
-	struct resolve_answer ans;
-	size_t next; /* the next address of ans to try */
-	struct resolve_req *dns;
-};
-
-/* How a request met the cache (session.cmode); the X-Cache words, in order. */
-enum {
-	CMODE_NONE,
-	CMODE_MISS,
-	CMODE_EXPIRED,
-	CMODE_BYPASS,
-	CMODE_HIT,
-	CMODE_REVALIDATED,
-	CMODE_STALE,    /* stale-if-error, cache_use_stale: the upstream failed */
-	CMODE_SWR,      /* stale-while-revalidate: served stale, this request started a refresh */
-	CMODE_UPDATING, /* stale-while-revalidate: served stale while another's refresh runs */
-};
 /* Per CMODE_*: the X-Cache (and access log) word, and Cache-Status's fwd= when forwarded. */
-static const struct {
-	const char *word;
-	const char *fwd;
-} cmode_info[] = {
+const struct session_cmode session_cmode_info[] = {
         [CMODE_NONE] = {"", ""},
         [CMODE_MISS] = {"MISS", "miss"},
         [CMODE_EXPIRED] = {"EXPIRED", "stale"},
@@ -107,134 +60,16 @@ static const struct {
         [CMODE_UPDATING] = {"UPDATING", ""},
 };
 
-/* One direction of body transfer: reads framing from src, writes (re-)framed data to dst. */
-struct pump {
-	enum http_body kind;
-	uint64_t remaining; /* HTTP_BODY_LENGTH */
-	struct http_chunked ch;
-	int out_chunked; /* re-encode as chunked towards dst */
-	int done;
-	uint64_t moved;        /* body bytes moved */
-	struct cache_put *tee; /* the body is also stored (a response being cached) */
-	int tee_failed;        /* the store dropped it: abort at the end */
-};
+uint64_t session_ids;
 
-struct session {
-	unsigned magic;
-	uint64_t id;
-	TAILQ_ENTRY(session) link;
-	struct session_env *env;
-	struct cfg *cfg;
-	const struct cfg_server *srv;
-	struct bufferevent *cbev; /* client */
-	struct bufferevent *ubev; /* upstream of the current transaction */
-	struct event *timer;      /* head deadline, keep-alive idle, lingering close */
-	char client[INET6_ADDRSTRLEN];
-	struct sockaddr_storage client_ss; /* the client's address, for ip_hash */
-	enum session_state state;
-	unsigned nreq;        /* transactions completed */
-	size_t head_scanned;  /* bytes of input already searched for the end of the head */
-	size_t head_parse_at; /* re-parse an incomplete head once input reaches this */
-
-	/* the current transaction */
-	struct evbuffer *req_head; /* upstream request head, kept for a retry */
-	struct evbuffer *hold;     /* a chunked response's head until its first chunk line */
-	struct cfg_peer *peer;
-	struct cfg_addr up_addr; /* where the upstream connection goes (a copy) */
-	struct cfg_peer *tried[UP_MAX_TRIES];
-	int ntried;
-	int64_t up_start_ms; /* when the request went to s->peer (least_time) */
-	size_t hkeylen;
-	char *hkey; /* the hash key of the request; UP_KEY_MAX bytes, only for balance hash */
-	int up_connecting;
-	int up_reused;
-	int up_requests; /* requests served before on the upstream connection */
-	int up_eof;
-	int up_keepalive;
-	int last_timeout;     /* the last upstream failure was a timeout */
-	int idempotent;       /* method idempotent, or an Idempotency-Key header (retries) */
-	int req_sent;         /* some of the request body went upstream: no more retries */
-	int64_t req_start_ms; /* the first try (proxy_next_upstream_timeout) */
-	struct pump req, resp;
-	enum http_method method;
-	int minor;
-	int keepalive; /* client connection stays open after this response */
-	int expect100;
-	int resp_started; /* response head queued to the client */
-	int resp_held;    /* head (and body so far) kept in `hold` until framing is proven */
-	int resp_got;     /* some response byte came from the upstream */
-	int status;
-	/* RFC 9209 Proxy-Status of a proxyd-generated error: error type and next hop */
-	const char *perr;
-	char perr_hop[RESOLVE_NAME_MAX + 8]; /* an address, or a forward origin's name */
-	int retry_after;                     /* seconds, for a 503; 0: none */
-	char *logreq;      /* "request-line\0referer\0user-agent\0", for the access log */
-	struct fwd *fwd;   /* forward mode */
-	char user[64];     /* forward mode: the authenticated user, for the access log */
-	char *challenge;   /* a 407's Proxy-Authenticate value (malloc'd), or NULL */
-	char *custom_body; /* the body session_error() sends instead of its own (a deny page) */
-	int upgrade;       /* the request asks for a WebSocket upgrade (passed upstream) */
-	int tls;           /* the client connection is TLS (listen ... tls) */
-	int tls_failed;    /* it ended in a TLS error: no quiet close */
-	int tls_closed;    /* close_notify sent */
-	struct tls_client *up_tls; /* TLS to the current upstream connection, or NULL */
-	/* cache (a server with `cache`) */
-	int cmode;  /* CMODE_*: how this request met the cache */
-	char *curl; /* the normalized URL (key, invalidation): curl_buf, or NULL */
-	size_t curl_len;
-	char *curl_buf; /* malloc'd, curl_cap bytes, kept from request to request */
-	size_t curl_cap;
-	struct cache_key ckey;
-	int64_t creq_time;           /* when the request came (seconds), for the age */
-	int64_t cage, cttl;          /* a hit: its age and remaining freshness */
-	struct cache_meta *chit;     /* the entry being served, or NULL */
-	uint64_t coff;               /* how much of its body is out */
-	uint64_t cend;               /* where the part served ends (the length, or a range's end) */
-	int cfwd_status;             /* CMODE_STALE: the upstream's failing status, 0: none */
-	struct cache_put *ctee;      /* the response being stored, until its body starts */
-	struct cache_meta *cstale;   /* a stale entry being revalidated with its validators */
-	struct collapse_lock *clock; /* this request fetches the key for others (collapse.h) */
-	struct collapse_waiter *cwait; /* this request waits for another's fetch */
-	int cnolock;                   /* woken from a wait: no second wait, no lead */
-	int cnostore;                  /* the lock timed out: not stored (nginx) */
-	int bg;                        /* a background refresh: no client, see session_cache_bg() */
-	struct bufferevent *bgpeer;    /* bg: the other end of cbev's pair, which discards */
-	struct tunnel *tunnel;         /* S_TUNNEL: CONNECT or an upgraded connection */
-	int64_t tunnel_start_ms;
-};
-
-static uint64_t session_ids;
-
-static void session_close(struct session *s, const char *why);
 static void session_read_head(struct session *s);
 static void session_connect(struct session *s);
 static int session_next_allowed(struct session *s, int cond, int reached);
-static void session_error(struct session *s, int status, const char *why);
-static void session_fail(struct session *s, int status, const char *perr, const char *why);
 static void session_pump_request(struct session *s);
 static void session_pump_response(struct session *s);
 static void session_response_done(struct session *s);
 static void session_finish(struct session *s);
-static void session_fwd_connect(struct session *s);
-static int session_fwd_request(struct session *s, const struct http_msg *msg);
-static int session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr *dst);
-static int session_cache_lookup(struct session *s, const struct http_msg *msg);
-static int session_cache_key(struct session *s, const struct http_msg *msg, const char *method,
-                             size_t method_len, struct cache_key *k);
-static void session_purge(struct session *s, const struct http_msg *msg);
 static int session_is_purge(const struct http_msg *msg);
-static int session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind);
-static int session_cache_put(struct session *s, const struct http_msg *msg, enum http_body kind);
-static int session_cache_collapse(struct session *s, const struct http_msg *msg);
-static int session_cache_swr(struct session *s, const struct http_msg *msg);
-static void session_cache_fields(const struct session *s, struct evbuffer *out, int stored);
-static void session_cache_pump(struct session *s);
-static int session_cache_stale_error(struct session *s, int cond, int status);
-static void session_cache_invalidate(struct session *s, const struct http_msg *resp);
-static void session_cache_tee_end(struct session *s, int complete);
-static void session_cache_unlock(struct session *s);
-static void session_add_headers(const struct session *s, struct evbuffer *out, int status);
-static void session_tunnel_start(struct session *s);
 
 static struct timeval
 ms_tv(uint32_t ms)
@@ -276,52 +111,6 @@ session_timer_set(struct session *s, uint32_t ms)
 	struct timeval tv = env_tv(s->env, ms);
 
 	evtimer_add(s->timer, &tv);
-}
-
-/* Two-state header-name tests, case-insensitive. */
-static int
-hdr_is(const struct http_header *h, const char *name, size_t len)
-{
-	return h->name.len == len && http_slice_eq(h->name, name);
-}
-#define HDR_IS(h, lit) hdr_is((h), (lit), sizeof(lit) - 1)
-
-/*
- * Headers that never cross the proxy as received: hop-by-hop fields (RFC 9110 7.6.1) and
- * the framing fields, which the proxy writes itself for the body it actually sends.
- */
-static int
-hdr_hop(const struct http_header *h)
-{
-	switch (h->name.len) {
-	case 2:
-		return HDR_IS(h, "te");
-	case 6:
-		return HDR_IS(h, "expect");
-	case 7:
-		return HDR_IS(h, "trailer") || HDR_IS(h, "upgrade");
-	case 10:
-		return HDR_IS(h, "connection") || HDR_IS(h, "keep-alive");
-	case 14:
-		return HDR_IS(h, "content-length");
-	case 16:
-		return HDR_IS(h, "proxy-connection");
-	case 17:
-		return HDR_IS(h, "transfer-encoding");
-	case 19:
-		return HDR_IS(h, "proxy-authorization");
-	default:
-		return 0;
-	}
-}
-
-static void
-buf_add_header(struct evbuffer *b, const struct http_header *h)
-{
-	evbuffer_add(b, h->name.p, h->name.len);
-	evbuffer_add(b, ": ", 2);
-	evbuffer_add(b, h->value.p, h->value.len);
-	evbuffer_add(b, "\r\n", 2);
 }
 
 /*
@@ -417,6 +206,13 @@ fmt_u64(char *buf, uint64_t v, unsigned base)
 	for (i = 0; i < n; i++)
 		buf[i] = tmp[n - 1 - i];
 	return n;
+}
+
+/* fmt_u64() for session_cache.c (session_int.h). */
+size_t
+session_fmt_u64(char *buf, uint64_t v, unsigned base)
+{
+	return fmt_u64(buf, v, base);
 }
 
 static void
@@ -756,6 +552,13 @@ bev_flush(struct bufferevent *bev)
 		bufferevent_enable(bev, EV_WRITE);
 }
 
+/* bev_flush() for session_cache.c and session_fwd.c (session_int.h). */
+void
+session_bev_flush(struct bufferevent *bev)
+{
+	bev_flush(bev);
+}
+
 /*
  * TLS read-ahead on client connections. Without it OpenSSL reads a record in two read(2)
  * calls (header, then body), and a resumed TLS 1.2 handshake costs about ten reads where
@@ -909,7 +712,7 @@ log_escape(char *b, size_t room, const char *s)
 	return n;
 }
 
-static void
+void
 session_log_access(struct session *s)
 {
 	int fd = s->srv->access_log.fd;
@@ -946,7 +749,8 @@ session_log_access(struct session *s)
 	}
 	if (s->cmode != CMODE_NONE) {
 		/* a cache-enabled server: what the cache did (X-Cache's word) */
-		r = snprintf(line + n, sizeof(line) - n, " cache=%s", cmode_info[s->cmode].word);
+		r = snprintf(line + n, sizeof(line) - n, " cache=%s",
+		             session_cmode_info[s->cmode].word);
 		n += (size_t)r;
 	}
 	line[n++] = '\n';
@@ -1006,7 +810,7 @@ session_keep_log_raw(struct session *s, const char *p, size_t n)
 
 /* ---------------------------------------------------------------- teardown */
 
-static void
+void
 session_release_upstream(struct session *s, int reusable)
 {
 	if (s->ubev == NULL) {
@@ -1032,7 +836,7 @@ session_release_upstream(struct session *s, int reusable)
 }
 
 /* The only place that frees a session. */
-static void
+void
 session_close(struct session *s, const char *why)
 {
 	struct session_env *env = s->env;
@@ -1081,7 +885,7 @@ session_close(struct session *s, const char *why)
 
 /* ---------------------------------------------------------------- client side */
 
-static void
+void
 session_enter_head(struct session *s)
 {
 	struct timeval wtv = env_tv(s->env, s->srv->send_timeout_ms);
@@ -1118,7 +922,7 @@ session_enter_head(struct session *s)
 }
 
 /* Write a proxyd-generated response; the connection closes after it. */
-static void
+void
 session_error(struct session *s, int status, const char *why)
 {
 	char body[1024], reason[400];
@@ -1216,7 +1020,7 @@ session_error(struct session *s, int status, const char *why)
  * An upstream-side failure: answer status with a Proxy-Status naming the error type (RFC
  * 9209 section 2.3) and the peer involved, if any.
  */
-static void
+void
 session_fail(struct session *s, int status, const char *perr, const char *why)
 {
 	s->perr = perr;
@@ -1464,7 +1268,7 @@ session_explain_head(const struct cfg_server *srv, const struct http_msg *msg, c
 }
 
 /* add_header fields for a response of status (nginx's list of statuses, or `always`). */
-static void
+void
 session_add_headers(const struct session *s, struct evbuffer *out, int status)
 {
 	const struct cfg_server *srv = s->srv;
@@ -1516,7 +1320,7 @@ session_expand(const struct session *s, const struct http_msg *msg, const char *
  * the next request or close. Nothing of the request body was read, so a request that had
  * one has keepalive off.
  */
-static void
+void
 session_answered(struct session *s)
 {
 	bev_flush(s->cbev);
@@ -1594,7 +1398,7 @@ session_wants_websocket(const struct http_msg *msg)
 	       http_request_body(msg) == HTTP_BODY_NONE;
 }
 
-static void
+void
 session_start_request(struct session *s, const struct http_msg *msg, const char *head)
 {
 	const struct cfg_server *srv = s->srv;
@@ -1659,7 +1463,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	/*
 	 * Client reads stay enabled (toggling them costs an epoll_ctl per request): a body
 	 * or a pipelined request waits in the input, bounded by its high watermark, and
-	 * client_readcb leaves it there until its turn.
+	 * session_client_readcb leaves it there until its turn.
 	 */
 	evtimer_del(s->timer);
 	s->state = S_UPSTREAM;
@@ -1717,8 +1521,8 @@ session_read_head(struct session *s)
 	session_start_request(s, msg, p);
 }
 
-static void
-client_readcb(struct bufferevent *bev, void *arg)
+void
+session_client_readcb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
@@ -1742,8 +1546,8 @@ client_readcb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void
-client_writecb(struct bufferevent *bev, void *arg)
+void
+session_client_writecb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
@@ -1775,8 +1579,8 @@ session_ssl_error(void *arg)
 	return bufferevent_get_openssl_error(arg);
 }
 
-static void
-client_eventcb(struct bufferevent *bev, short what, void *arg)
+void
+session_client_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 
@@ -1844,7 +1648,7 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 	session_close(s, "client connection error");
 }
 
-static void
+void
 session_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
@@ -1934,7 +1738,7 @@ session_upstream_ready(struct session *s)
  * and s->perr_hop say why; the connection is released), -2 when the session answered an
  * error itself.
  */
-static int
+int
 session_connect_addr(struct session *s, int pooled)
 {
 	struct bufferevent *bev;
@@ -2161,7 +1965,7 @@ session_is_purge(const struct http_msg *msg)
  * a forward request's resolved address, checked again so that `dst CIDR` rules see it
  * (msg is a re-parsed copy; only a deny is counted, the head already counted its hit).
  */
-static int
+int
 session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr *dst)
 {
 	struct acl *acl = s->srv->acl;
@@ -2250,1350 +2054,6 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 	s->perr = "http_request_denied";
 	session_error(s, d.status, "denied by policy");
 	return 1;
-}
-
-/* ---------------------------------------------------------------- cache */
-
-/* What a request head is to the cache policy. */
-static void
-session_cache_msg(const struct http_msg *msg, struct cache_header *h, struct cache_msg *m)
-{
-	size_t n = msg->nheaders < HTTP_MAX_HEADERS ? msg->nheaders : HTTP_MAX_HEADERS;
-
-	for (size_t i = 0; i < n; i++) {
-		h[i].name = msg->headers[i].name.p;
-		h[i].name_len = msg->headers[i].name.len;
-		h[i].value = msg->headers[i].value.p;
-		h[i].value_len = msg->headers[i].value.len;
-	}
-	m->method = msg->method_name.p;
-	m->method_len = msg->method_name.len;
-	m->status = msg->status_code;
-	m->headers = h;
-	m->nheaders = n;
-}
-
-/*
- * The normalized URL of the request (the cache key's and invalidation's) in s->curl, a
- * buffer kept for the session's next requests; -1 (and s->curl NULL) if unusable.
- */
-static int
-session_cache_url(struct session *s, const struct http_msg *msg)
-{
-	char raw[8192];
-	const char *target = msg->form == HTTP_TARGET_ABSOLUTE ? msg->path.p : msg->target.p;
-	size_t tlen = msg->form == HTTP_TARGET_ABSOLUTE ? msg->path.len : msg->target.len;
-	size_t n = s->tls ? 8 : 7;
-	long len;
-
-	s->curl = NULL;
-	if (msg->form == HTTP_TARGET_AUTHORITY || msg->form == HTTP_TARGET_ASTERISK ||
-	    n + msg->host.len + 6 + tlen >= sizeof(raw))
-		return -1;
-	memcpy(raw, s->tls ? "https://" : "http://", n);
-	memcpy(raw + n, msg->host.p, msg->host.len);
-	n += msg->host.len;
-	if (msg->port != 0) {
-		raw[n++] = ':';
-		n += fmt_u64(raw + n, msg->port, 10);
-	}
-	memcpy(raw + n, target, tlen);
-	n += tlen;
-	if (s->curl_cap < n + 1) {
-		char *b = realloc(s->curl_buf, n + 1 > 256 ? n + 1 : 256);
-
-		if (b == NULL)
-			return -1;
-		s->curl_buf = b;
-		s->curl_cap = n + 1 > 256 ? n + 1 : 256;
-	}
-	if ((len = rules_url_normalize(raw, n, s->curl_buf, n + 1)) < 0)
-		return -1;
-	s->curl = s->curl_buf;
-	s->curl_len = (size_t)len;
-	return 0;
-}
-
-/* Whether one of rules matches the request msg (cache_bypass, no_cache). */
-static int
-session_cache_rules(struct session *s, const struct http_msg *msg, struct rules_rule *const *rules,
-                    size_t n)
-{
-	struct session_subject *ss = s->env->subject;
-
-	if (n == 0 || session_rules_subject(s->srv, msg, (const struct sockaddr *)&s->client_ss,
-	                                    s->user, session_now(), ss) != 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (rules_eval(rules[i], &ss->subj, s->env->rscratch, NULL) == RULES_MATCH)
-			return 1;
-	return 0;
-}
-
-/* The server's cache policy parameters (cache_valid, cache_heuristic, ...). */
-static void
-session_cache_params(const struct session *s, struct cache_params *cp)
-{
-	cache_params_default(cp);
-	cp->valid = s->srv->cache_valid;
-	cp->nvalid = s->srv->ncache_valid;
-	cp->heuristic_fraction = s->srv->cache_heuristic / 100.0;
-	cp->heuristic_max = s->srv->cache_heuristic_max_s;
-	cp->store_set_cookie = s->srv->cache_store_set_cookie;
-}
-
-/* Cache-Status (RFC 9211) and X-Cache of a response of a cache-enabled server. */
-static void
-session_cache_fields(const struct session *s, struct evbuffer *out, int stored)
-{
-	if (s->cmode == CMODE_NONE)
-		return;
-	if (s->srv->cache_status) {
-		if (s->cmode == CMODE_HIT || s->cmode == CMODE_UPDATING || s->cmode == CMODE_SWR) {
-			/* CMODE_SWR: a stale hit that sent a refresh forward */
-			char line[80] = "Cache-Status: proxyd; hit; ttl=";
-			size_t n = 31;
-
-			if (s->cttl < 0)
-				line[n++] = '-';
-			n += fmt_u64(line + n,
-			             s->cttl < 0 ? 0 - (uint64_t)s->cttl : (uint64_t)s->cttl, 10);
-			if (s->cmode == CMODE_SWR) {
-				memcpy(line + n, "; fwd=stale", 11);
-				n += 11;
-			}
-			memcpy(line + n, "\r\n", 2);
-			evbuffer_add(out, line, n + 2);
-		} else if (s->cmode == CMODE_REVALIDATED)
-			evbuffer_add_printf(out,
-			                    "Cache-Status: proxyd; fwd=stale; fwd-status=304\r\n");
-		else if (s->cmode == CMODE_STALE) {
-			char st[32] = "";
-
-			if (s->cfwd_status != 0)
-				snprintf(st, sizeof(st), "; fwd-status=%d", s->cfwd_status);
-			evbuffer_add_printf(out,
-			                    "Cache-Status: proxyd; fwd=stale%s; ttl=%" PRId64
-			                    "; detail=stale-if-error\r\n",
-			                    st, s->cttl);
-		} else
-			evbuffer_add_printf(out, "Cache-Status: proxyd; fwd=%s%s\r\n",
-			                    cmode_info[s->cmode].fwd, stored ? "; stored" : "");
-	}
-	if (s->srv->x_cache) {
-		evbuffer_add(out, "X-Cache: ", 9);
-		evbuffer_add(out, cmode_info[s->cmode].word, strlen(cmode_info[s->cmode].word));
-		evbuffer_add(out, "\r\n", 2);
-	}
-}
-
-/* Collapsing: let whoever waits for this request's fetch go upstream themselves, now. */
-static void
-session_cache_unlock(struct session *s)
-{
-	collapse_release(s->clock, 0);
-	s->clock = NULL;
-}
-
-/*
- * The body being stored ended: commit it if complete (waiters look it up once the store
- * has committed it), else drop it (waiters go upstream).
- */
-static void
-session_cache_tee_end(struct session *s, int complete)
-{
-	struct cache_put *p = s->resp.tee;
-
-	if (p == NULL)
-		return;
-	s->resp.tee = NULL;
-	/* complete: visible from now on; a dropped one never is */
-	if (complete && !s->resp.tee_failed && cache_put_commit(p) == 0) {
-		collapse_release_after(s->clock, s->srv->cache->store);
-		s->clock = NULL;
-		return;
-	}
-	if (!complete || s->resp.tee_failed)
-		cache_put_abort(p);
-	session_cache_unlock(s);
-}
-
-static void session_start_request(struct session *s, const struct http_msg *msg, const char *head);
-
-/*
- * The fetch this request waited for is over (or the lock timed out): start the request
- * again from its head, still in the input; it looks the cache up again and, on a miss,
- * goes upstream without waiting twice.
- */
-static void
-session_cache_woken(void *arg, enum collapse_wake why)
-{
-	struct session *s = arg;
-	const struct cfg_server *srv = s->srv;
-	struct evbuffer *in = bufferevent_get_input(s->cbev);
-	struct http_limits lim = {srv->client_max_header_size, srv->client_max_target,
-	                          srv->client_max_headers};
-	struct http_msg *msg = &s->env->scratch;
-	size_t len = evbuffer_get_length(in);
-	size_t n = len < lim.max_head + 1 ? len : lim.max_head + 1;
-	const char *p;
-
-	SESSION_CHECK(s);
-	s->cwait = NULL;
-	s->cnolock = 1;
-	s->cnostore = why == COLLAPSE_WAKE_TIMEOUT;
-	p = (const char *)evbuffer_pullup(in, (ssize_t)n);
-	if (p == NULL || http_parse_request(p, n, &lim, msg) <= 0) {
-		session_close(s, "request head lost while waiting for the cache");
-		return;
-	}
-	session_start_request(s, msg, p);
-}
-
-static void
-session_cache_done(struct session *s)
-{
-	cache_meta_free(s->chit);
-	s->chit = NULL;
-	session_answered(s);
-}
-
-/*
- * After a write of out that may have left bytes lent by a cache view (the last refs bytes
- * added, by reference): move whatever is left into memory of out's own, so that the view
- * can end. The bytes before them are moved without copying. -1 when out of memory: then
- * out is emptied (nothing lent may stay) and the session must close.
- */
-static int
-session_cache_unview(struct evbuffer *out, size_t refs)
-{
-	size_t left = evbuffer_get_length(out), keep = left > refs ? left - refs : 0;
-	struct evbuffer *own;
-	int rc = 0;
-
-	if (left == 0)
-		return 0;
-	evbuffer_unfreeze(out, 1); /* see bev_flush() */
-	if ((own = evbuffer_new()) == NULL ||
-	    (keep > 0 && evbuffer_remove_buffer(out, own, keep) != (int)keep))
-		rc = -1;
-	while (rc == 0 && evbuffer_get_length(out) > 0) {
-		struct evbuffer_iovec v;
-
-		if (evbuffer_peek(out, -1, NULL, &v, 1) < 1 || v.iov_len == 0 ||
-		    evbuffer_add(own, v.iov_base, v.iov_len) == -1)
-			rc = -1;
-		else
-			evbuffer_drain(out, v.iov_len);
-	}
-	if (rc == -1)
-		evbuffer_drain(out, evbuffer_get_length(out));
-	evbuffer_freeze(out, 1);
-	if (rc == 0 && evbuffer_add_buffer(out, own) == -1)
-		rc = -1;
-	if (own != NULL)
-		evbuffer_free(own);
-	return rc;
-}
-
-/*
- * Move the body of the entry being served into the client's output, as it drains. On a
- * plain socket the body is added by reference to the cache's map and written at once;
- * what the socket does not take is copied before the view ends (session_cache_unview).
- */
-static void
-session_cache_pump(struct session *s)
-{
-	struct evbuffer *out = bufferevent_get_output(s->cbev);
-	struct cache_meta *m = s->chit;
-	struct cache_view view;
-	int viewing = bufferevent_openssl_get_ssl(s->cbev) == NULL &&
-	              cache_view_begin(s->srv->cache->store, &view) == 0;
-	size_t lent = 0;
-	int gone = 0;
-
-	while (s->coff < s->cend && evbuffer_get_length(out) < RELAY_HIGH) {
-		struct evbuffer_iovec v;
-		size_t want = s->cend - s->coff < IO_CHUNK ? (size_t)(s->cend - s->coff) : IO_CHUNK;
-		const void *p;
-		ssize_t r;
-
-		if (viewing) {
-			r = cache_view(&view, m, s->coff, want, &p);
-			if (r > 0 && evbuffer_add_reference(out, p, (size_t)r, NULL, NULL) == -1) {
-				gone = -1;
-				break;
-			}
-			lent += r > 0 ? (size_t)r : 0;
-		} else {
-			if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) < 1) {
-				gone = -1;
-				break;
-			}
-			r = cache_read(s->srv->cache->store, m, s->coff, v.iov_base, want);
-			v.iov_len = r > 0 ? (size_t)r : 0;
-			evbuffer_commit_space(out, &v, r > 0 ? 1 : 0);
-		}
-		if (r <= 0) {
-			gone = 1;
-			break;
-		}
-		s->coff += (uint64_t)r;
-		s->resp.moved += (uint64_t)r;
-	}
-	if (gone != -1)
-		bev_flush(s->cbev);
-	if (viewing) {
-		if (lent > 0 && session_cache_unview(out, lent) == -1)
-			gone = -1;
-		cache_view_end(&view);
-	}
-	if (gone == -1) {
-		session_close(s, "out of memory");
-		return;
-	}
-	if (gone) {
-		/* evicted or replaced under us: the client sees the body end early */
-		log_info("*%" PRIu64 " client %s: cache entry gone while serving %s", s->id,
-		         s->client, s->curl != NULL ? s->curl : "-");
-		s->keepalive = 0;
-		session_cache_done(s);
-		return;
-	}
-	if (s->coff == s->cend)
-		session_cache_done(s);
-}
-
-/*
- * Answer from the stored entry m with the fields h[0..n) (its own, or as a 304 updated
- * them): status (m's, 304, or 206/416 for a Range), Age, the cache fields; the body follows
- * unless head_only. A 206 serves bytes s->coff up to s->cend, which the caller set.
- */
-static void
-session_cache_respond(struct session *s, struct cache_meta *m, const struct cache_header *h, long n,
-                      int status, int head_only)
-{
-	struct evbuffer *out = bufferevent_get_output(s->cbev);
-	const char *reason = http_reason(status);
-	size_t rlen = strlen(reason), need = rlen + 200, k = 0;
-	struct evbuffer_iovec v;
-	char *b;
-
-	/* the head up to the cache fields, written in one piece (no printf: it showed in profiles)
-	 */
-	for (long i = 0; i < n; i++)
-		need += h[i].name_len + h[i].value_len + 4;
-	if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1) {
-		cache_meta_free(m);
-		session_close(s, "out of memory");
-		return;
-	}
-	b = v.iov_base;
-	memcpy(b, "HTTP/1.1 ", 9);
-	k = 9 + fmt_u64(b + 9, (uint64_t)status, 10);
-	b[k++] = ' ';
-	memcpy(b + k, reason, rlen);
-	k += rlen;
-	for (long i = 0; i < n; i++) {
-		const struct cache_header *f = &h[i];
-
-		/* framing and age are this response's own */
-		if ((f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) ||
-		    (f->name_len == 17 && strncasecmp(f->name, "transfer-encoding", 17) == 0) ||
-		    (f->name_len == 3 && strncasecmp(f->name, "age", 3) == 0))
-			continue;
-		memcpy(b + k, "\r\n", 2);
-		memcpy(b + k + 2, f->name, f->name_len);
-		k += 2 + f->name_len;
-		memcpy(b + k, ": ", 2);
-		memcpy(b + k + 2, f->value, f->value_len);
-		k += 2 + f->value_len;
-	}
-	memcpy(b + k, "\r\nAge: ", 7);
-	k += 7 + fmt_u64(b + k + 7, s->cage > 0 ? (uint64_t)s->cage : 0, 10);
-	if (status != 206) {
-		s->coff = 0;
-		s->cend = status == 416 ? 0 : m->body_len;
-	}
-	if (status == 206) {
-		memcpy(b + k, "\r\nContent-Range: bytes ", 23);
-		k += 23 + fmt_u64(b + k + 23, s->coff, 10);
-		b[k++] = '-';
-		k += fmt_u64(b + k, s->cend - 1, 10);
-		b[k++] = '/';
-		k += fmt_u64(b + k, m->body_len, 10);
-	} else if (status == 416) {
-		memcpy(b + k, "\r\nContent-Range: bytes */", 25);
-		k += 25 + fmt_u64(b + k + 25, m->body_len, 10);
-	}
-	if (status != 304) {
-		memcpy(b + k, "\r\nContent-Length: ", 18);
-		k += 18 + fmt_u64(b + k + 18, s->cend - s->coff, 10);
-	}
-	memcpy(b + k, "\r\n", 2);
-	v.iov_len = k + 2;
-	evbuffer_commit_space(out, &v, 1);
-	session_cache_fields(s, out, 0);
-	session_add_headers(s, out, status);
-	if (!s->keepalive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	else if (s->minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
-	s->status = status;
-	s->resp_started = 1;
-	s->state = S_UPSTREAM;
-	evtimer_del(s->timer);
-	if (status == 304 || head_only || s->cend == s->coff) {
-		cache_meta_free(m);
-		session_cache_done(s);
-		return;
-	}
-	s->chit = m;
-	bufferevent_setwatermark(s->cbev, EV_WRITE, RELAY_HIGH / 2, 0);
-	session_cache_pump(s);
-}
-
-/*
- * The status the entry m answers the request reqm with: 304 for a matching conditional;
- * for a 200 entry and a GET with one satisfiable `bytes=` range (If-Range permitting) 206,
- * with s->coff and s->cend set to the slice; 416 for an unsatisfiable one; else m's own.
- * Several ranges get the whole 200 (RFC 9110 14.2 lets a server ignore Range).
- */
-static int
-session_cache_status(struct session *s, const struct cache_meta *m, const struct cache_msg *reqm)
-{
-	struct cache_range r;
-
-	if (cache_policy_not_modified(reqm, m->etag, m->etag_len, m->last_modified))
-		return 304;
-	if (m->status != 200)
-		return m->status;
-	switch (cache_policy_range(reqm, m->body_len, m->etag, m->etag_len, m->last_modified, &r)) {
-	case CACHE_RANGE_PARTIAL:
-		s->coff = r.first;
-		s->cend = r.last + 1;
-		return 206;
-	case CACHE_RANGE_UNSATISFIABLE:
-		return 416;
-	default:
-		return 200;
-	}
-}
-
-/* Answer msg from the stored entry m (fresh, or stale as the client allows). */
-static void
-session_cache_serve(struct session *s, const struct http_msg *msg, struct cache_meta *m,
-                    const struct cache_msg *reqm)
-{
-	struct cache_header h[HTTP_MAX_HEADERS];
-	int status = session_cache_status(s, m, reqm);
-	long n = cache_meta_headers(m, h, HTTP_MAX_HEADERS);
-
-	if (http_request_body(msg) != HTTP_BODY_NONE)
-		s->keepalive = 0; /* its body is not read */
-	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-	session_cache_respond(s, m, h, n, status, msg->method == HTTP_M_HEAD);
-}
-
-/*
- * The origin answered 304 to the validators of the stale entry: update what is stored
- * (RFC 9111 4.3.4: its fields replaced by the 304's, freshness anew) and answer the client
- * from the entry. headlen: the 304's head, still in the upstream input.
- */
-static void
-session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t headlen)
-{
-	struct cache_meta *m = s->cstale;
-	struct cache_header stored[HTTP_MAX_HEADERS], fresh[HTTP_MAX_HEADERS];
-	struct cache_header merged[HTTP_MAX_HEADERS];
-	struct cache_params cp;
-	struct cache_msg respm;
-	struct cache_fresh f;
-	size_t nfresh = 0;
-	long nstored = cache_meta_headers(m, stored, HTTP_MAX_HEADERS), n;
-	/*
-	 * msg points into the upstream's input, which is drained (and the connection pooled)
-	 * below: the 304's fields are copied first
-	 */
-	const char *base =
-	        (const char *)evbuffer_pullup(bufferevent_get_input(s->ubev), (ev_ssize_t)headlen);
-	char *copy = base != NULL ? malloc(headlen) : NULL;
-	int reuse = http_keepalive(msg) && s->srv->upstream->keepalive > 0 &&
-	            s->up_requests + 1 < s->srv->upstream->keepalive_requests;
-
-	s->cstale = NULL;
-	if (copy == NULL) {
-		cache_meta_free(m);
-		session_fail(s, 502, "proxy_internal_error", "out of memory");
-		return;
-	}
-	memcpy(copy, base, headlen);
-	for (size_t i = 0; i < msg->nheaders && nfresh < HTTP_MAX_HEADERS; i++) {
-		if (hdr_hop(&msg->headers[i]))
-			continue;
-		fresh[nfresh].name = copy + (msg->headers[i].name.p - base);
-		fresh[nfresh].name_len = msg->headers[i].name.len;
-		fresh[nfresh].value = copy + (msg->headers[i].value.p - base);
-		fresh[nfresh].value_len = msg->headers[i].value.len;
-		nfresh++;
-	}
-	n = cache_policy_merge_304(stored, nstored > 0 ? (size_t)nstored : 0, fresh, nfresh, merged,
-	                           HTTP_MAX_HEADERS);
-	if (n < 0) {
-		n = nstored;
-		memcpy(merged, stored, sizeof(merged[0]) * (size_t)(nstored > 0 ? nstored : 0));
-	}
-	session_cache_params(s, &cp);
-	respm.method = NULL;
-	respm.method_len = 0;
-	respm.status = m->status;
-	respm.headers = merged;
-	respm.nheaders = (size_t)n;
-	cache_policy_freshness(&cp, &respm, s->creq_time, (int64_t)time(NULL), &f);
-	cache_update(s->srv->cache->store, m, merged, (size_t)n, s->creq_time, (int64_t)time(NULL),
-	             &f);
-	collapse_release_after(s->clock, s->srv->cache->store); /* waiters see the update */
-	s->clock = NULL;
-
-	/* the 304 has no body: the upstream connection may serve another request */
-	up_peer_ok(s->peer);
-	up_peer_time(s->srv->upstream, s->peer, 0, s->up_start_ms);
-	evbuffer_drain(bufferevent_get_input(s->ubev), headlen);
-	session_release_upstream(s, reuse);
-	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
-	s->cmode = CMODE_REVALIDATED;
-	s->cage = 0;
-	/* the merged fields point into m and into copy */
-	session_cache_respond(s, m, merged, n, m->status, s->method == HTTP_M_HEAD);
-	free(copy);
-}
-
-/*
- * The upstream failed before any of its response reached the client: cond says how
- * (CFG_NEXT_ERROR, _TIMEOUT, _INVALID_HEADER, or the CFG_NEXT_HTTP_* of status, the
- * upstream's answer; status 0: none). A stale entry of the request answers instead (X-Cache
- * STALE) when the entry's or the request's stale-if-error (RFC 5861: errors and 500, 502,
- * 503, 504) or the server's cache_use_stale (the failures it lists) allows; an entry with
- * must-revalidate or no-cache never. The entry is looked up again, with the request as sent
- * upstream (its Cache-Control; the Vary key it was stored under). Returns 1 when answered,
- * 0 to report the failure as usual.
- */
-static int
-session_cache_stale_error(struct session *s, int cond, int status)
-{
-	struct cache_store *st = s->srv->cache != NULL ? s->srv->cache->store : NULL;
-	struct cache_header *rh = s->env->subject->chdrs, h[HTTP_MAX_HEADERS];
-	struct http_msg *req = s->env->reqmsg;
-	struct http_limits lim = {RESP_HEAD_MAX * 4, RESP_HEAD_MAX * 4, HTTP_MAX_HEADERS};
-	const int sie_conds = CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT | CFG_NEXT_INVALID_HEADER |
-	                      CFG_NEXT_HTTP_500 | CFG_NEXT_HTTP_502 | CFG_NEXT_HTTP_503 |
-	                      CFG_NEXT_HTTP_504;
-	struct cache_msg reqm;
-	struct cache_meta *m = NULL;
-	int64_t now = (int64_t)time(NULL), age;
-	const char *rq;
-	size_t k = 0;
-	int use;
-	long n;
-
-	if (st == NULL || s->cmode != CMODE_EXPIRED || s->resp_started || !s->req.done ||
-	    req == NULL || s->req_head == NULL)
-		return 0;
-	rq = (const char *)evbuffer_pullup(s->req_head, -1);
-	if (rq == NULL || http_parse_request(rq, evbuffer_get_length(s->req_head), &lim, req) <= 0)
-		return 0;
-	session_cache_msg(req, rh, &reqm);
-	if (s->cstale != NULL) {
-		/* the conditionals are proxyd's own (the client sent none): not the client's */
-		for (size_t i = 0; i < reqm.nheaders; i++)
-			if (!(rh[i].name_len == 13 &&
-			      strncasecmp(rh[i].name, "if-none-match", 13) == 0) &&
-			    !(rh[i].name_len == 17 &&
-			      strncasecmp(rh[i].name, "if-modified-since", 17) == 0))
-				rh[k++] = rh[i];
-		reqm.nheaders = k;
-	}
-	if (cache_get(st, &s->ckey, rh, reqm.nheaders, &m) != 1)
-		return 0;
-	use = ((cond & sie_conds) && cache_policy_stale_if_error(&m->fresh, &reqm, now)) ||
-	      ((s->srv->cache_use_stale & cond) &&
-	       !(m->fresh.flags & (CACHE_FRESH_MUST_REVALIDATE | CACHE_FRESH_NO_CACHE)));
-	if (!use) {
-		cache_meta_free(m);
-		return 0;
-	}
-	log_info("*%" PRIu64 " client %s: upstream failed, serving the stale %.*s", s->id,
-	         s->client, (int)s->curl_len, s->curl);
-	cache_meta_free(s->cstale);
-	s->cstale = NULL;
-	session_cache_unlock(s); /* its waiters try the upstream themselves */
-	session_release_upstream(s, 0);
-	s->cmode = CMODE_STALE;
-	s->cfwd_status = status;
-	age = cache_fresh_age(&m->fresh, now);
-	s->cage = age;
-	s->cttl = m->fresh.lifetime - age;
-	status = session_cache_status(s, m, &reqm);
-	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
-	n = cache_meta_headers(m, h, HTTP_MAX_HEADERS);
-	session_cache_respond(s, m, h, n, status, s->method == HTTP_M_HEAD);
-	return 1;
-}
-
-/*
- * An unsafe request was answered with the 2xx or 3xx resp: invalidate its URL and, when
- * they are on the same origin (scheme, host and port as written in the request URL), the
- * URLs of resp's Location and Content-Location (RFC 9111 4.4); never another origin's.
- */
-static void
-session_cache_invalidate(struct session *s, const struct http_msg *resp)
-{
-	struct cache_header *rh = s->env->subject->chdrs, urls[3];
-	struct cache_msg reqm, respm;
-	char buf[3 * 8192], norm[8192];
-	const char *rq = (const char *)evbuffer_pullup(s->req_head, -1);
-	size_t rlen = evbuffer_get_length(s->req_head), ml = 0, n;
-
-	/* the method as sent (its name says it is unsafe; only that matters here) */
-	while (rq != NULL && ml < rlen && rq[ml] != ' ')
-		ml++;
-	reqm.method = rq != NULL && ml > 0 ? rq : "POST";
-	reqm.method_len = rq != NULL && ml > 0 ? ml : 4;
-	reqm.status = 0;
-	reqm.headers = NULL;
-	reqm.nheaders = 0;
-	session_cache_msg(resp, rh, &respm);
-	n = cache_policy_invalidations(&reqm, &respm, s->curl, s->curl_len, buf, sizeof(buf), urls);
-	if (n == 0) {
-		/* nothing came back (a method name the policy takes for safe): the target at least
-		 */
-		cache_invalidate_url(s->srv->cache->store, s->curl, s->curl_len);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		long len =
-		        rules_url_normalize(urls[i].value, urls[i].value_len, norm, sizeof(norm));
-
-		if (len < 0)
-			continue;
-		if (i > 0)
-			log_debug("*%" PRIu64 " client %s: %.*s invalidates %.*s", s->id, s->client,
-			          (int)urls[i].name_len, urls[i].name, (int)len, norm);
-		cache_invalidate_url(s->srv->cache->store, norm, (size_t)len);
-	}
-}
-
-/*
- * PURGE URL: remove what the cache holds for the request's URL (every variant). Reaches
- * here only when an access-list line allowed it (session_acl()); a server without an
- * access list, or without a cache, answers 405. 200 when something was stored, else 404.
- */
-static void
-session_purge(struct session *s, const struct http_msg *msg)
-{
-	struct cache_store *st = s->srv->cache != NULL ? s->srv->cache->store : NULL;
-	struct cache_meta *m = NULL;
-	struct cache_key k;
-	char body[64];
-	int found;
-
-	if (st == NULL || s->srv->acl == NULL || session_cache_url(s, msg) == -1) {
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-		session_error(s, 405, "PURGE needs a cache and an access-list line allowing it");
-		return;
-	}
-	found = session_cache_key(s, msg, "GET", 3, &k) == 0 && cache_get(st, &k, NULL, 0, &m) == 1;
-	cache_meta_free(m);
-	cache_invalidate_url(st, s->curl, s->curl_len);
-	log_notice("*%" PRIu64 " client %s: PURGE %.*s: %s", s->id, s->client, (int)s->curl_len,
-	           s->curl, found ? "purged" : "not cached");
-	if (http_request_body(msg) != HTTP_BODY_NONE)
-		s->keepalive = 0;
-	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-	int n = snprintf(body, sizeof(body), "%s\n", found ? "purged" : "not cached");
-	evbuffer_add_printf(bufferevent_get_output(s->cbev),
-	                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s"
-	                    "\r\n%s",
-	                    found ? 200 : 404, http_reason(found ? 200 : 404), n,
-	                    s->keepalive ? "" : "Connection: close\r\n", body);
-	s->status = found ? 200 : 404;
-	s->resp.moved = (uint64_t)n;
-	session_answered(s);
-}
-
-/* The pair end a background refresh's response goes to: it is read and dropped. */
-static void
-session_bg_sinkcb(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	(void)arg;
-	evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-/*
- * A background refresh of the entry msg found stale (stale-while-revalidate): a session
- * without a client. Its "client" bufferevent is one end of a pair; the other end
- * (bgpeer) writes it msg's head, as received, and discards the response. It runs the
- * request like any other (access list, upstream choice, retries, forward mode), holding
- * the key's collapse lock, and always revalidates: a 304 updates the entry, a new
- * response replaces it. Callbacks are deferred, so nothing runs inside the caller. 0, or
- * -1 when it could not be started.
- */
-static int
-session_cache_bg(struct session *s, const struct http_msg *msg, struct collapse_lock *lock)
-{
-	struct bufferevent *pair[2] = {NULL, NULL};
-	struct session *b = calloc(1, sizeof(*b));
-	const char *head = (const char *)evbuffer_pullup(bufferevent_get_input(s->cbev),
-	                                                 (ssize_t)msg->head_len);
-
-	if (b == NULL || head == NULL ||
-	    bufferevent_pair_new(s->env->base, BEV_OPT_DEFER_CALLBACKS, pair) == -1 ||
-	    (b->timer = evtimer_new(s->env->base, session_timercb, b)) == NULL) {
-		if (pair[0] != NULL) {
-			bufferevent_free(pair[0]);
-			bufferevent_free(pair[1]);
-		}
-		free(b);
-		return -1;
-	}
-	b->magic = SESSION_MAGIC;
-	b->id = __atomic_add_fetch(&session_ids, 1, __ATOMIC_RELAXED);
-	b->env = s->env;
-	b->srv = s->srv;
-	cfg_ref(s->cfg);
-	b->cfg = s->cfg;
-	b->client_ss = s->client_ss;
-	memcpy(b->client, s->client, sizeof(b->client));
-	b->tls = s->tls;   /* the same scheme, so the same key */
-	b->tls_closed = 1; /* but no TLS of its own to close */
-	b->bg = 1;
-	b->clock = lock;
-	b->cbev = pair[0];
-	b->bgpeer = pair[1];
-	TAILQ_INSERT_TAIL(&b->env->sessions, b, link);
-	b->env->nsessions++;
-	bufferevent_setcb(pair[1], session_bg_sinkcb, NULL, NULL, NULL);
-	bufferevent_enable(pair[1], EV_READ);
-	bufferevent_write(pair[1], head, msg->head_len);
-	bufferevent_setwatermark(b->cbev, EV_READ, 0, RELAY_HIGH);
-	bufferevent_setcb(b->cbev, client_readcb, client_writecb, client_eventcb, b);
-	log_debug("*%" PRIu64 " client %s: background refresh *%" PRIu64 " of %.*s", s->id,
-	          s->client, b->id, (int)s->curl_len, s->curl);
-	session_enter_head(b);
-	return 0;
-}
-
-/*
- * A stale entry within its stale-while-revalidate window (RFC 5861): 1 to serve it now,
- * with one refresh in the background; 0 to revalidate it before use, as without the
- * window. The collapse table keeps to one refresh per key: a request that finds one in
- * flight is UPDATING; the one that starts it is STALE. Only a plain GET (no conditionals,
- * Range or body: its head is the refresh's) starts one.
- */
-static int
-session_cache_swr(struct session *s, const struct http_msg *msg)
-{
-	struct collapse_lock *lock;
-	struct collapse_waiter *w;
-
-	switch (collapse_acquire(s->srv->cache->store, &s->ckey, NULL, 0, NULL, NULL, &lock, &w)) {
-	case COLLAPSE_BUSY:
-		s->cmode = CMODE_UPDATING;
-		return 1;
-	case COLLAPSE_LEADER:
-		break;
-	case COLLAPSE_WAIT:
-	case COLLAPSE_PASS:
-		return 0;
-	}
-	if (msg->method != HTTP_M_GET || http_request_body(msg) != HTTP_BODY_NONE ||
-	    http_header_find(msg, "if-none-match") != NULL ||
-	    http_header_find(msg, "if-modified-since") != NULL ||
-	    http_header_find(msg, "if-range") != NULL || http_header_find(msg, "range") != NULL ||
-	    session_cache_bg(s, msg, lock) == -1) {
-		collapse_release(lock, 0);
-		return 0;
-	}
-	s->cmode = CMODE_SWR;
-	return 1;
-}
-
-/*
- * The cache key of request msg (method class and, by default, the normalized URL s->curl;
- * with cache_key, the expanded template, truncated at UP_KEY_MAX). 0, or -1: not cacheable.
- */
-static int
-session_cache_key(struct session *s, const struct http_msg *msg, const char *method,
-                  size_t method_len, struct cache_key *k)
-{
-	const struct cfg_server *srv = s->srv;
-	char buf[UP_KEY_MAX];
-	size_t n = 0;
-
-	if (srv->cache_key == NULL)
-		return cache_key_make(k, method, method_len, s->curl, s->curl_len);
-	for (size_t i = 0; i < srv->ncache_key; i++) {
-		const struct cfg_key_part *part = &srv->cache_key[i];
-		struct http_slice v;
-
-		if (part->var == CFG_KEY_URL) {
-			v.p = s->curl;
-			v.len = s->curl_len;
-		} else if (part->var == CFG_KEY_SCHEME) {
-			v.p = s->tls ? "https" : "http";
-			v.len = s->tls ? 5 : 4;
-		} else {
-			v = up_key_part(part, msg, s->client);
-		}
-		if (v.len > sizeof(buf) - n)
-			v.len = sizeof(buf) - n;
-		if (v.len > 0)
-			memcpy(buf + n, v.p, v.len);
-		n += v.len;
-	}
-	return cache_key_make(k, method, method_len, buf, n);
-}
-
-/*
- * A GET that missed (or must revalidate) takes part in collapsing unless cache_lock is off:
- * it leads (fetches for every request of its key, s->clock), or waits for the leader's
- * fetch (returns 1; session_cache_woken() starts it again), or passes. Requests whose
- * answer is not the stored entry itself (the client's own conditionals, Range) neither
- * lead nor wait.
- */
-static int
-session_cache_collapse(struct session *s, const struct http_msg *msg)
-{
-	if (!s->srv->cache_lock || s->cnolock || s->clock != NULL || msg->method != HTTP_M_GET ||
-	    (s->cstale == NULL && (http_header_find(msg, "if-none-match") != NULL ||
-	                           http_header_find(msg, "if-modified-since") != NULL)) ||
-	    http_header_find(msg, "range") != NULL)
-		return 0;
-	switch (collapse_acquire(s->srv->cache->store, &s->ckey, s->env->base,
-	                         s->srv->cache_lock_timeout_ms, session_cache_woken, s, &s->clock,
-	                         &s->cwait)) {
-	case COLLAPSE_WAIT:
-		/* the head stays in the input until the wake-up; the client may still leave */
-		cache_meta_free(s->cstale);
-		s->cstale = NULL;
-		evtimer_del(s->timer);
-		s->state = S_UPSTREAM;
-		return 1;
-	case COLLAPSE_LEADER:
-	case COLLAPSE_BUSY:
-	case COLLAPSE_PASS:
-		break;
-	}
-	return 0;
-}
-
-/*
- * A cache-enabled server's request: the URL is noted (for the key and invalidation); a
- * GET or HEAD is looked up (unless cache_bypass) and answered from the cache when the
- * entry may serve it. Returns 1 when answered here, 0 to go upstream.
- */
-static int
-session_cache_lookup(struct session *s, const struct http_msg *msg)
-{
-	struct cache_store *st = s->srv->cache->store;
-	struct cache_header *hdrs = s->env->subject->chdrs;
-	struct cache_msg reqm;
-	struct cache_meta *m = NULL;
-
-	s->cmode = CMODE_NONE;
-	if (session_cache_url(s, msg) == -1)
-		return 0;
-	if ((msg->method != HTTP_M_GET && msg->method != HTTP_M_HEAD) || s->upgrade)
-		return 0;
-	if (session_cache_key(s, msg, msg->method_name.p, msg->method_name.len, &s->ckey) == -1)
-		return 0;
-	s->creq_time = (int64_t)time(NULL);
-	if (session_cache_rules(s, msg, s->srv->cache_bypass, s->srv->ncache_bypass)) {
-		s->cmode = CMODE_BYPASS;
-		return 0;
-	}
-	session_cache_msg(msg, hdrs, &reqm);
-	s->cmode = CMODE_MISS;
-	if (cache_get(st, &s->ckey, hdrs, reqm.nheaders, &m) == 1) {
-		int64_t age = 0;
-		enum cache_use use = cache_policy_use(&m->fresh, &reqm, s->creq_time, &age);
-
-		if (s->bg && use != CACHE_USE_FRESH)
-			use = CACHE_USE_REVALIDATE; /* the refresh itself */
-		if (use == CACHE_USE_STALE_REVALIDATE)
-			use = session_cache_swr(s, msg) ? CACHE_USE_STALE : CACHE_USE_REVALIDATE;
-		if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE) {
-			if (s->cmode == CMODE_MISS)
-				s->cmode = CMODE_HIT;
-			s->cage = age;
-			s->cttl = m->fresh.lifetime - age;
-			session_cache_unlock(s); /* a refresh that found the entry fresh again */
-			session_cache_serve(s, msg, m, &reqm);
-			return 1;
-		}
-		/*
-		 * stale: ask the origin with the entry's validators whether it changed (unless the
-		 * client sent its own conditionals: then its answer goes to the client as is)
-		 */
-		if ((m->etag != NULL || m->last_modified >= 0) &&
-		    http_header_find(msg, "if-none-match") == NULL &&
-		    http_header_find(msg, "if-modified-since") == NULL)
-			s->cstale = m;
-		else
-			cache_meta_free(m);
-		s->cmode = CMODE_EXPIRED;
-	}
-	const struct http_header *cc = http_header_find(msg, "cache-control");
-	if (cc != NULL && memmem(cc->value.p, cc->value.len, "only-if-cached", 14) != NULL) {
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-		s->perr = "http_request_error";
-		session_error(s, 504, "only-if-cached and not in the cache");
-		return 1;
-	}
-	return session_cache_collapse(s, msg);
-}
-
-/* session_cache_put(), and the end of a lead when nothing will be stored. */
-static int
-session_cache_store(struct session *s, const struct http_msg *msg, enum http_body kind)
-{
-	int stored = !s->cnostore && session_cache_put(s, msg, kind);
-
-	if (!stored && s->clock != NULL) {
-		/* not stored: the waiters go upstream at once, and for a while need not wait */
-		collapse_release(s->clock, 1);
-		s->clock = NULL;
-	}
-	return stored;
-}
-
-/*
- * The upstream's response head msg to a GET of a cache-enabled server: start storing it
- * while it streams when RFC 9111 and the server's rules allow. Returns whether it is.
- */
-static int
-session_cache_put(struct session *s, const struct http_msg *msg, enum http_body kind)
-{
-	struct cache_header *rh = s->env->subject->chdrs;
-	struct cache_header resp[HTTP_MAX_HEADERS];
-	struct http_msg *req = s->env->reqmsg;
-	struct cache_msg reqm, respm;
-	struct cache_params cp;
-	struct cache_object obj;
-	struct http_limits lim = {RESP_HEAD_MAX * 4, RESP_HEAD_MAX * 4, HTTP_MAX_HEADERS};
-	size_t nresp = 0;
-	int conn_tokens = http_header_find(msg, "connection") != NULL;
-
-	if (s->cmode == CMODE_NONE || s->method != HTTP_M_GET || req == NULL)
-		return 0;
-	/* the request as sent upstream, parsed again: its headers decide (and key Vary) */
-	const char *rq = (const char *)evbuffer_pullup(s->req_head, -1);
-	if (rq == NULL || http_parse_request(rq, evbuffer_get_length(s->req_head), &lim, req) <= 0)
-		return 0;
-	if (session_cache_rules(s, req, s->srv->no_cache, s->srv->nno_cache))
-		return 0;
-	session_cache_msg(req, rh, &reqm);
-	for (size_t i = 0; i < msg->nheaders && nresp < HTTP_MAX_HEADERS; i++) {
-		const struct http_header *h = &msg->headers[i];
-
-		if (hdr_hop(h) ||
-		    (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len)))
-			continue;
-		resp[nresp].name = h->name.p;
-		resp[nresp].name_len = h->name.len;
-		resp[nresp].value = h->value.p;
-		resp[nresp].value_len = h->value.len;
-		nresp++;
-	}
-	respm.method = NULL;
-	respm.method_len = 0;
-	respm.status = msg->status_code;
-	respm.headers = resp;
-	respm.nheaders = nresp;
-	session_cache_params(s, &cp);
-	if (cache_policy_storable(&cp, &reqm, &respm) != CACHE_STORE)
-		return 0;
-	if (cp.store_set_cookie) { /* the cookies were this client's: not stored for others */
-		size_t k = 0;
-
-		for (size_t i = 0; i < nresp; i++)
-			if (!(resp[i].name_len == 10 &&
-			      strncasecmp(resp[i].name, "set-cookie", 10) == 0))
-				resp[k++] = resp[i];
-		nresp = k;
-	}
-	memset(&obj, 0, sizeof(obj));
-	obj.url = s->curl;
-	obj.url_len = s->curl_len;
-	obj.status = msg->status_code;
-	obj.headers = resp;
-	obj.nheaders = nresp;
-	obj.req_headers = rh;
-	obj.nreq_headers = reqm.nheaders;
-	obj.request_time = s->creq_time;
-	obj.response_time = (int64_t)time(NULL);
-	obj.expected_len = kind == HTTP_BODY_LENGTH ? msg->content_length : -1;
-	cache_policy_freshness(&cp, &respm, obj.request_time, obj.response_time, &obj.fresh);
-	s->ctee = cache_put_begin(s->srv->cache->store, &s->ckey, &obj);
-	return s->ctee != NULL;
-}
-
-/* ---------------------------------------------------------------- forward mode */
-
-/* An error about the origin: its name and port go into Proxy-Status and the log. */
-static void
-session_fwd_fail(struct session *s, int status, const char *perr, const char *why)
-{
-	char msg[512];
-
-	s->perr = perr;
-	snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->fwd->host);
-	snprintf(msg, sizeof(msg), "%s (origin %s:%u)", why, s->fwd->host, s->fwd->port);
-	session_error(s, status, msg);
-}
-
-/* Try the next address of the answer; an error response when none is left. */
-static void
-session_fwd_try(struct session *s)
-{
-	struct fwd *f = s->fwd;
-
-	while (f->next < f->ans.n) {
-		cfg_addr_from_ip(&s->up_addr, &f->ans.addr[f->next++], f->port);
-		s->resp_got = 0;
-		s->up_start_ms = up_now_ms();
-		if (session_connect_addr(s, !f->connect) != -1)
-			return;
-	}
-	if (s->perr == NULL)
-		s->perr = "connection_refused";
-	snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", f->host);
-	session_error(s, s->last_timeout ? 504 : 502, "the origin could not be reached");
-}
-
-static void
-session_fwd_resolved(enum resolve_status st, const struct resolve_answer *ans, void *arg)
-{
-	struct session *s = arg;
-	struct fwd *f = s->fwd;
-
-	SESSION_CHECK(s);
-	f->dns = NULL;
-	if (st == RESOLVE_NONAME) {
-		session_fwd_fail(s, 502, "dns_error", "host not found");
-		return;
-	}
-	if (st != RESOLVE_OK) {
-		session_fwd_fail(s, 502, "dns_timeout", "name resolution failed");
-		return;
-	}
-	f->ans = *ans;
-	f->next = 0;
-	if (f->acl_head != NULL) {
-		const struct cfg_server *srv = s->srv;
-		struct http_limits lim = {srv->client_max_header_size, srv->client_max_target,
-		                          srv->client_max_headers};
-		struct http_msg *msg = &s->env->scratch;
-
-		/* the head parsed once already; the copy parses the same */
-		if (http_parse_request(f->acl_head, f->acl_head_len, &lim, msg) > 0) {
-			for (size_t i = 0; i < f->ans.n; i++)
-				if (session_acl(s, msg, (const struct sockaddr *)&f->ans.addr[i]) !=
-				    0)
-					return;
-		}
-		free(f->acl_head);
-		f->acl_head = NULL;
-	}
-	if (s->srv->deny_private_destinations) {
-		/* checked on the resolved addresses, so DNS rebinding cannot slip past */
-		for (size_t i = 0; i < f->ans.n; i++) {
-			const struct sockaddr *sa = (const struct sockaddr *)&f->ans.addr[i];
-
-			if (np_destination_denied(sa)) {
-				log_notice("*%" PRIu64
-				           " client %s: %s resolves to a %s address: denied",
-				           s->id, s->client, f->host,
-				           np_class_name(np_classify(sa)));
-				session_fwd_fail(s, 403, "destination_ip_prohibited",
-				                 "destination address not allowed");
-				return;
-			}
-		}
-	}
-	session_fwd_try(s);
-}
-
-/* Resolve the origin (or reuse the answer of an earlier try), then connect. */
-static void
-session_fwd_connect(struct session *s)
-{
-	struct fwd *f = s->fwd;
-	struct resolve_answer ans;
-	enum resolve_status st;
-
-	if (f->ans.n > 0) {
-		session_fwd_try(s);
-		return;
-	}
-	memset(&ans, 0, sizeof(ans));
-	if (inet_pton(AF_INET, f->host, &((struct sockaddr_in *)(void *)&ans.addr[0])->sin_addr) ==
-	    1) {
-		ans.addr[0].ss_family = AF_INET;
-		ans.n = 1;
-	} else if (inet_pton(AF_INET6, f->host,
-	                     &((struct sockaddr_in6 *)(void *)&ans.addr[0])->sin6_addr) == 1) {
-		ans.addr[0].ss_family = AF_INET6;
-		ans.n = 1;
-	}
-	if (ans.n == 1) {
-		session_fwd_resolved(RESOLVE_OK, &ans, s);
-		return;
-	}
-	st = resolve_cached(s->env->resolver, f->host, &ans);
-	if (st != RESOLVE_MISS) {
-		session_fwd_resolved(st, &ans, s);
-		return;
-	}
-	if ((f->dns = resolve_start(s->env->resolver, f->host, session_fwd_resolved, s)) == NULL)
-		session_fwd_fail(s, 502, "dns_error", "name resolution failed");
-}
-
-/*
- * A forward server's request: checks that it can be forwarded and notes its origin in
- * s->fwd. Returns 0 to go on (an http:// request), 1 when the request is handled here
- * (a CONNECT, or an error was answered).
- */
-static int
-session_fwd_request(struct session *s, const struct http_msg *msg)
-{
-	struct fwd *f = s->fwd;
-	const char *h = msg->host.p;
-	size_t hl = msg->host.len;
-
-	if (s->srv->acl == NULL && !np_client_is_local((const struct sockaddr *)&s->client_ss)) {
-		/* no ACL yet: a forward proxy serves its own networks only, never the world */
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-		s->perr = "http_request_denied";
-		session_error(s, 403, "forward proxy: client is outside the private networks");
-		return 1;
-	}
-	if (msg->form != HTTP_TARGET_ABSOLUTE && msg->form != HTTP_TARGET_AUTHORITY) {
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-		session_error(s, 400, "a forward proxy needs an absolute URI (http://host/path)");
-		return 1;
-	}
-	s->user[0] = '\0';
-	if (s->srv->auth_db != NULL) {
-		const struct http_header *pa = http_header_find(msg, "proxy-authorization");
-		enum auth_result ar = AUTH_MALFORMED;
-		char ch[512];
-
-		if (pa != NULL)
-			ar = auth_check(s->srv->auth_db, pa->value.p, pa->value.len, s->user,
-			                sizeof(s->user), s->srv->auth_cache);
-		if (ar != AUTH_OK) {
-			if (pa != NULL)
-				log_notice("*%" PRIu64 " client %s: proxy authentication %s", s->id,
-				           s->client, ar == AUTH_DENIED ? "failed" : "malformed");
-			s->user[0] = '\0';
-			evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-			free(s->challenge);
-			s->challenge = NULL;
-			if (auth_challenge(s->srv->auth_realm, ch, sizeof(ch)) > 0)
-				s->challenge = strdup(ch);
-			s->perr = "http_request_denied";
-			session_error(s, 407, "proxy authentication required");
-			return 1;
-		}
-	}
-	if (session_acl(s, msg, NULL) != 0)
-		return 1;
-	if (msg->form == HTTP_TARGET_ABSOLUTE && !http_slice_eq(msg->scheme, "http")) {
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-		session_error(s, 400,
-		              "only http:// URIs are forwarded; https goes through CONNECT");
-		return 1;
-	}
-	if (f == NULL && (f = s->fwd = calloc(1, sizeof(*f))) == NULL) {
-		session_close(s, "out of memory");
-		return 1;
-	}
-	if (hl >= 2 && h[0] == '[') {
-		h++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(f->host)) {
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-		session_error(s, 400, "bad origin host");
-		return 1;
-	}
-	memcpy(f->host, h, hl);
-	f->host[hl] = '\0';
-	f->port = msg->port != 0 ? msg->port : 80;
-	f->connect = msg->method == HTTP_M_CONNECT;
-	f->ans.n = 0;
-	f->next = 0;
-	free(f->acl_head);
-	f->acl_head = NULL;
-	if (s->srv->acl != NULL && acl_uses_dst(s->srv->acl)) {
-		/*
-		 * dst ADDR/CIDR rules see resolved addresses too: keep the head to decide again
-		 * then. Without such a rule the decision above stands (no copy, no second walk).
-		 */
-		const char *raw = (const char *)evbuffer_pullup(bufferevent_get_input(s->cbev),
-		                                                (ev_ssize_t)msg->head_len);
-		if (raw == NULL || (f->acl_head = malloc(msg->head_len)) == NULL) {
-			session_close(s, "out of memory");
-			return 1;
-		}
-		memcpy(f->acl_head, raw, msg->head_len);
-		f->acl_head_len = msg->head_len;
-	}
-	if (!f->connect)
-		return 0;
-
-	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-	if (!np_ports_allows(s->srv->connect_ports, f->port)) {
-		log_notice("*%" PRIu64 " client %s: CONNECT to port %u is not allowed", s->id,
-		           s->client, f->port);
-		s->perr = "http_request_denied";
-		session_error(s, 403, "CONNECT to this port is not allowed (connect_ports)");
-		return 1;
-	}
-	s->keepalive = 0;
-	evtimer_del(s->timer);
-	s->state = S_UPSTREAM;
-	s->req_start_ms = up_now_ms();
-	s->req.done = 1; /* nothing to relay before the tunnel */
-	session_fwd_connect(s);
-	return 1;
-}
-
-static void
-session_tunnel_done(void *arg, const char *why)
-{
-	struct session *s = arg;
-
-	SESSION_CHECK(s);
-	s->resp.moved = tunnel_bytes(s->tunnel, TUNNEL_DOWN);
-	session_log_access(s);
-	session_close(s, why);
-}
-
-/*
- * Both sockets become a tunnel (tunnel.h): the client first gets what it is still owed,
- * then head (200 for CONNECT, the 101 of an upgrade), then what the upstream already sent;
- * the upstream first gets what the client sent after its request head.
- */
-static void
-session_tunnel_begin(struct session *s, const char *head, size_t headlen, int status)
-{
-	struct evbuffer *down, *up = bufferevent_get_input(s->cbev);
-	struct tunnel *t;
-	int fds[2];
-
-	if (bufferevent_openssl_get_ssl(s->cbev) != NULL ||
-	    bufferevent_openssl_get_ssl(s->ubev) != NULL) {
-		/* TLS on a side: a bufferevent tunnel; what is already queued simply stays */
-		struct bufferevent *bevs[2] = {s->cbev, s->ubev};
-		struct evbuffer *none[2] = {NULL, NULL};
-
-		evbuffer_add(bufferevent_get_output(s->cbev), head, headlen);
-		if ((t = tunnel_new_bev(s->env->base, bevs, none, s->srv->tunnel_idle_timeout_ms,
-		                        session_tunnel_done, s)) == NULL) {
-			session_error(s, 500, "out of memory");
-			return;
-		}
-		s->cbev = NULL;
-		s->ubev = NULL;
-		goto started;
-	}
-	if ((down = evbuffer_new()) == NULL) {
-		session_error(s, 500, "out of memory");
-		return;
-	}
-	evbuffer_add_buffer(down, bufferevent_get_output(s->cbev));
-	evbuffer_add(down, head, headlen);
-	evbuffer_add_buffer(down, bufferevent_get_input(s->ubev));
-	fds[TUNNEL_UP] = bufferevent_getfd(s->cbev);
-	fds[TUNNEL_DOWN] = bufferevent_getfd(s->ubev);
-	struct evbuffer *pre[2] = {up, down};
-	t = tunnel_new(s->env->base, fds, pre, s->srv->tunnel_idle_timeout_ms, session_tunnel_done,
-	               s);
-	evbuffer_free(down);
-	if (t == NULL) {
-		session_error(s, 500, "out of memory");
-		return;
-	}
-	/* the tunnel owns the sockets now: detach them from their bufferevents */
-	bufferevent_setfd(s->cbev, -1);
-	bufferevent_free(s->cbev);
-	s->cbev = NULL;
-	bufferevent_setfd(s->ubev, -1);
-	bufferevent_free(s->ubev);
-	s->ubev = NULL;
-started:
-	s->up_connecting = 0;
-	evtimer_del(s->timer);
-	s->state = S_TUNNEL;
-	s->status = status;
-	s->tunnel = t;
-	s->tunnel_start_ms = up_now_ms();
-}
-
-/* CONNECT reached the origin: answer 200 and tunnel. */
-static void
-session_tunnel_start(struct session *s)
-{
-	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-
-	session_tunnel_begin(s, ok, sizeof(ok) - 1, 200);
-	if (s->state == S_TUNNEL)
-		log_info("*%" PRIu64 " client %s: tunnel to %s:%u (%s)", s->id, s->client,
-		         s->fwd->host, s->fwd->port, s->up_addr.text);
-}
-
-/*
- * The upstream switched to WebSocket (101): relay its head, minus what belongs to this
- * hop, then tunnel. The peer stays counted as busy (least_conn) until the tunnel ends.
- */
-static void
-session_upgrade_start(struct session *s, const struct http_msg *msg, size_t headlen)
-{
-	struct evbuffer *h = evbuffer_new();
-
-	if (h == NULL) {
-		session_error(s, 500, "out of memory");
-		return;
-	}
-	up_peer_ok(s->peer);
-	evbuffer_add(h, "HTTP/1.1 101 ", 13);
-	evbuffer_add(h, msg->reason.p, msg->reason.len);
-	evbuffer_add(h, "\r\n", 2);
-	for (size_t i = 0; i < msg->nheaders; i++) {
-		const struct http_header *hd = &msg->headers[i];
-
-		if (HDR_IS(hd, "upgrade")) {
-			buf_add_header(h, hd);
-			continue;
-		}
-		if (hdr_hop(hd) || http_connection_lists(msg, hd->name.p, hd->name.len))
-			continue;
-		buf_add_header(h, hd);
-	}
-	evbuffer_add(h, "Connection: upgrade\r\n\r\n", 23);
-	evbuffer_drain(bufferevent_get_input(s->ubev), headlen);
-	s->resp_started = 1;
-	size_t n = evbuffer_get_length(h);
-	session_tunnel_begin(s, (const char *)evbuffer_pullup(h, -1), n, 101);
-	evbuffer_free(h);
-	if (s->state == S_TUNNEL)
-		log_info("*%" PRIu64 " client %s: upgraded to websocket via %s", s->id, s->client,
-		         s->up_addr.text);
 }
 
 /*
@@ -4204,7 +2664,8 @@ session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_
 	bufferevent_setwatermark(s->cbev, EV_READ, 0, high > RELAY_HIGH ? high : RELAY_HIGH);
 	bufferevent_set_max_single_read(s->cbev, IO_CHUNK);
 	bufferevent_set_max_single_write(s->cbev, IO_CHUNK);
-	bufferevent_setcb(s->cbev, client_readcb, client_writecb, client_eventcb, s);
+	bufferevent_setcb(s->cbev, session_client_readcb, session_client_writecb,
+	                  session_client_eventcb, s);
 	session_enter_head(s);
 }
 
