@@ -20,6 +20,8 @@
 
 /* Retry sooner than valid= after a failed lookup. */
 #define DISCOVER_RETRY_MS 1000
+/* Records with a shorter TTL are still looked up at most this often (unless valid= is). */
+#define DISCOVER_MIN_MS 1000
 /* A replaced address is freed this long after it left its slot. */
 #define DISCOVER_RETIRE_MS 60000
 
@@ -179,9 +181,13 @@ discover_answer(enum resolve_status st, const struct resolve_answer *ans, void *
 
 	g->req = NULL;
 	if (st == RESOLVE_OK) {
+		/* again when the records expire, within valid=, not more than once a second */
+		uint32_t next = ans->ttl_ms < valid ? ans->ttl_ms : valid;
+		uint32_t floor = DISCOVER_MIN_MS < valid ? DISCOVER_MIN_MS : valid;
+
 		if (discover_apply(g, ans->addr, ans->n))
 			discover_log(g);
-		discover_schedule(g, valid);
+		discover_schedule(g, next > floor ? next : floor);
 	} else if (st == RESOLVE_NONAME) {
 		if (discover_apply(g, NULL, 0))
 			discover_log(g);

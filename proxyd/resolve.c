@@ -433,7 +433,8 @@ resolve_done(struct rentry *e)
 		int64_t ttl_ms = (int64_t)(e->qttl > 0 ? e->qttl : 0) * 1000;
 
 		e->st = RESOLVE_OK;
-		e->expires_ms = now + (ttl_ms < (int64_t)r->valid_ms ? ttl_ms : r->valid_ms);
+		e->ans.ttl_ms = (uint32_t)(ttl_ms < (int64_t)r->valid_ms ? ttl_ms : r->valid_ms);
+		e->expires_ms = now + e->ans.ttl_ms;
 	} else if (noname) {
 		e->st = RESOLVE_NONAME;
 		e->expires_ms = now + (r->valid_ms < RESOLVE_NEG_MS ? r->valid_ms : RESOLVE_NEG_MS);
@@ -524,6 +525,7 @@ resolve_local(struct rentry *e)
 	if (r->ipv6)
 		answer_take(&e->ans, &all, AF_INET6);
 	e->st = e->ans.n > 0 ? RESOLVE_OK : RESOLVE_NONAME;
+	e->ans.ttl_ms = r->valid_ms;
 	e->expires_ms = up_now_ms() + r->valid_ms;
 	event_active(e->deliver, EV_TIMEOUT, 0);
 	return 1;

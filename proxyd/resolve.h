@@ -46,6 +46,7 @@ enum resolve_status {
 
 struct resolve_answer {
 	size_t n;
+	uint32_t ttl_ms; /* how long it may be used: the records' TTL, at most valid= */
 	struct sockaddr_storage addr[RESOLVE_MAX_ADDRS]; /* port 0 */
 };
 
