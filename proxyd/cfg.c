@@ -92,6 +92,7 @@
 #define CFG_DEF_LISTEN_BACKLOG         511
 #define CFG_DEF_PROXY_TIMEOUT          60000
 #define CFG_DEF_CACHE_LOCK_TIMEOUT     5000
+#define CFG_DEF_CACHE_LOCK_AGE         5000
 #define CFG_DEF_KEEPALIVE_TIMEOUT      75000
 #define CFG_DEF_KEEPALIVE_REQUESTS     1000
 #define CFG_DEF_CLIENT_TIMEOUT         60000
@@ -828,6 +829,8 @@ static const struct cfg_directive cfg_server_directives[] = {
          offsetof(struct cfg_server, cache_lock), NULL},
         {"cache_lock_timeout", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
          offsetof(struct cfg_server, cache_lock_timeout_ms), &cfg_range_positive},
+        {"cache_lock_age", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_duration,
+         offsetof(struct cfg_server, cache_lock_age_ms), &cfg_range_positive},
         {"tls_certificate", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
         {"tls_certificate_key", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
         {"tls_ocsp_response", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_tls_file, 0, NULL},
@@ -3559,6 +3562,7 @@ cfg_server_init(struct cfg_server *srv)
 	srv->cache_use_stale = CFG_UNSET;
 	srv->cache_lock = CFG_UNSET;
 	srv->cache_lock_timeout_ms = CFG_UNSET_MS;
+	srv->cache_lock_age_ms = CFG_UNSET_MS;
 	srv->tls_session_cache = CFG_UNSET;
 	srv->tls_session_timeout_ms = CFG_UNSET_MS;
 }
@@ -3601,6 +3605,7 @@ cfg_server_merge(struct cfg_server *srv)
 	CFG_MERGE(srv->cache_use_stale, CFG_UNSET, 0);
 	CFG_MERGE(srv->cache_lock, CFG_UNSET, 1);
 	CFG_MERGE(srv->cache_lock_timeout_ms, CFG_UNSET_MS, CFG_DEF_CACHE_LOCK_TIMEOUT);
+	CFG_MERGE(srv->cache_lock_age_ms, CFG_UNSET_MS, CFG_DEF_CACHE_LOCK_AGE);
 	CFG_MERGE(srv->tunnel_idle_timeout_ms, CFG_UNSET_MS, CFG_DEF_TUNNEL_IDLE_TIMEOUT);
 	CFG_MERGE(srv->deny_private_destinations, CFG_UNSET, 0);
 	CFG_MERGE(srv->origin_keepalive, CFG_UNSET, CFG_DEF_ORIGIN_KEEPALIVE);

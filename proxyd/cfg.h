@@ -307,6 +307,7 @@ struct cfg_server {
 	char *deny_page;     /* deny_page contents (applied to acl at load) */
 	int cache_lock;      /* cache_lock on|off: collapse concurrent misses, default on */
 	uint32_t cache_lock_timeout_ms; /* cache_lock_timeout, default 5s */
+	uint32_t cache_lock_age_ms;     /* cache_lock_age, default 5s */
 
 	uint32_t proxy_connect_timeout_ms; /* default 60s */
 	uint32_t proxy_read_timeout_ms;    /* default 60s */

@@ -23,12 +23,17 @@ struct collapse_waiter {
 	int linked;
 };
 
-/* One key: a fetch in flight (leader) or a recent uncacheable answer (pass_until). */
+/*
+ * One key: a fetch in flight (leader) or a recent uncacheable answer (pass_until). A lead
+ * taken over for its age is an orphan: out of the table, freed by its leader's release.
+ */
 struct collapse_lock {
 	struct collapse_lock *next; /* bucket chain */
 	const struct cache_store *st;
 	struct cache_key key;
 	int leader;
+	int orphan;
+	int64_t since_ms; /* when the lead began */
 	int64_t pass_until;
 	struct collapse_waiter *waiters;
 };
@@ -44,6 +49,15 @@ now_sec(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct collapse_lock **
@@ -135,10 +149,10 @@ wake_all(struct collapse_lock *e, enum collapse_wake why)
 
 enum collapse_res
 collapse_acquire(const struct cache_store *st, const struct cache_key *key, struct event_base *base,
-                 uint32_t timeout_ms, collapse_cb cb, void *arg, struct collapse_lock **lock,
-                 struct collapse_waiter **waiter)
+                 uint32_t timeout_ms, uint32_t age_ms, collapse_cb cb, void *arg,
+                 struct collapse_lock **lock, struct collapse_waiter **waiter)
 {
-	int64_t now = now_sec();
+	int64_t now = now_sec(), ms = now_ms();
 	struct collapse_lock *e;
 	struct collapse_waiter *w;
 
@@ -146,6 +160,31 @@ collapse_acquire(const struct cache_store *st, const struct cache_key *key, stru
 	*waiter = NULL;
 	pthread_mutex_lock(&mu);
 	e = find(st, key, now);
+	if (e != NULL && e->leader && cb != NULL && age_ms > 0 && ms - e->since_ms >= age_ms) {
+		/* the lead is too old: this request fetches, the waiters wait for it now */
+		struct collapse_lock *n = calloc(1, sizeof(*n));
+
+		if (n == NULL) {
+			pthread_mutex_unlock(&mu);
+			return COLLAPSE_PASS;
+		}
+		n->st = st;
+		n->key = *key;
+		n->leader = 1;
+		n->since_ms = ms;
+		if ((n->waiters = e->waiters) != NULL)
+			n->waiters->prev = &n->waiters;
+		e->waiters = NULL;
+		e->orphan = 1;
+		unchain(e);
+		struct collapse_lock **b = bucket(st, key);
+		n->next = *b;
+		*b = n;
+		nleaders++;
+		pthread_mutex_unlock(&mu);
+		*lock = n;
+		return COLLAPSE_LEADER;
+	}
 	if (e != NULL && e->leader) {
 		struct timeval tv = {(time_t)(timeout_ms / 1000),
 		                     (suseconds_t)((timeout_ms % 1000) * 1000)};
@@ -194,6 +233,7 @@ collapse_acquire(const struct cache_store *st, const struct cache_key *key, stru
 		npass--; /* a pass entry taken over by a refresh */
 	}
 	e->leader = 1;
+	e->since_ms = ms;
 	nleaders++;
 	pthread_mutex_unlock(&mu);
 	*lock = e;
@@ -206,6 +246,10 @@ lead_end(struct collapse_lock *e, int uncacheable)
 {
 	e->leader = 0;
 	nleaders--;
+	if (e->orphan) {
+		free(e);
+		return;
+	}
 	if (uncacheable && npass < PASS_MAX) {
 		e->pass_until = now_sec() + COLLAPSE_PASS_SECONDS;
 		npass++;
@@ -230,9 +274,12 @@ collapse_release(struct collapse_lock *lock, int uncacheable)
 static void
 release_notified(void *arg)
 {
-	struct collapse_lock *e = arg;
+	struct collapse_lock *e = arg, *cur;
 
 	pthread_mutex_lock(&mu);
+	/* an orphan's object is in: the new leader's waiters may find it */
+	if (e->orphan && (cur = find(e->st, &e->key, now_sec())) != NULL && cur->leader)
+		wake_all(cur, COLLAPSE_WAKE_LOOKUP);
 	wake_all(e, COLLAPSE_WAKE_LOOKUP);
 	lead_end(e, 0);
 	pthread_mutex_unlock(&mu);

@@ -19,6 +19,10 @@
  *   first is freed with collapse_cancel(); after it returns the callback never runs.
  * - collapse_release_after() releases once the store has committed everything queued so
  *   far (cache_store_notify()), so woken waiters find the object.
+ * - Lock age (nginx's proxy_cache_lock_age): a request that finds a lead older than its
+ *   age_ms becomes the key's leader itself and takes the waiters over; the old leader's
+ *   release then wakes nobody, except that once its object is committed the waiters are
+ *   told to look the key up again (they may find it, or wait again).
  * - The event bases of waiters must outlive their waiters (sessions cancel at close);
  *   libevent must be set up for threads (evthread_use_pthreads()) before they are made.
  */
@@ -52,12 +56,13 @@ enum collapse_wake {
 typedef void (*collapse_cb)(void *arg, enum collapse_wake why);
 
 /*
- * Become the leader for key of store st, or wait (for at most timeout_ms) on base with cb.
- * With cb NULL it only tries: COLLAPSE_LEADER or COLLAPSE_BUSY (stale-while-revalidate).
+ * Become the leader for key of store st, or wait (for at most timeout_ms) on base with cb;
+ * a lead older than age_ms (0: no age) is taken over. With cb NULL it only tries:
+ * COLLAPSE_LEADER or COLLAPSE_BUSY (stale-while-revalidate).
  */
 enum collapse_res collapse_acquire(const struct cache_store *st, const struct cache_key *key,
-                                   struct event_base *base, uint32_t timeout_ms, collapse_cb cb,
-                                   void *arg, struct collapse_lock **lock,
+                                   struct event_base *base, uint32_t timeout_ms, uint32_t age_ms,
+                                   collapse_cb cb, void *arg, struct collapse_lock **lock,
                                    struct collapse_waiter **waiter);
 
 /*

@@ -776,7 +776,8 @@ session_cache_swr(struct session *s, const struct http_msg *msg)
 	struct collapse_lock *lock;
 	struct collapse_waiter *w;
 
-	switch (collapse_acquire(s->srv->cache->store, &s->ckey, NULL, 0, NULL, NULL, &lock, &w)) {
+	switch (collapse_acquire(s->srv->cache->store, &s->ckey, NULL, 0, 0, NULL, NULL, &lock,
+	                         &w)) {
 	case COLLAPSE_BUSY:
 		s->cmode = CMODE_UPDATING;
 		return 1;
@@ -850,8 +851,8 @@ session_cache_collapse(struct session *s, const struct http_msg *msg)
 	    http_header_find(msg, "range") != NULL)
 		return 0;
 	switch (collapse_acquire(s->srv->cache->store, &s->ckey, s->env->base,
-	                         s->srv->cache_lock_timeout_ms, session_cache_woken, s, &s->clock,
-	                         &s->cwait)) {
+	                         s->srv->cache_lock_timeout_ms, s->srv->cache_lock_age_ms,
+	                         session_cache_woken, s, &s->clock, &s->cwait)) {
 	case COLLAPSE_WAIT:
 		/* the head stays in the input until the wake-up; the client may still leave */
 		cache_meta_free(s->cstale);

@@ -4,13 +4,15 @@
 # the whole body; an uncacheable URL under the same load reaches the origin 100 times, all
 # at once (a lock timeout of a minute would otherwise serialize them past curl's limit);
 # the lock timeout sends waiters upstream themselves; cache_lock off does not collapse;
-# clients that leave while waiting, or a leader that leaves, break nothing.
+# clients that leave while waiting, or a leader that leaves, break nothing; a fetch older
+# than cache_lock_age is taken over by the next request, and the waiters are answered
+# from the first fetch's object once it is stored.
 . "$TESTLIB"
-plan 19
+plan 22
 
 start_origin o1
 mkdir -p "$T/cache"
-read -r port slow off <<<"$(free_ports 3)"
+read -r port slow off aged <<<"$(free_ports 4)"
 cat >"$T/proxyd.conf" <<CONF
 workers 2;
 error_log stderr info;
@@ -25,6 +27,8 @@ server {
 }
 server { listen 127.0.0.1:$slow; proxy_pass app; cache main; cache_lock_timeout 300ms; }
 server { listen 127.0.0.1:$off; proxy_pass app; cache main; cache_lock off; }
+server { listen 127.0.0.1:$aged; proxy_pass app; cache main; cache_lock_timeout 60s;
+	cache_lock_age 1s; }
 CONF
 start_proxyd "$T/proxyd.conf" "$port"
 B="http://127.0.0.1:$port"
@@ -119,6 +123,25 @@ is "$(grep -c '^200$' "$T/l/codes")" 5 "the leader left: its 5 waiters still got
 good=0
 for i in 1 2 3 4 5; do [ "$(wc -c <"$T/l/$i")" = 4000 ] && good=$((good + 1)); done
 is "$good" 5 "with whole bodies"
+
+# cache_lock_age 1s: A fetches (3 s), B waits, C comes after 1.5 s and fetches too; A's
+# object, once stored, answers B
+G="http://127.0.0.1:$aged/bytes/5000?cc=max-age%3D60&delay=3000"
+r0=$(reqs)
+curl -s -D "$T/age-a.h" -o /dev/null "$G" &
+pa=$!
+sleep 0.3
+curl -s -D "$T/age-b.h" -o "$T/age-b" "$G" &
+pb=$!
+sleep 1.2
+curl -s -D "$T/age-c.h" -o /dev/null "$G" &
+pc=$!
+wait "$pa" "$pb" "$pc"
+r1=$(reqs)
+is "$((r1 - r0))" 3 "a fetch older than cache_lock_age: the next request fetches too (2 + /stats)"
+is "$(tr -d '\r' <"$T/age-c.h" | sed -n 's/^X-Cache: //p')" MISS "the late request led its own fetch"
+is "$(tr -d '\r' <"$T/age-b.h" | sed -n 's/^X-Cache: //p'):$(wc -c <"$T/age-b")" HIT:5000 \
+	"the waiter was answered from the first fetch's stored object"
 
 kill -0 "$PROXYD_PID" 2>/dev/null
 is "$?" 0 "proxyd still runs"

@@ -6,12 +6,14 @@
  * test_collapse.c - unit tests of request collapsing (proxyd/collapse.c): leader, waiter,
  * busy and pass answers; wake-ups with their reasons, in the waiter's own event base and
  * from another thread (a worker, or the store's writer thread through
- * cache_store_notify()); the lock timeout; cancelled waiters are never called back.
+ * cache_store_notify()); the lock timeout; the lock age (a lead taken over with its
+ * waiters); cancelled waiters are never called back.
  */
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 #include <event2/event.h>
@@ -74,19 +76,19 @@ START_TEST(test_leader_waiter_busy)
 	struct woken a = {0, 0}, b = {0, 0};
 	unsigned nl, nw;
 
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &l, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
 	ck_assert_ptr_nonnull(l);
 	ck_assert_ptr_null(w);
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &b, &lx, &wx),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &b, &lx, &wx),
 	                 COLLAPSE_WAIT);
 	ck_assert_ptr_nonnull(wx);
-	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, NULL, NULL, &lx, &w), COLLAPSE_BUSY);
+	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, 0, NULL, NULL, &lx, &w), COLLAPSE_BUSY);
 	/* another key, or the same key of another store, is independent */
-	ck_assert_int_eq(collapse_acquire(ST, &k2, base, NOWAIT, woken_cb, &a, &l2, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k2, base, NOWAIT, 0, woken_cb, &a, &l2, &w),
 	                 COLLAPSE_LEADER);
-	ck_assert_int_eq(collapse_acquire((const struct cache_store *)&teardown, &k, NULL, 0, NULL,
-	                                  NULL, &lx, &w),
+	ck_assert_int_eq(collapse_acquire((const struct cache_store *)&teardown, &k, NULL, 0, 0,
+	                                  NULL, NULL, &lx, &w),
 	                 COLLAPSE_LEADER);
 	collapse_release(lx, 0);
 	collapse_counts(&nl, &nw);
@@ -100,7 +102,7 @@ START_TEST(test_leader_waiter_busy)
 	ck_assert_int_eq(a.n, 0);
 	collapse_release(l2, 0);
 	/* released without the pass memory: the next request leads */
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &l, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
 	collapse_release(l, 0);
 	collapse_counts(&nl, &nw);
@@ -116,16 +118,16 @@ START_TEST(test_uncacheable_pass)
 	struct collapse_waiter *w;
 	struct woken a = {0, 0};
 
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &l, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
 	collapse_release(l, 1);
 	/* recently uncacheable: requests pass, a refresh (try) may still lead */
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &lx, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &lx, &w),
 	                 COLLAPSE_PASS);
 	ck_assert_ptr_null(lx);
 	ck_assert_ptr_null(w);
-	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, NULL, NULL, &l, &w), COLLAPSE_LEADER);
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &lx, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, 0, NULL, NULL, &l, &w), COLLAPSE_LEADER);
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &lx, &w),
 	                 COLLAPSE_WAIT);
 	collapse_release(l, 0);
 	event_base_loop(base, EVLOOP_NONBLOCK);
@@ -142,11 +144,11 @@ START_TEST(test_cancel)
 	struct woken a = {0, 0}, b = {0, 0};
 	unsigned nl, nw;
 
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &l, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &lx, &w1),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &lx, &w1),
 	                 COLLAPSE_WAIT);
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &b, &lx, &w2),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &b, &lx, &w2),
 	                 COLLAPSE_WAIT);
 	collapse_cancel(w1); /* its client left before the fetch ended */
 	collapse_counts(&nl, &nw);
@@ -156,9 +158,9 @@ START_TEST(test_cancel)
 	ck_assert_int_eq(a.n, 0);
 	ck_assert_int_eq(b.n, 1);
 	/* cancelled after the wake-up was queued, before it ran: never called either */
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &l, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &lx, &w1),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &lx, &w1),
 	                 COLLAPSE_WAIT);
 	collapse_release(l, 0);
 	collapse_cancel(w1);
@@ -175,9 +177,10 @@ START_TEST(test_timeout)
 	struct woken a = {0, 0};
 	unsigned nl, nw;
 
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &l, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, 20, woken_cb, &a, &lx, &w), COLLAPSE_WAIT);
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, 20, 0, woken_cb, &a, &lx, &w),
+	                 COLLAPSE_WAIT);
 	event_base_loop(base, EVLOOP_ONCE); /* blocks until the 20 ms pass */
 	ck_assert_int_eq(a.n, 1);
 	ck_assert_int_eq(a.why, COLLAPSE_WAKE_TIMEOUT);
@@ -186,6 +189,53 @@ START_TEST(test_timeout)
 	collapse_release(l, 0); /* nobody left to wake */
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ck_assert_int_eq(a.n, 1);
+}
+END_TEST
+
+/* A lead older than age_ms is taken over: the waiters follow the new leader. */
+START_TEST(test_lock_age)
+{
+	struct cache_key k = key("http://a/age");
+	struct collapse_lock *old, *nl_, *lx;
+	struct collapse_waiter *w;
+	struct woken a = {0, 0}, b = {0, 0};
+	struct timespec ts = {0, 30 * 1000 * 1000};
+	unsigned nl, nw;
+
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 20, woken_cb, &a, &old, &w),
+	                 COLLAPSE_LEADER);
+	/* young: a waiter */
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 20, woken_cb, &a, &lx, &w),
+	                 COLLAPSE_WAIT);
+	nanosleep(&ts, NULL);
+	/* a try (stale-while-revalidate) never takes over; age 0 never does */
+	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, 20, NULL, NULL, &lx, &w), COLLAPSE_BUSY);
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &b, &lx, &w),
+	                 COLLAPSE_WAIT);
+	/* 30 ms > 20 ms: this one leads now, and the two waiters are its */
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 20, woken_cb, &b, &nl_, &w),
+	                 COLLAPSE_LEADER);
+	collapse_counts(&nl, &nw);
+	ck_assert_uint_eq(nl, 2);
+	ck_assert_uint_eq(nw, 2);
+	collapse_release(old, 1); /* the old fetch ends: nobody is woken, nothing remembered */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(a.n + b.n, 0);
+	collapse_counts(&nl, &nw);
+	ck_assert_uint_eq(nl, 1);
+	ck_assert_uint_eq(nw, 2);
+	collapse_release(nl_, 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(a.n, 1);
+	ck_assert_int_eq(b.n, 1);
+	ck_assert_int_eq(a.why, COLLAPSE_WAKE_GO);
+	collapse_counts(&nl, &nw);
+	ck_assert_uint_eq(nl, 0);
+	ck_assert_uint_eq(nw, 0);
+	/* the key is free again (the orphan's uncacheable verdict was not remembered) */
+	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, 0, NULL, NULL, &lx, &w),
+	                 COLLAPSE_LEADER);
+	collapse_release(lx, 0);
 }
 END_TEST
 
@@ -225,13 +275,13 @@ cross_thread(struct cache_store *st, int after)
 	struct worker wk[2];
 	const struct cache_store *id = st != NULL ? st : ST;
 
-	ck_assert_int_eq(collapse_acquire(id, &k, base, NOWAIT, woken_cb, NULL, &l, &w),
+	ck_assert_int_eq(collapse_acquire(id, &k, base, NOWAIT, 0, woken_cb, NULL, &l, &w),
 	                 COLLAPSE_LEADER);
 	for (int i = 0; i < 2; i++) {
 		memset(&wk[i], 0, sizeof(wk[i]));
 		ck_assert_ptr_nonnull(wk[i].base = event_base_new());
 		ck_assert_int_eq(
-		        collapse_acquire(id, &k, wk[i].base, NOWAIT, worker_cb, &wk[i], &lx, &w),
+		        collapse_acquire(id, &k, wk[i].base, NOWAIT, 0, worker_cb, &wk[i], &lx, &w),
 		        COLLAPSE_WAIT);
 		ck_assert_int_eq(pthread_create(&wk[i].t, NULL, worker_main, &wk[i]), 0);
 	}
@@ -279,7 +329,7 @@ START_TEST(test_release_after_commit)
 	obj.status = 200;
 	obj.expected_len = 5;
 	obj.fresh.swr = obj.fresh.sie = -1;
-	ck_assert_int_eq(collapse_acquire(st, &k, base, NOWAIT, woken_cb, &a, &l, &w),
+	ck_assert_int_eq(collapse_acquire(st, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
 	ck_assert_ptr_nonnull(put = cache_put_begin(st, &k, &obj));
 	ck_assert_int_eq(cache_put_write(put, "hello", 5), 0);
@@ -287,17 +337,17 @@ START_TEST(test_release_after_commit)
 	collapse_release_after(l, st);
 	cache_store_flush(st);
 	/* the writer ran the notification after the commit: the key is free and stored */
-	ck_assert_int_eq(collapse_acquire(st, &k, NULL, 0, NULL, NULL, &l, &w), COLLAPSE_LEADER);
+	ck_assert_int_eq(collapse_acquire(st, &k, NULL, 0, 0, NULL, NULL, &l, &w), COLLAPSE_LEADER);
 	collapse_release(l, 0);
 	ck_assert_int_eq(cache_get(st, &k, NULL, 0, &m), 1);
 	cache_meta_free(m);
 	cache_store_close(st);
 
 	/* no writer (no store): the release runs at once */
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, woken_cb, &a, &l, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
 	collapse_release_after(l, NULL);
-	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, NULL, NULL, &l, &w), COLLAPSE_LEADER);
+	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, 0, NULL, NULL, &l, &w), COLLAPSE_LEADER);
 	collapse_release(l, 0);
 }
 END_TEST
@@ -313,6 +363,7 @@ suite(void)
 	tcase_add_test(tc, test_uncacheable_pass);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_lock_age);
 	tcase_add_test(tc, test_cross_thread);
 	tcase_add_test(tc, test_release_after_commit);
 	suite_add_tcase(s, tc);
