@@ -215,6 +215,19 @@ hosts_load(struct resolver *r, const char *path)
 	r->nhosts = out;
 }
 
+/* /etc/hosts; builds configured with --enable-test-hooks honour PROXYD_TEST_HOSTS. */
+static const char *
+hosts_path(void)
+{
+#ifdef PROXYD_TEST_HOOKS
+	const char *e = getenv("PROXYD_TEST_HOSTS");
+
+	if (e != NULL && *e != '\0')
+		return e;
+#endif
+	return RESOLVE_HOSTS;
+}
+
 static const struct hosts_entry *
 hosts_find(const struct resolver *r, const char *norm)
 {
@@ -244,7 +257,6 @@ resolver_setup(struct resolver *r, const struct cfg_resolver *rc, char **err)
 			}
 		}
 	}
-	hosts_load(r, RESOLVE_HOSTS);
 	if (rc != NULL && rc->timeout_ms > 0) {
 		/* evdns takes seconds (fractions allowed) per attempt */
 		snprintf(num, sizeof(num), "%u.%03u", rc->timeout_ms / 1000, rc->timeout_ms % 1000);
@@ -274,6 +286,7 @@ resolver_new(struct event_base *base, const struct cfg_resolver *rc, char **err)
 		free(r);
 		return NULL;
 	}
+	hosts_load(r, hosts_path());
 	return r;
 }
 
@@ -310,12 +323,12 @@ resolver_configure(struct resolver *r, const struct cfg_resolver *rc)
 {
 	char sig[sizeof(r->sig)];
 
+	hosts_load(r, hosts_path()); /* on every reload, whether the servers changed or not */
 	resolver_sig(rc, sig, sizeof(sig));
 	r->valid_ms = rc != NULL && rc->valid_ms > 0 ? rc->valid_ms : CFG_DEF_RESOLVER_VALID;
 	r->ipv6 = rc != NULL ? rc->ipv6 : 1;
 	if (strcmp(sig, r->sig) == 0)
 		return;
-	hosts_load(r, RESOLVE_HOSTS);
 	evdns_base_clear_nameservers_and_suspend(r->dns);
 	if (resolver_setup(r, rc, NULL) == -1)
 		log_warnx("resolver: cannot apply the new name servers; keeping none");
@@ -417,7 +430,7 @@ resolve_done(struct rentry *e)
 {
 	struct resolver *r = e->r;
 	int64_t now = up_now_ms();
-	int nq = e->q[1] == NULL && e->qerr[1] == -1 ? 1 : 2, noname = 1;
+	int nq = e->qerr[1] == -1 ? 1 : 2, noname = 1; /* -1: no AAAA query was made */
 
 	e->querying = 0;
 	e->ans.n = 0;
@@ -641,10 +654,8 @@ resolve_start(struct resolver *r, const char *name, resolve_cb cb, void *arg)
 		if (e->q[1] == NULL)
 			e->qerr[1] = DNS_ERR_UNKNOWN, e->npending--;
 	}
-	if (e->npending == 0) {
-		e->querying = 1; /* resolve_done clears it */
+	if (e->npending == 0)
 		resolve_done(e);
-	}
 	return q;
 }
 

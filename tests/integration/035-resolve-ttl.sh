@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Forward mode keeps a name's answer for its records' TTL, at most the resolver's valid=:
 # a TTL-1 name is asked again after a second, a TTL-300 name only once valid= (3s) has
-# passed; an AAAA-only name reaches an origin on ::1; /etc/hosts answers without a query.
+# passed; an AAAA-only name reaches an origin on ::1; /etc/hosts answers without a query;
+# the hosts file is read again on a reload that changes nothing else (PROXYD_TEST_HOSTS,
+# honoured by builds configured with --enable-test-hooks; others skip those two points).
 . "$TESTLIB"
-plan 7
+plan 9
 
 start_origin o1
 start_origin o6 -a ::1
+start_origin h2 -a 127.0.0.2 -p "$o1_port"
+[ "$h2_port" = "$o1_port" ] || bail "second origin did not get port $o1_port"
+# a copy of /etc/hosts (where localhost comes from) plus a name of the test's own
+{ cat /etc/hosts; printf '127.0.0.1 filehost.test\n'; } >"$T/hosts"
 zone="$T/zone"
 dns_set "$zone" "short.test A 127.0.0.1 1
 long.test A 127.0.0.1 300
@@ -23,7 +29,7 @@ server {
 	mode forward;
 }
 CONF
-start_proxyd "$T/proxyd.conf" "$port"
+PROXYD_TEST_HOSTS=$T/hosts start_proxyd "$T/proxyd.conf" "$port"
 get() { curl -s --max-time 5 -x "http://127.0.0.1:$port" "$1"; }
 
 get "http://short.test:$o1_port/" >/dev/null
@@ -42,5 +48,21 @@ get "http://long.test:$o1_port/" >/dev/null
 is "$a:$(dns_count dns long.test A)" "1:2" "a TTL of 300s is kept for valid=3s, no longer"
 
 is "$(get "http://six.test:$o6_port/")" "$o6_uuid" "an AAAA-only name reaches an origin on ::1"
-is "$(get "http://localhost:$o1_port/")" "$o1_uuid" "localhost comes from /etc/hosts"
+is "$(get "http://localhost:$o1_port/")" "$o1_uuid" "localhost comes from the hosts file"
 is "$(dns_count dns localhost)" 0 "and no query was sent for it"
+
+if [ "$(get "http://filehost.test:$o1_port/")" = "$o1_uuid" ]; then
+	{ cat /etc/hosts; printf '127.0.0.2 filehost.test\n'; } >"$T/hosts"
+	kill -HUP "$PROXYD_PID"
+	got=""
+	for _ in $(seq 1 80); do # the old answer lives valid=3s
+		got=$(get "http://filehost.test:$o1_port/")
+		[ "$got" = "$h2_uuid" ] && break
+		sleep 0.1
+	done
+	is "$got" "$h2_uuid" "a reload reads the hosts file again: the new address serves"
+	is "$(dns_count dns filehost.test)" 0 "hosts-file names never reach the DNS server"
+else
+	pass "# SKIP PROXYD_TEST_HOSTS is not honoured (proxyd built without --enable-test-hooks)"
+	pass "# SKIP PROXYD_TEST_HOSTS is not honoured"
+fi

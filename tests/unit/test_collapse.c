@@ -199,21 +199,22 @@ START_TEST(test_lock_age)
 	struct collapse_lock *old, *nl_, *lx;
 	struct collapse_waiter *w;
 	struct woken a = {0, 0}, b = {0, 0};
-	struct timespec ts = {0, 30 * 1000 * 1000};
+	struct timespec ts = {0, 600 * 1000 * 1000};
 	unsigned nl, nw;
 
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 20, woken_cb, &a, &old, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 400, woken_cb, &a, &old, &w),
 	                 COLLAPSE_LEADER);
 	/* young: a waiter */
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 20, woken_cb, &a, &lx, &w),
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 400, woken_cb, &a, &lx, &w),
 	                 COLLAPSE_WAIT);
 	nanosleep(&ts, NULL);
 	/* a try (stale-while-revalidate) never takes over; age 0 never does */
-	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, 20, NULL, NULL, &lx, &w), COLLAPSE_BUSY);
+	ck_assert_int_eq(collapse_acquire(ST, &k, NULL, 0, 400, NULL, NULL, &lx, &w),
+	                 COLLAPSE_BUSY);
 	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &b, &lx, &w),
 	                 COLLAPSE_WAIT);
-	/* 30 ms > 20 ms: this one leads now, and the two waiters are its */
-	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 20, woken_cb, &b, &nl_, &w),
+	/* 600 ms > 400 ms: this one leads now, and the two waiters are its */
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 400, woken_cb, &b, &nl_, &w),
 	                 COLLAPSE_LEADER);
 	collapse_counts(&nl, &nw);
 	ck_assert_uint_eq(nl, 2);
