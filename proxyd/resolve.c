@@ -54,7 +54,8 @@ struct rentry {
 	int npending;               /* query callbacks still to come */
 	int querying;               /* a lookup is in flight */
 	int qerr[2];                /* DNS_ERR_* of each query (NODATA for none) */
-	int qttl;                   /* smallest TTL of the answers, seconds */
+	int detached; /* forgotten while asked: out of the table, freed once it answered */
+	int qttl;     /* smallest TTL of the answers, seconds */
 	struct resolve_answer qans[2];
 	struct req_list waiters;
 	struct event *deliver; /* runs the waiters of an answer that came synchronously */
@@ -167,12 +168,12 @@ hosts_addr(const char *text, struct sockaddr_storage *ss)
 }
 
 /*
- * Read path (the hosts file) into r->hosts, replacing what was there. A missing file is
+ * Read path (the hosts file) into a table sorted by name (*hp, *np). A missing file is
  * an empty table; lines that do not start with an address are skipped, as the C library
  * does. Several lines naming one host give several addresses, in file order.
  */
 static void
-hosts_load(struct resolver *r, const char *path)
+hosts_read(const char *path, struct hosts_entry **hp, size_t *np)
 {
 	struct hosts_entry *h = NULL;
 	size_t n = 0, cap = 0, out = 0;
@@ -210,9 +211,8 @@ hosts_load(struct resolver *r, const char *path)
 			h[out++] = h[i];
 		}
 	}
-	hosts_free(r->hosts, r->nhosts);
-	r->hosts = h;
-	r->nhosts = out;
+	*hp = h;
+	*np = out;
 }
 
 /* /etc/hosts; builds configured with --enable-test-hooks honour PROXYD_TEST_HOSTS. */
@@ -229,11 +229,43 @@ hosts_path(void)
 }
 
 static const struct hosts_entry *
-hosts_find(const struct resolver *r, const char *norm)
+hosts_lookup(const struct hosts_entry *h, size_t n, const char *norm)
 {
 	struct hosts_entry key = {.name = (char *)(uintptr_t)norm};
 
-	return r->nhosts == 0 ? NULL : bsearch(&key, r->hosts, r->nhosts, sizeof(key), hosts_cmp);
+	return n == 0 ? NULL : bsearch(&key, h, n, sizeof(key), hosts_cmp);
+}
+
+static const struct hosts_entry *
+hosts_find(const struct resolver *r, const char *norm)
+{
+	return hosts_lookup(r->hosts, r->nhosts, norm);
+}
+
+/* 1 when a and b (hosts entries, or NULL for none) give the same addresses. */
+static int
+hosts_entry_same(const struct hosts_entry *a, const struct hosts_entry *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (a->ans.n != b->ans.n)
+		return 0;
+	for (size_t i = 0; i < a->ans.n; i++) /* hosts_addr() zeroed every address */
+		if (memcmp(&a->ans.addr[i], &b->ans.addr[i], sizeof(a->ans.addr[i])) != 0)
+			return 0;
+	return 1;
+}
+
+/* 1 when two tables give the same names the same addresses. */
+static int
+hosts_same(const struct hosts_entry *a, size_t na, const struct hosts_entry *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].name, b[i].name) != 0 || !hosts_entry_same(&a[i], &b[i]))
+			return 0;
+	return 1;
 }
 
 static int
@@ -286,7 +318,7 @@ resolver_new(struct event_base *base, const struct cfg_resolver *rc, char **err)
 		free(r);
 		return NULL;
 	}
-	hosts_load(r, hosts_path());
+	hosts_read(hosts_path(), &r->hosts, &r->nhosts);
 	return r;
 }
 
@@ -295,7 +327,8 @@ rentry_free(struct rentry *e)
 {
 	struct resolver *r = e->r;
 
-	LIST_REMOVE(e, hlink);
+	if (!e->detached)
+		LIST_REMOVE(e, hlink);
 	TAILQ_REMOVE(&r->lru, e, lru);
 	r->count--;
 	if (e->deliver != NULL)
@@ -303,7 +336,26 @@ rentry_free(struct rentry *e)
 	free(e);
 }
 
-/* Drop every answer that is not waited for; lookups in flight finish normally. */
+/*
+ * Forget e's answer. A lookup in flight finishes and answers its waiters, but leaves the
+ * table at once: a later lookup of the name starts afresh instead of joining it. An answer
+ * waiting for delivery is delivered and then no longer kept.
+ */
+static void
+rentry_forget(struct rentry *e)
+{
+	if (e->detached)
+		return;
+	if (e->querying) {
+		LIST_REMOVE(e, hlink);
+		e->detached = 1;
+	} else if (!TAILQ_EMPTY(&e->waiters))
+		e->expires_ms = 0;
+	else
+		rentry_free(e);
+}
+
+/* Forget every answer. */
 static void
 resolver_flush(struct resolver *r)
 {
@@ -311,11 +363,43 @@ resolver_flush(struct resolver *r)
 
 	for (e = TAILQ_FIRST(&r->lru); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, lru);
-		if (!e->querying && TAILQ_EMPTY(&e->waiters))
-			rentry_free(e);
-		else
-			e->expires_ms = 1; /* stale once answered */
+		rentry_forget(e);
 	}
+}
+
+/*
+ * Read the hosts file again. When it changed, forget the cached answers of the names
+ * whose hosts-file addresses differ between the old and the new table: names added
+ * (their cached answer, positive or "no such name", came from DNS), removed (it came from
+ * the old file) or given other addresses. Every other cached answer is what a lookup would
+ * give again: a name in neither table is DNS's business, one with the same addresses would
+ * be answered the same. Emptying the whole cache would be simpler but costs every worker a
+ * burst of DNS queries for names the edit did not touch, on an edit that is often one
+ * line; this costs two binary searches per cached name (at most RESOLVE_CACHE_MAX), and
+ * only on a reload that changed the file.
+ */
+static void
+resolver_hosts_reload(struct resolver *r)
+{
+	struct hosts_entry *old = r->hosts;
+	size_t nold = r->nhosts, dropped = 0;
+	struct rentry *e, *next;
+	const char *path = hosts_path();
+
+	hosts_read(path, &r->hosts, &r->nhosts);
+	if (hosts_same(old, nold, r->hosts, r->nhosts)) {
+		hosts_free(old, nold);
+		return;
+	}
+	for (e = TAILQ_FIRST(&r->lru); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, lru);
+		if (hosts_entry_same(hosts_lookup(old, nold, e->name), hosts_find(r, e->name)))
+			continue;
+		rentry_forget(e);
+		dropped++;
+	}
+	hosts_free(old, nold);
+	log_info("resolver: %s changed; %zu cached name(s) forgotten", path, dropped);
 }
 
 void
@@ -323,7 +407,7 @@ resolver_configure(struct resolver *r, const struct cfg_resolver *rc)
 {
 	char sig[sizeof(r->sig)];
 
-	hosts_load(r, hosts_path()); /* on every reload, whether the servers changed or not */
+	resolver_hosts_reload(r); /* on every reload, whether the servers changed or not */
 	resolver_sig(rc, sig, sizeof(sig));
 	r->valid_ms = rc != NULL && rc->valid_ms > 0 ? rc->valid_ms : CFG_DEF_RESOLVER_VALID;
 	r->ipv6 = rc != NULL ? rc->ipv6 : 1;
@@ -558,7 +642,7 @@ resolve_deliver(struct rentry *e)
 		/* the callback may start or cancel other lookups, even of this name */
 		cb(e->st, e->st == RESOLVE_OK ? &e->ans : NULL, arg);
 	}
-	if (e->st == RESOLVE_FAILED && !e->querying)
+	if ((e->st == RESOLVE_FAILED || e->detached) && !e->querying)
 		rentry_free(e);
 }
 

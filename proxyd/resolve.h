@@ -3,11 +3,12 @@
  *
  * Contract: one resolver per worker thread, on that worker's event base, never shared.
  * Numeric hosts and names in /etc/hosts (read when the resolver is made and on every
- * reload) answer without a query; other names are asked with an A query and, unless
- * `ipv6=off`, an AAAA query (evdns_base_resolve_ipv4/6, which report the records' TTL;
- * evdns_getaddrinfo does not). The name servers are those of the `resolver` directive,
- * else those of /etc/resolv.conf (without its search list: a proxy resolves names as
- * given).
+ * reload; a reload that finds it changed forgets the cached answers of the names whose
+ * hosts-file addresses changed, appeared or went away) answer without a query; other names are
+ * asked with an A query and, unless `ipv6=off`, an AAAA query (evdns_base_resolve_ipv4/6, which
+ * report the records' TTL; evdns_getaddrinfo does not). The name servers are those of the
+ * `resolver` directive, else those of /etc/resolv.conf (without its search list: a proxy resolves
+ * names as given).
  *
  * resolve_cached() answers from the cache without waiting; on RESOLVE_MISS the caller
  * starts resolve_start(), whose callback always runs later, from the event loop, exactly
@@ -54,7 +55,12 @@ typedef void (*resolve_cb)(enum resolve_status st, const struct resolve_answer *
 
 /* A resolver on base configured by rc (NULL: /etc/resolv.conf). NULL with *err on failure. */
 struct resolver *resolver_new(struct event_base *base, const struct cfg_resolver *rc, char **err);
-/* Apply a new generation's resolver settings; drops the cache when they changed. */
+/*
+ * Apply a reload's resolver settings (not needed right after resolver_new()): reads the
+ * hosts file again; drops the whole cache when the name servers changed. Lookups in flight
+ * that an edit or new servers make obsolete still answer their callers, but are not kept
+ * and are not joined by later lookups.
+ */
 void resolver_configure(struct resolver *r, const struct cfg_resolver *rc);
 /* Cancels every lookup (their callbacks do not run) and frees r; NULL is allowed. */
 void resolver_free(struct resolver *r);

@@ -358,7 +358,9 @@ worker_apply(struct worker *w, struct wmsg *m)
 
 	w->cfg = m->cfg;
 	m->cfg = NULL;
-	resolver_configure(w->env.resolver, &w->cfg->resolver);
+	/* resolver_new() made the resolver from the first generation (and read /etc/hosts) */
+	if (prev != NULL)
+		resolver_configure(w->env.resolver, &w->cfg->resolver);
 	/* Active health checks run in worker 0 only: one check per interval, not N. */
 	if (w->id == 0 && !w->env.stopping) {
 		health_stop(w->health);

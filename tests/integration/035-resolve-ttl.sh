@@ -2,10 +2,13 @@
 # Forward mode keeps a name's answer for its records' TTL, at most the resolver's valid=:
 # a TTL-1 name is asked again after a second, a TTL-300 name only once valid= (3s) has
 # passed; an AAAA-only name reaches an origin on ::1; /etc/hosts answers without a query;
-# the hosts file is read again on a reload that changes nothing else (PROXYD_TEST_HOSTS,
-# honoured by builds configured with --enable-test-hooks; others skip those two points).
+# the hosts file is read again on a reload that changes nothing else, and with valid=30s
+# the first request after that reload already follows the edit: a name whose address
+# changed reaches the new address, a name added to the file (cached as "no such name")
+# now resolves (PROXYD_TEST_HOSTS, honoured by builds configured with --enable-test-hooks;
+# others skip those points).
 . "$TESTLIB"
-plan 9
+plan 12
 
 start_origin o1
 start_origin o6 -a ::1
@@ -16,7 +19,8 @@ start_origin h2 -a 127.0.0.2 -p "$o1_port"
 zone="$T/zone"
 dns_set "$zone" "short.test A 127.0.0.1 1
 long.test A 127.0.0.1 300
-six.test AAAA ::1 300"
+six.test AAAA ::1 300
+added.test NXDOMAIN"
 start_dnsd dns "$zone"
 
 port=$(free_port_static)
@@ -64,5 +68,52 @@ if [ "$(get "http://filehost.test:$o1_port/")" = "$o1_uuid" ]; then
 	is "$(dns_count dns filehost.test)" 0 "hosts-file names never reach the DNS server"
 else
 	pass "# SKIP PROXYD_TEST_HOSTS is not honoured (proxyd built without --enable-test-hooks)"
+	pass "# SKIP PROXYD_TEST_HOSTS is not honoured"
+fi
+
+# valid=30s: cached answers would outlive the test; an edit must not wait for them
+stop_proxyd >/dev/null
+{ cat /etc/hosts; printf '127.0.0.1 edited.test\n'; } >"$T/hosts"
+port=$(free_port_static)
+write_conf30() { # write_conf30 [GEN]: a forward server whose responses carry X-Gen: GEN
+	cat >"$T/proxyd.conf" <<CONF
+workers 1;
+error_log stderr info;
+resolver 127.0.0.1:$dns_port valid=30s;
+server {
+	listen 127.0.0.1:$port;
+	mode forward;
+	add_header X-Gen ${1:-1};
+}
+CONF
+}
+write_conf30 1
+PROXYD_TEST_HOSTS=$T/hosts start_proxyd "$T/proxyd.conf" "$port"
+if [ "$(get "http://edited.test:$o1_port/")" = "$o1_uuid" ]; then
+	pass "valid=30s: a hosts-file name is served from its address"
+	get "http://added.test:$o1_port/" >/dev/null # "no such name", cached for 5s
+	a=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x "http://127.0.0.1:$port" \
+		"http://added.test:$o1_port/")
+	n=$(dns_count dns added.test A)
+	{ cat /etc/hosts; printf '127.0.0.2 edited.test\n127.0.0.1 added.test\n'; } >"$T/hosts"
+	write_conf30 2
+	kill -HUP "$PROXYD_PID"
+	# the worker has the new generation once a response carries X-Gen: 2 (a numeric
+	# address, so this asks the resolver nothing)
+	gen=""
+	for _ in $(seq 1 100); do
+		gen=$(curl -s -o /dev/null -D - --max-time 5 -x "http://127.0.0.1:$port" \
+			"http://127.0.0.1:$o1_port/" | tr -d '\r' | sed -n 's/^X-Gen: //p')
+		[ "$gen" = 2 ] && break
+		sleep 0.05
+	done
+	[ "$gen" = 2 ] || diag "the reload was not applied: X-Gen '$gen'"
+	is "$(get "http://edited.test:$o1_port/")" "$h2_uuid" \
+		"valid=30s: the first request after a reload that edits the hosts file reaches the new address"
+	is "$n:$a:$(get "http://added.test:$o1_port/")" "1:502:$o1_uuid" \
+		"a name cached as 'no such name' and then added to the hosts file resolves after the reload"
+else
+	pass "# SKIP PROXYD_TEST_HOSTS is not honoured (proxyd built without --enable-test-hooks)"
+	pass "# SKIP PROXYD_TEST_HOSTS is not honoured"
 	pass "# SKIP PROXYD_TEST_HOSTS is not honoured"
 fi
