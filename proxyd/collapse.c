@@ -20,6 +20,7 @@ struct collapse_waiter {
 	collapse_cb cb;
 	void *arg;
 	enum collapse_wake why;
+	int detail; /* COLLAPSE_WAKE_STALE: collapse_release_stale()'s */
 	int linked;
 };
 
@@ -118,6 +119,7 @@ waiter_cb(evutil_socket_t fd, short what, void *arg)
 	collapse_cb cb = w->cb;
 	void *cbarg = w->arg;
 	enum collapse_wake why;
+	int detail;
 
 	(void)fd;
 	(void)what;
@@ -127,22 +129,24 @@ waiter_cb(evutil_socket_t fd, short what, void *arg)
 		w->why = COLLAPSE_WAKE_TIMEOUT;
 	}
 	why = w->why;
+	detail = w->detail;
 	pthread_mutex_unlock(&mu);
 	/* a wake-up queued after the timeout fired is dropped with the event */
 	event_free(w->ev);
 	free(w);
-	cb(cbarg, why);
+	cb(cbarg, why, detail);
 }
 
-/* Wake every waiter of e with why. Locked. */
+/* Wake every waiter of e with why (and detail). Locked. */
 static void
-wake_all(struct collapse_lock *e, enum collapse_wake why)
+wake_all(struct collapse_lock *e, enum collapse_wake why, int detail)
 {
 	struct collapse_waiter *w;
 
 	while ((w = e->waiters) != NULL) {
 		waiter_unlink(w);
 		w->why = why;
+		w->detail = detail;
 		event_active(w->ev, EV_READ, 0);
 	}
 }
@@ -265,8 +269,19 @@ collapse_release(struct collapse_lock *lock, int uncacheable)
 	if (lock == NULL)
 		return;
 	pthread_mutex_lock(&mu);
-	wake_all(lock, COLLAPSE_WAKE_GO);
+	wake_all(lock, COLLAPSE_WAKE_GO, 0);
 	lead_end(lock, uncacheable);
+	pthread_mutex_unlock(&mu);
+}
+
+void
+collapse_release_stale(struct collapse_lock *lock, int detail)
+{
+	if (lock == NULL)
+		return;
+	pthread_mutex_lock(&mu);
+	wake_all(lock, COLLAPSE_WAKE_STALE, detail);
+	lead_end(lock, 0);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -279,8 +294,8 @@ release_notified(void *arg)
 	pthread_mutex_lock(&mu);
 	/* an orphan's object is in: the new leader's waiters may find it */
 	if (e->orphan && (cur = find(e->st, &e->key, now_sec())) != NULL && cur->leader)
-		wake_all(cur, COLLAPSE_WAKE_LOOKUP);
-	wake_all(e, COLLAPSE_WAKE_LOOKUP);
+		wake_all(cur, COLLAPSE_WAKE_LOOKUP, 0);
+	wake_all(e, COLLAPSE_WAKE_LOOKUP, 0);
 	lead_end(e, 0);
 	pthread_mutex_unlock(&mu);
 }

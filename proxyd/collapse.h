@@ -15,8 +15,11 @@
  *   runs once, in its own thread, after the waiter is freed: COLLAPSE_WAKE_LOOKUP (look
  *   the key up again: the leader's object is visible now, or was dropped), COLLAPSE_WAKE_GO
  *   (the leader's response is not being stored, or it failed: go upstream now, all at
- *   once), COLLAPSE_WAKE_TIMEOUT (the lock timeout passed). A waiter whose request ends
- *   first is freed with collapse_cancel(); after it returns the callback never runs.
+ *   once), COLLAPSE_WAKE_STALE (the leader's fetch failed and it answered from the stale
+ *   entry: serve that entry if the waiter's own request accepts it on that failure, whose
+ *   kind the callback gets as detail, else go upstream), COLLAPSE_WAKE_TIMEOUT (the lock
+ *   timeout passed). A waiter whose request ends first is freed with collapse_cancel();
+ *   after it returns the callback never runs.
  * - collapse_release_after() releases once the store has committed everything queued so
  *   far (cache_store_notify()), so woken waiters find the object.
  * - Lock age (nginx's proxy_cache_lock_age): a request that finds a lead older than its
@@ -50,10 +53,12 @@ enum collapse_res {
 enum collapse_wake {
 	COLLAPSE_WAKE_LOOKUP,
 	COLLAPSE_WAKE_GO,
+	COLLAPSE_WAKE_STALE,
 	COLLAPSE_WAKE_TIMEOUT,
 };
 
-typedef void (*collapse_cb)(void *arg, enum collapse_wake why);
+/* detail: what collapse_release_stale() was given for COLLAPSE_WAKE_STALE, else 0. */
+typedef void (*collapse_cb)(void *arg, enum collapse_wake why, int detail);
 
 /*
  * Become the leader for key of store st, or wait (for at most timeout_ms) on base with cb;
@@ -71,6 +76,13 @@ enum collapse_res collapse_acquire(const struct cache_store *st, const struct ca
  * dropped) they get COLLAPSE_WAKE_GO too, without the memory.
  */
 void collapse_release(struct collapse_lock *lock, int uncacheable);
+/*
+ * End a lead whose fetch failed and whose request was answered from the stale entry
+ * (stale-if-error, cache_use_stale): waiters get COLLAPSE_WAKE_STALE with detail (to the
+ * caller: which failure, so that each waiter can decide whether its own request accepts
+ * the stale entry on it), instead of all going upstream to an origin that just failed.
+ */
+void collapse_release_stale(struct collapse_lock *lock, int detail);
 /* End a lead whose object was handed to st: waiters get COLLAPSE_WAKE_LOOKUP once it is
  * committed (or dropped). */
 void collapse_release_after(struct collapse_lock *lock, struct cache_store *st);

@@ -902,7 +902,7 @@ session_enter_head(struct session *s)
 	s->perr_hop[0] = '\0';
 	s->retry_after = 0;
 	session_cache_unlock(s); /* (a lead ends with its response; this is a safety net) */
-	s->cnolock = s->cnostore = 0;
+	s->cnolock = s->cnostore = s->cstale_cond = 0;
 	free(s->logreq);
 	s->logreq = NULL;
 	memset(&s->req, 0, sizeof(s->req));

@@ -199,10 +199,12 @@ session_cache_tee_end(struct session *s, int complete)
 /*
  * The fetch this request waited for is over (or the lock timed out): start the request
  * again from its head, still in the input; it looks the cache up again and, on a miss,
- * goes upstream without waiting twice.
+ * goes upstream without waiting twice. When the leader's fetch failed and it served the
+ * stale entry (COLLAPSE_WAKE_STALE, detail: the failure), the lookup serves that entry too
+ * if this request accepts it (session_cache_stale_shared()).
  */
 static void
-session_cache_woken(void *arg, enum collapse_wake why)
+session_cache_woken(void *arg, enum collapse_wake why, int detail)
 {
 	struct session *s = arg;
 	const struct cfg_server *srv = s->srv;
@@ -218,6 +220,7 @@ session_cache_woken(void *arg, enum collapse_wake why)
 	s->cwait = NULL;
 	s->cnolock = 1;
 	s->cnostore = why == COLLAPSE_WAKE_TIMEOUT;
+	s->cstale_cond = why == COLLAPSE_WAKE_STALE ? detail : 0;
 	p = (const char *)evbuffer_pullup(in, (ssize_t)n);
 	if (p == NULL || http_parse_request(p, n, &lim, msg) <= 0) {
 		session_close(s, "request head lost while waiting for the cache");
@@ -546,6 +549,48 @@ session_cache_revalidated(struct session *s, const struct http_msg *msg, size_t 
 }
 
 /*
+ * Whether the stale entry m may answer the request reqm after an upstream failure cond
+ * (CFG_NEXT_*): the entry's or the request's stale-if-error (RFC 5861: errors, time-outs,
+ * 500, 502, 503, 504) or the server's cache_use_stale (the failures it lists) allows it; an
+ * entry with must-revalidate or no-cache never.
+ */
+static int
+session_cache_stale_allowed(const struct session *s, const struct cache_meta *m,
+                            const struct cache_msg *reqm, int cond, int64_t now)
+{
+	const int sie_conds = CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT | CFG_NEXT_INVALID_HEADER |
+	                      CFG_NEXT_HTTP_500 | CFG_NEXT_HTTP_502 | CFG_NEXT_HTTP_503 |
+	                      CFG_NEXT_HTTP_504;
+
+	return ((cond & sie_conds) && cache_policy_stale_if_error(&m->fresh, reqm, now)) ||
+	       ((s->srv->cache_use_stale & cond) &&
+	        !(m->fresh.flags & (CACHE_FRESH_MUST_REVALIDATE | CACHE_FRESH_NO_CACHE)));
+}
+
+/*
+ * A waiter woken by a leader that served the stale entry m on failure cond: may m answer
+ * this waiter's request reqm too? As for the leader (session_cache_stale_allowed(), with
+ * the waiter's own request), unless the request asks for a response from the origin:
+ * `no-cache` (or Pragma: no-cache), or a `max-stale` the entry is past. The leader's
+ * failure stands in for the waiter's own attempt only where the waiter would have taken the
+ * stale entry on that failure; otherwise it goes upstream itself.
+ */
+static int
+session_cache_stale_shared(const struct session *s, const struct cache_meta *m,
+                           const struct cache_msg *reqm, int cond, int64_t now)
+{
+	struct cache_cc cc;
+	int64_t staleness = cache_fresh_age(&m->fresh, now) - m->fresh.lifetime;
+
+	cache_cc_parse(reqm->headers, reqm->nheaders, &cc);
+	if (cc.flags & (CACHE_CC_NO_CACHE | CACHE_CC_PRAGMA_NO_CACHE))
+		return 0;
+	if (!(cc.flags & CACHE_CC_MAX_STALE_ANY) && cc.max_stale >= 0 && staleness > cc.max_stale)
+		return 0;
+	return session_cache_stale_allowed(s, m, reqm, cond, now);
+}
+
+/*
  * The upstream failed before any of its response reached the client: cond says how
  * (CFG_NEXT_ERROR, _TIMEOUT, _INVALID_HEADER, or the CFG_NEXT_HTTP_* of status, the
  * upstream's answer; status 0: none). A stale entry of the request answers instead (X-Cache
@@ -562,15 +607,11 @@ session_cache_stale_error(struct session *s, int cond, int status)
 	struct cache_header *rh = s->env->subject->chdrs, h[HTTP_MAX_HEADERS];
 	struct http_msg *req = s->env->reqmsg;
 	struct http_limits lim = {RESP_HEAD_MAX * 4, RESP_HEAD_MAX * 4, HTTP_MAX_HEADERS};
-	const int sie_conds = CFG_NEXT_ERROR | CFG_NEXT_TIMEOUT | CFG_NEXT_INVALID_HEADER |
-	                      CFG_NEXT_HTTP_500 | CFG_NEXT_HTTP_502 | CFG_NEXT_HTTP_503 |
-	                      CFG_NEXT_HTTP_504;
 	struct cache_msg reqm;
 	struct cache_meta *m = NULL;
 	int64_t now = (int64_t)time(NULL), age;
 	const char *rq;
 	size_t k = 0;
-	int use;
 	long n;
 
 	if (st == NULL || s->cmode != CMODE_EXPIRED || s->resp_started || !s->req.done ||
@@ -592,10 +633,7 @@ session_cache_stale_error(struct session *s, int cond, int status)
 	}
 	if (cache_get(st, &s->ckey, rh, reqm.nheaders, &m) != 1)
 		return 0;
-	use = ((cond & sie_conds) && cache_policy_stale_if_error(&m->fresh, &reqm, now)) ||
-	      ((s->srv->cache_use_stale & cond) &&
-	       !(m->fresh.flags & (CACHE_FRESH_MUST_REVALIDATE | CACHE_FRESH_NO_CACHE)));
-	if (!use) {
+	if (!session_cache_stale_allowed(s, m, &reqm, cond, now)) {
 		cache_meta_free(m);
 		return 0;
 	}
@@ -603,7 +641,9 @@ session_cache_stale_error(struct session *s, int cond, int status)
 	         s->client, (int)s->curl_len, s->curl);
 	cache_meta_free(s->cstale);
 	s->cstale = NULL;
-	session_cache_unlock(s); /* its waiters try the upstream themselves */
+	/* its waiters get the stale entry too, each as its own request allows */
+	collapse_release_stale(s->clock, cond);
+	s->clock = NULL;
 	session_release_upstream(s, 0);
 	s->cmode = CMODE_STALE;
 	s->cfwd_status = status;
@@ -880,7 +920,9 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 	struct cache_header *hdrs = s->env->subject->chdrs;
 	struct cache_msg reqm;
 	struct cache_meta *m = NULL;
+	int stale_cond = s->cstale_cond; /* for this lookup only */
 
+	s->cstale_cond = 0;
 	s->cmode = CMODE_NONE;
 	if (session_cache_url(s, msg) == -1)
 		return 0;
@@ -901,6 +943,19 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 
 		if (s->bg && use != CACHE_USE_FRESH)
 			use = CACHE_USE_REVALIDATE; /* the refresh itself */
+		if (stale_cond != 0 && use != CACHE_USE_FRESH && use != CACHE_USE_STALE &&
+		    session_cache_stale_shared(s, m, &reqm, stale_cond, s->creq_time)) {
+			/* the fetch this request waited for failed and served this entry */
+			log_info("*%" PRIu64 " client %s: the collapsed fetch failed, serving the "
+			         "stale %.*s",
+			         s->id, s->client, (int)s->curl_len, s->curl);
+			s->cmode = CMODE_STALE;
+			s->cfwd_status = 0;
+			s->cage = age;
+			s->cttl = m->fresh.lifetime - age;
+			session_cache_serve(s, msg, m, &reqm);
+			return 1;
+		}
 		if (use == CACHE_USE_STALE_REVALIDATE)
 			use = session_cache_swr(s, msg) ? CACHE_USE_STALE : CACHE_USE_REVALIDATE;
 		if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE) {

@@ -178,9 +178,10 @@ struct session {
 	struct collapse_waiter *cwait; /* this request waits for another's fetch */
 	int cnolock;                   /* woken from a wait: no second wait, no lead */
 	int cnostore;                  /* the lock timed out: not stored (nginx) */
-	int bg;                        /* a background refresh: no client, see session_cache_bg() */
-	struct bufferevent *bgpeer;    /* bg: the other end of cbev's pair, which discards */
-	struct tunnel *tunnel;         /* S_TUNNEL: CONNECT or an upgraded connection */
+	int cstale_cond; /* woken by a leader that served stale on this failure (CFG_NEXT_*) */
+	int bg;          /* a background refresh: no client, see session_cache_bg() */
+	struct bufferevent *bgpeer; /* bg: the other end of cbev's pair, which discards */
+	struct tunnel *tunnel;      /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
 };
 

@@ -6,13 +6,16 @@
 # the lock timeout sends waiters upstream themselves; cache_lock off does not collapse;
 # clients that leave while waiting, or a leader that leaves, break nothing; a fetch older
 # than cache_lock_age is taken over by the next request, and the waiters are answered
-# from the first fetch's object once it is stored.
+# from the first fetch's object once it is stored; a leader whose fetch of a stale URL
+# fails (stale-if-error) hands the stale entry to its waiters instead of sending them all
+# to the failing origin, except waiters whose own request refuses it (no-cache, max-stale).
 . "$TESTLIB"
-plan 22
+plan 26
 
 start_origin o1
+start_origin o3 -D 5000
 mkdir -p "$T/cache"
-read -r port slow off aged <<<"$(free_ports 4)"
+read -r port slow off aged pst psf <<<"$(free_ports 6)"
 cat >"$T/proxyd.conf" <<CONF
 workers 2;
 error_log stderr info;
@@ -29,19 +32,27 @@ server { listen 127.0.0.1:$slow; proxy_pass app; cache main; cache_lock_timeout 
 server { listen 127.0.0.1:$off; proxy_pass app; cache main; cache_lock off; }
 server { listen 127.0.0.1:$aged; proxy_pass app; cache main; cache_lock_timeout 60s;
 	cache_lock_age 1s; }
+upstream slow { server 127.0.0.1:$o3_port; }
+# one Host for both: what pst stores (from o1) is what psf finds stale, while o3 times out
+server { listen 127.0.0.1:$pst; proxy_pass app; cache main; }
+server { listen 127.0.0.1:$psf; proxy_pass slow; proxy_read_timeout 1500ms; cache main;
+	cache_lock_timeout 10s; }
 CONF
 start_proxyd "$T/proxyd.conf" "$port"
 B="http://127.0.0.1:$port"
 reqs() { origin_stat "$o1_port" requests; }
 
-# many N URL OUTDIR: N concurrent curls (at most 100 at once), each body to OUTDIR/I and a
-# line "CODE X-Cache" to OUTDIR/codes; every curl gives up after 20 seconds
+# many N URL OUTDIR [CURL ARGS]: N concurrent curls (at most 100 at once), each body to
+# OUTDIR/I, its head to OUTDIR/I.h and its status to OUTDIR/codes; every curl gives up after
+# 20 seconds
 many() {
 	local n=$1 url=$2 dir=$3
+	shift 3
 	mkdir -p "$dir"
 	seq 1 "$n" | xargs -P 100 -I{} sh -c \
-		'curl -s --max-time 20 -D "$1/{}.h" -o "$1/{}" -w "%{http_code}\n" "$2" >>"$1/codes"' \
-		_ "$dir" "$url"
+		'd=$1 u=$2; shift 2
+		curl -s --max-time 20 -D "$d/{}.h" -o "$d/{}" -w "%{http_code}\n" "$@" "$u" >>"$d/codes"' \
+		_ "$dir" "$url" "$@"
 }
 xcache_count() { cat "$1"/*.h 2>/dev/null | tr -d '\r' | grep -c "^X-Cache: $2\$"; }
 
@@ -142,6 +153,45 @@ is "$((r1 - r0))" 3 "a fetch older than cache_lock_age: the next request fetches
 is "$(tr -d '\r' <"$T/age-c.h" | sed -n 's/^X-Cache: //p')" MISS "the late request led its own fetch"
 is "$(tr -d '\r' <"$T/age-b.h" | sed -n 's/^X-Cache: //p'):$(wc -c <"$T/age-b")" HIT:5000 \
 	"the waiter was answered from the first fetch's stored object"
+
+# stale-if-error under collapsing: the URL is stored (through o1), goes stale, and its
+# origin now times out (o3 answers after 5 s, proxy_read_timeout 1.5 s). The leader serves
+# the stale entry and so do its 20 plain waiters: one request reaches the failing origin
+# for them all. Two waiters with no-cache and two with max-stale=0 do not accept a stale
+# entry without trying the origin themselves, so they do (and then get it on their own
+# failure). Before, every waiter went upstream: 25 requests to an origin that was failing.
+H='Host: stale.test'
+SE="/bytes/900?cc=max-age%3D1%2C%20stale-if-error%3D600"
+curl -s -o "$T/se-want" -H "$H" "http://127.0.0.1:$pst$SE"
+sleep 2.2 # stale now (max-age=1)
+s0=$(origin_stat "$o3_port" requests)
+mkdir -p "$T/se"
+curl -s --max-time 20 -H "$H" -D "$T/se/0.h" -o "$T/se/0" -w "%{http_code}\n" \
+	"http://127.0.0.1:$psf$SE" >"$T/se-lead-code" &
+lead=$!
+sleep 0.3
+many 20 "http://127.0.0.1:$psf$SE" "$T/se" -H "$H" &
+p1=$!
+many 2 "http://127.0.0.1:$psf$SE" "$T/se-nc" -H "$H" -H 'Cache-Control: no-cache' &
+p2=$!
+many 2 "http://127.0.0.1:$psf$SE" "$T/se-ms" -H "$H" -H 'Cache-Control: max-stale=0' &
+p3=$!
+wait "$lead" "$p1" "$p2" "$p3"
+s1=$(origin_stat "$o3_port" requests)
+is "$((s1 - s0))" 6 \
+	"a leader served stale on error: 20 waiters take the stale entry, 4 that refuse it fetch (5 + /stats)"
+cat "$T/se-lead-code" >>"$T/se/codes"
+cat "$T/se-nc/codes" "$T/se-ms/codes" >>"$T/se/codes"
+is "$(grep -c '^200$' "$T/se/codes")" 25 "all 25 answered 200"
+want=$(md5sum <"$T/se-want")
+good=0
+for f in "$T"/se/[0-9]* "$T"/se-nc/[0-9]* "$T"/se-ms/[0-9]*; do
+	case "$f" in *.h) continue ;; esac
+	[ "$(md5sum <"$f")" = "$want" ] && good=$((good + 1))
+done
+is "$good" 25 "all 25 bodies are the stored entry's"
+is "$(($(xcache_count "$T/se" STALE) + $(xcache_count "$T/se-nc" STALE) + \
+	$(xcache_count "$T/se-ms" STALE)))" 25 "all 25 are X-Cache: STALE"
 
 kill -0 "$PROXYD_PID" 2>/dev/null
 is "$?" 0 "proxyd still runs"

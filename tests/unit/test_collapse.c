@@ -7,7 +7,8 @@
  * busy and pass answers; wake-ups with their reasons, in the waiter's own event base and
  * from another thread (a worker, or the store's writer thread through
  * cache_store_notify()); the lock timeout; the lock age (a lead taken over with its
- * waiters); cancelled waiters are never called back.
+ * waiters); cancelled waiters are never called back; a leader that served stale on error
+ * hands every waiter COLLAPSE_WAKE_STALE with its detail, and no pass memory.
  */
 
 #include <pthread.h>
@@ -30,15 +31,17 @@ static struct event_base *base;
 struct woken {
 	int n;
 	enum collapse_wake why;
+	int detail;
 };
 
 static void
-woken_cb(void *arg, enum collapse_wake why)
+woken_cb(void *arg, enum collapse_wake why, int detail)
 {
 	struct woken *w = arg;
 
 	w->n++;
 	w->why = why;
+	w->detail = detail;
 }
 
 static void
@@ -73,7 +76,7 @@ START_TEST(test_leader_waiter_busy)
 	struct cache_key k = key("http://a/1"), k2 = key("http://a/2");
 	struct collapse_lock *l, *l2, *lx;
 	struct collapse_waiter *w, *wx;
-	struct woken a = {0, 0}, b = {0, 0};
+	struct woken a = {0, 0, 0}, b = {0, 0, 0};
 	unsigned nl, nw;
 
 	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
@@ -116,7 +119,7 @@ START_TEST(test_uncacheable_pass)
 	struct cache_key k = key("http://a/pass");
 	struct collapse_lock *l, *lx;
 	struct collapse_waiter *w;
-	struct woken a = {0, 0};
+	struct woken a = {0, 0, 0};
 
 	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
 	                 COLLAPSE_LEADER);
@@ -136,12 +139,51 @@ START_TEST(test_uncacheable_pass)
 }
 END_TEST
 
+START_TEST(test_release_stale)
+{
+	struct cache_key k = key("http://a/stale");
+	struct collapse_lock *l, *lx;
+	struct collapse_waiter *w;
+	struct woken a[3];
+	unsigned nl, nw;
+
+	memset(a, 0, sizeof(a));
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a[0], &l, &w),
+	                 COLLAPSE_LEADER);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(
+		        collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a[i], &lx, &w),
+		        COLLAPSE_WAIT);
+	collapse_release_stale(l, 0x40);
+	collapse_counts(&nl, &nw);
+	ck_assert_uint_eq(nl, 0);
+	ck_assert_uint_eq(nw, 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(a[i].n, 1);
+		ck_assert_int_eq(a[i].why, COLLAPSE_WAKE_STALE);
+		ck_assert_int_eq(a[i].detail, 0x40);
+	}
+	/* no pass memory: the next request leads (and its waiters are woken as usual) */
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a[0], &l, &w),
+	                 COLLAPSE_LEADER);
+	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a[1], &lx, &w),
+	                 COLLAPSE_WAIT);
+	collapse_release(l, 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(a[1].n, 2);
+	ck_assert_int_eq(a[1].why, COLLAPSE_WAKE_GO);
+	ck_assert_int_eq(a[1].detail, 0);
+	collapse_release_stale(NULL, 1); /* allowed, like collapse_release(NULL, ...) */
+}
+END_TEST
+
 START_TEST(test_cancel)
 {
 	struct cache_key k = key("http://a/cancel");
 	struct collapse_lock *l, *lx;
 	struct collapse_waiter *w1, *w2, *w;
-	struct woken a = {0, 0}, b = {0, 0};
+	struct woken a = {0, 0, 0}, b = {0, 0, 0};
 	unsigned nl, nw;
 
 	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
@@ -174,7 +216,7 @@ START_TEST(test_timeout)
 	struct cache_key k = key("http://a/timeout");
 	struct collapse_lock *l, *lx;
 	struct collapse_waiter *w;
-	struct woken a = {0, 0};
+	struct woken a = {0, 0, 0};
 	unsigned nl, nw;
 
 	ck_assert_int_eq(collapse_acquire(ST, &k, base, NOWAIT, 0, woken_cb, &a, &l, &w),
@@ -198,7 +240,7 @@ START_TEST(test_lock_age)
 	struct cache_key k = key("http://a/age");
 	struct collapse_lock *old, *nl_, *lx;
 	struct collapse_waiter *w;
-	struct woken a = {0, 0}, b = {0, 0};
+	struct woken a = {0, 0, 0}, b = {0, 0, 0};
 	struct timespec ts = {0, 600 * 1000 * 1000};
 	unsigned nl, nw;
 
@@ -248,11 +290,11 @@ struct worker {
 };
 
 static void
-worker_cb(void *arg, enum collapse_wake why)
+worker_cb(void *arg, enum collapse_wake why, int detail)
 {
 	struct worker *wk = arg;
 
-	woken_cb(&wk->w, why);
+	woken_cb(&wk->w, why, detail);
 	event_base_loopbreak(wk->base);
 }
 
@@ -315,7 +357,7 @@ START_TEST(test_release_after_commit)
 	struct cache_key k = key("http://a/obj");
 	struct collapse_lock *l;
 	struct collapse_waiter *w;
-	struct woken a = {0, 0};
+	struct woken a = {0, 0, 0};
 
 	memset(&p, 0, sizeof(p));
 	p.path = unit_tmpdir;
@@ -362,6 +404,7 @@ suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_leader_waiter_busy);
 	tcase_add_test(tc, test_uncacheable_pass);
+	tcase_add_test(tc, test_release_stale);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_lock_age);
