@@ -124,16 +124,6 @@ metrics_peer_inc(const struct cfg_peer *p, enum metrics_peer k)
 	metrics_bump(&metrics_self->peer[p->metrics_slot][k], 1);
 }
 
-/* A try sent to peer p; retry: the request's second or later. */
-static inline void
-metrics_peer_try(const struct cfg_peer *p, int retry)
-{
-	_Atomic uint64_t *c = metrics_self->peer[p->metrics_slot];
-
-	metrics_bump(&c[MP_REQUESTS], 1);
-	metrics_bump(&c[MP_RETRIES], retry != 0);
-}
-
 /* A client connection closed; tls_failed: before its TLS handshake completed. */
 static inline void
 metrics_session_closed(const struct cfg_server *srv, int tls_failed)

@@ -725,7 +725,7 @@ session_log_access(struct session *s)
 
 	if (s->bg) /* a background refresh is nobody's request */
 		return;
-	metrics_request(s->srv, s->status, s->req.moved, s->resp.moved);
+	metrics_request(s->srv, s->status, s->req_head_len + s->req.moved, s->resp.moved);
 	if (s->cmode != CMODE_NONE)
 		metrics_srv_inc(s->srv, (enum metrics_srv)(MS_CACHE + s->cmode - 1));
 	if (fd < 0)
@@ -920,6 +920,7 @@ session_enter_head(struct session *s)
 	session_cache_unlock(s); /* (a lead ends with its response; this is a safety net) */
 	s->cnolock = s->cnostore = 0;
 	s->cmode = CMODE_NONE; /* an early refusal must not count (log) the last request's */
+	s->req_head_len = 0;
 	free(s->logreq);
 	s->logreq = NULL;
 	memset(&s->req, 0, sizeof(s->req));
@@ -1432,7 +1433,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	s->keepalive = http_keepalive(msg) && srv->keepalive_timeout_ms > 0 &&
 	               (int)s->nreq + 1 < srv->keepalive_requests && !s->env->stopping && !s->bg;
 	session_keep_log_fields(s, msg, head);
-	metrics_srv_add(srv, MS_RX_BYTES, s->bg ? 0 : msg->head_len);
+	s->req_head_len = msg->head_len;
 	pump_init(&s->req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
 
 	if (srv->mode == CFG_MODE_FORWARD) {
@@ -1839,7 +1840,9 @@ session_connect(struct session *s)
 		s->peer = peer;
 		s->up_start_ms = now;
 		atomic_fetch_add(&peer->active, 1);
-		metrics_peer_try(peer, s->ntried > 1);
+		metrics_peer_inc(peer, MP_REQUESTS);
+		if (s->ntried > 1)
+			metrics_peer_inc(peer, MP_RETRIES);
 		if ((r = session_connect_addr(s, 1)) != -1)
 			return;
 		metrics_peer_inc(peer, MP_CONNECT_FAILURES);
