@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # GET /metrics on the admin endpoint: after a known sequence of requests (5 GETs answered
 # 200, 2 answered 404 by the origin, 1 malformed head, a cache miss then a hit, a refused
-# connect to a dead peer, a retry, a CONNECT tunnel, an ACL denial and an unknown name in
-# a forward server) every counter is exactly what was done, across two workers; the body
+# connect to a dead peer, a retry, a response timeout, a TLS handshake and a failed one, a
+# CONNECT tunnel, an ACL denial, an unknown name and a 407 in forward servers) every
+# counter is exactly what was done, across two workers; the body
 # is Prometheus text format 0.0.4 (line grammar, HELP/TYPE before a family's samples, one
 # block per family, label values escaped); a reload keeps the counters, drops a removed
 # server's series and brings them back with their counts when the server returns.
 . "$TESTLIB"
-plan 50
+plan 56
 
 start_origin o1
 zone="$T/zone"
@@ -15,8 +16,13 @@ dns_set "$zone" "app.test A 127.0.0.1
 nx.test NXDOMAIN"
 start_dnsd dns "$zone"
 mkdir -p "$T/cache"
-read -r rport cport fport dport admin <<<"$(free_ports 5)"
+read -r rport cport fport dport admin tport sport aport <<<"$(free_ports 8)"
 dead=$(dead_port)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+	-subj /CN=localhost -keyout "$T/tls.key" -out "$T/tls.pem" 2>/dev/null ||
+	bail "cannot make a certificate"
+hash=$(openssl passwd -6 'pw') || bail "openssl passwd failed"
+printf 'kim:%s\n' "$hash" >"$T/users"
 
 # conf WITH_CACHE_SERVER: the configuration, with or without the cache server
 conf() {
@@ -28,6 +34,15 @@ cache main { path $T/cache; max_size 16m; }
 upstream "app\\"q" { server 127.0.0.1:$o1_port; }
 upstream deadup { server 127.0.0.1:$dead; }
 upstream flaky { server 127.0.0.1:$dead; server 127.0.0.1:$o1_port; }
+upstream slow { server 127.0.0.1:$o1_port; }
+server { listen 127.0.0.1:$sport; proxy_pass slow; proxy_read_timeout 300ms; }
+server {
+	listen 127.0.0.1:$tport tls;
+	proxy_pass "app\\"q";
+	tls_certificate $T/tls.pem;
+	tls_certificate_key $T/tls.key;
+}
+server { listen 127.0.0.1:$aport; mode forward; auth basic realm="m" file $T/users; }
 server { listen 127.0.0.1:$rport; proxy_pass "app\\"q"; access_log $T/access.log; }
 server { listen 127.0.0.1:$dport; proxy_pass deadup; }
 server {
@@ -154,6 +169,23 @@ is "$(m proxyd_resolve_failures_total "$F")" 1 "resolver failures: 1"
 is "$(m proxyd_auth_failures_total "$F")" 0 "auth failures: 0"
 is "$(m proxyd_requests_total "$F,code=\"2xx\"")/$(m proxyd_requests_total "$F,code=\"4xx\"")/$(m proxyd_requests_total "$F,code=\"5xx\"")" \
 	1/1/1 "forward requests: one 2xx, one 4xx, one 5xx"
+
+# a response timeout; TLS: a handshake, and plain text to the TLS port; a 407
+is "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sport/hang")" 504 \
+	"a response timeout: 504"
+is "$(curl -s -m 5 -k -o /dev/null -w '%{http_code}' "https://127.0.0.1:$tport/bytes/10")" 200 \
+	"a GET over TLS"
+printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' | raw 127.0.0.1 "$tport" >/dev/null
+is "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -x "127.0.0.1:$aport" \
+	"http://127.0.0.1:$o1_port/")" 407 "no credentials: 407"
+T_="server=\"127.0.0.1:$tport\",mode=\"reverse\""
+wait_idle "$T_" || diag "TLS connections still active"
+is "$(m proxyd_upstream_timeouts_total "upstream=\"slow\",peer=\"127.0.0.1:$o1_port\"")" 1 \
+	"peer timeouts: 1"
+is "$(m proxyd_tls_handshakes_total "$T_")/$(m proxyd_tls_handshake_failures_total "$T_")" 1/1 \
+	"TLS handshakes: 1 completed, 1 failed"
+is "$(m proxyd_auth_failures_total "server=\"127.0.0.1:$aport\",mode=\"forward\"")" 1 \
+	"auth failures: 1"
 
 # the exposition format, line by line
 awk '
