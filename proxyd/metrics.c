@@ -182,7 +182,7 @@ static const struct srv_family {
          "Request heads refused by the parser (a 4xx from parsing).", MS_REJECTED, W_ALL},
         {"proxyd_received_bytes_total", "counter",
          "Bytes of request heads and bodies received from clients.", MS_RX_BYTES, W_ALL},
-        {"proxyd_sent_bytes_total", "counter",
+        {"proxyd_sent_body_bytes_total", "counter",
          "Bytes of response bodies sent to clients (the access log's bytes).", MS_TX_BYTES, W_ALL},
         {"proxyd_acl_denied_total", "counter", "Requests denied by the access list.", MS_ACL_DENIED,
          W_ALL},

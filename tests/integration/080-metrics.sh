@@ -114,7 +114,7 @@ is "$(m proxyd_connections_accepted_total "$R")" 9 "connections accepted: 8 and 
 is "$(m proxyd_connections_active "$R")" 0 "connections active: 0"
 is "$(m proxyd_received_bytes_total "$R")" "$rx" "received bytes: the request heads ($rx)"
 sent=$(awk '{ s += $10 } END { print s }' "$T/access.log")
-is "$(m proxyd_sent_bytes_total "$R")" "$sent" "sent bytes: the access log's sum ($sent)"
+is "$(m proxyd_sent_body_bytes_total "$R")" "$sent" "sent bytes: the access log's sum ($sent)"
 up="upstream=\"app\\\"q\",peer=\"127.0.0.1:$o1_port\""
 is "$(m proxyd_upstream_requests_total "$up")" 7 "upstream requests (quote and backslash escaped): 7"
 is "$(m proxyd_upstream_peer_up "$up")" 1 "the peer is up"

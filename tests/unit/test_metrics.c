@@ -222,7 +222,9 @@ START_TEST(test_render)
 	                 "proxyd_received_bytes_total{server=\"127.0.0.1:2001\",mode=\"reverse\"}"),
 	        11);
 	ck_assert_int_eq(
-	        value_of(s, "proxyd_sent_bytes_total{server=\"127.0.0.1:2001\",mode=\"reverse\"}"),
+	        value_of(
+	                s,
+	                "proxyd_sent_body_bytes_total{server=\"127.0.0.1:2001\",mode=\"reverse\"}"),
 	        22);
 	ck_assert_int_eq(
 	        value_of(s,
