@@ -19,6 +19,7 @@
 #include "admin.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "upstream.h"
 
 /* After an accept error such as EMFILE, the listener rests this long instead of spinning. */
@@ -98,12 +99,12 @@ balance_name(enum cfg_balance b)
 	return "round_robin";
 }
 
-static int
-peer_json(struct evbuffer *b, const struct cfg_peer *p, int64_t now_ms)
+/* The state word of GET /upstreams. */
+static const char *
+peer_state(const struct cfg_peer *p, int64_t now_ms)
 {
 	int64_t down_until = atomic_load_explicit(&p->down_until_ms, memory_order_relaxed);
 	int64_t rec = atomic_load_explicit(&p->recovered_ms, memory_order_relaxed);
-	int64_t ewma = atomic_load_explicit(&p->ewma_us, memory_order_relaxed);
 	int health_down = atomic_load_explicit(&p->health_down, memory_order_relaxed);
 	int64_t down_for = down_until > now_ms ? down_until - now_ms : 0;
 	const char *state;
@@ -119,11 +120,29 @@ peer_json(struct evbuffer *b, const struct cfg_peer *p, int64_t now_ms)
 		state = "slow_start";
 	else
 		state = "up";
+	if (cfg_peer_addr(p) == NULL)
+		state = "unresolved";
+	return state;
+}
 
+/* proxyd_upstream_peer_up: up or ramping up after a recovery. */
+static int
+peer_up(const struct cfg_peer *p, int64_t now_ms)
+{
+	const char *state = peer_state(p, now_ms);
+
+	return strcmp(state, "up") == 0 || strcmp(state, "slow_start") == 0;
+}
+
+static int
+peer_json(struct evbuffer *b, const struct cfg_peer *p, int64_t now_ms)
+{
+	int64_t down_until = atomic_load_explicit(&p->down_until_ms, memory_order_relaxed);
+	int64_t ewma = atomic_load_explicit(&p->ewma_us, memory_order_relaxed);
+	int64_t down_for = down_until > now_ms ? down_until - now_ms : 0;
+	const char *state = peer_state(p, now_ms);
 	const struct cfg_addr *pa = cfg_peer_addr(p);
 
-	if (pa == NULL)
-		state = "unresolved";
 	if (evbuffer_add_printf(b, "{\"server\":") < 0 ||
 	    json_str(b, pa != NULL ? pa->text : p->addr.text) == -1 ||
 	    evbuffer_add_printf(b, ",\"name\":") < 0 || json_str(b, p->name) == -1)
@@ -313,8 +332,9 @@ admin_readcb(struct bufferevent *bev, void *arg)
 		}
 	}
 	int acl = plen == 4 && memcmp(msg->path.p, "/acl", 4) == 0;
+	int metrics = plen == 8 && memcmp(msg->path.p, "/metrics", 8) == 0;
 
-	if (!acl &&
+	if (!acl && !metrics &&
 	    (plen != strlen("/upstreams") || memcmp(msg->path.p, "/upstreams", plen) != 0)) {
 		admin_error(c, 404, NULL);
 	} else if (msg->method != HTTP_M_GET) {
@@ -325,11 +345,15 @@ admin_readcb(struct bufferevent *bev, void *arg)
 		struct evbuffer *body = evbuffer_new();
 
 		if (body == NULL ||
-		    (acl ? admin_acl_json(body, c->a->cfg)
-		         : admin_upstreams_json(body, c->a->cfg, up_now_ms())) == -1)
+		    (metrics ? metrics_render(body, c->a->cfg, up_now_ms(), peer_up)
+		     : acl   ? admin_acl_json(body, c->a->cfg)
+		             : admin_upstreams_json(body, c->a->cfg, up_now_ms())) == -1)
 			admin_error(c, 500, NULL);
 		else
-			admin_answer(c, 200, "application/json", body, NULL);
+			admin_answer(c, 200,
+			             metrics ? "text/plain; version=0.0.4; charset=utf-8"
+			                     : "application/json",
+			             body, NULL);
 		if (body != NULL)
 			evbuffer_free(body);
 	}

@@ -11,8 +11,10 @@
  * `Connection: close`, and is closed:
  *   GET /upstreams   200, application/json: the generation and, per upstream, its peers'
  *                    configuration and runtime state (see proxyd.conf(5), "admin");
+ *   GET /acl         200, application/json: the access lists and their hits;
+ *   GET /metrics     200, text/plain; version=0.0.4: metrics_render() (metrics.h);
  *   another path     404;
- *   another method   405 (on /upstreams);
+ *   another method   405 (on those three paths);
  *   a bad head       the parser's status (400 for a malformed request, 431 when too big).
  * A connection idle for ADMIN_TIMEOUT_MS is closed. Runtime state is read with relaxed
  * atomics, so one answer is not a consistent snapshot across peers. Everything runs on the

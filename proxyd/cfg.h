@@ -82,6 +82,7 @@ struct cfg_peer {
 	 * move it); 0 until the first response
 	 */
 	_Atomic int64_t ewma_us;
+	unsigned metrics_slot; /* metrics.h: set by metrics_bind() before workers see it */
 	/* statistics for the admin endpoint (admin.h): peers picked, passive failures */
 	_Atomic uint64_t requests;
 	_Atomic uint64_t failures;
@@ -264,6 +265,7 @@ struct cfg_server {
 	struct cfg_upstream *upstream;
 	struct cfg_upstream *fwd;        /* forward mode: owned by the server, else NULL */
 	int mode;                        /* mode, CFG_MODE_*, default reverse */
+	unsigned metrics_slot;           /* metrics.h: set by metrics_bind() */
 	uint32_t tunnel_idle_timeout_ms; /* CONNECT tunnels, default 5m */
 	int deny_private_destinations;   /* forward: default off */
 	int origin_keepalive;            /* forward: idle origin connections per worker, 64 */

@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "collapse.h"
 #include "log.h"
+#include "metrics.h"
 #include "netpolicy.h"
 #include "resolve.h"
 #include "policy.h"
@@ -37,6 +38,8 @@
 #include "store.h"
 #include "tls.h"
 #include "tunnel.h"
+
+_Static_assert(CMODE_UPDATING == METRICS_CACHE_RESULTS, "metrics.c names the CMODE_* results");
 
 /* Most bytes bev_readcb() reads per readiness event (libevent's own reads take 4 KiB). */
 #define READ_FIRST 4096
@@ -720,7 +723,12 @@ session_log_access(struct session *s)
 	size_t n = 0;
 	int r;
 
-	if (fd < 0 || s->bg) /* a background refresh is nobody's request */
+	if (s->bg) /* a background refresh is nobody's request */
+		return;
+	metrics_request(s->srv, s->status, s->req_head_len + s->req.moved, s->resp.moved);
+	if (s->cmode != CMODE_NONE)
+		metrics_srv_inc(s->srv, (enum metrics_srv)(MS_CACHE + s->cmode - 1));
+	if (fd < 0)
 		return;
 	const char *reqline = s->logreq ? s->logreq : "-\0\0";
 	const char *referer = reqline + strlen(reqline) + 1;
@@ -842,6 +850,14 @@ session_close(struct session *s, const char *why)
 	struct session_env *env = s->env;
 
 	log_debug("*%" PRIu64 " client %s: closing: %s", s->id, s->client, why);
+	if (!s->bg)
+		metrics_session_closed(
+		        s->srv,
+		        s->tls && s->cbev != NULL &&
+		                !SSL_is_init_finished(bufferevent_openssl_get_ssl(s->cbev)));
+	if (s->tunnel != NULL)
+		metrics_tunnel_closed(s->srv, tunnel_bytes(s->tunnel, TUNNEL_UP),
+		                      tunnel_bytes(s->tunnel, TUNNEL_DOWN));
 	session_release_upstream(s, 0);
 	tunnel_free(s->tunnel);
 	if (s->fwd != NULL) {
@@ -903,6 +919,8 @@ session_enter_head(struct session *s)
 	s->retry_after = 0;
 	session_cache_unlock(s); /* (a lead ends with its response; this is a safety net) */
 	s->cnolock = s->cnostore = s->cstale_cond = 0;
+	s->cmode = CMODE_NONE; /* an early refusal must not count (log) the last request's */
+	s->req_head_len = 0;
 	free(s->logreq);
 	s->logreq = NULL;
 	memset(&s->req, 0, sizeof(s->req));
@@ -1415,6 +1433,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	s->keepalive = http_keepalive(msg) && srv->keepalive_timeout_ms > 0 &&
 	               (int)s->nreq + 1 < srv->keepalive_requests && !s->env->stopping && !s->bg;
 	session_keep_log_fields(s, msg, head);
+	s->req_head_len = msg->head_len;
 	pump_init(&s->req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
 
 	if (srv->mode == CFG_MODE_FORWARD) {
@@ -1514,6 +1533,7 @@ session_read_head(struct session *s)
 	}
 	if (r == HTTP_ERROR) {
 		s->req.kind = HTTP_BODY_NONE;
+		metrics_srv_inc(srv, MS_REJECTED);
 		session_keep_log_raw(s, p, n);
 		session_error(s, msg->status, msg->error);
 		return;
@@ -1593,6 +1613,7 @@ session_client_eventcb(struct bufferevent *bev, short what, void *arg)
 		 */
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			bufferevent_disable(bev, EV_WRITE);
+		metrics_srv_inc(s->srv, MS_TLS_HANDSHAKES);
 		tls_open_reads(bev);
 		return;
 	}
@@ -1819,8 +1840,12 @@ session_connect(struct session *s)
 		s->peer = peer;
 		s->up_start_ms = now;
 		atomic_fetch_add(&peer->active, 1);
+		metrics_peer_inc(peer, MP_REQUESTS);
+		if (s->ntried > 1)
+			metrics_peer_inc(peer, MP_RETRIES);
 		if ((r = session_connect_addr(s, 1)) != -1)
 			return;
+		metrics_peer_inc(peer, MP_CONNECT_FAILURES);
 		up_peer_failed(u, peer, now);
 		if (!session_next_allowed(s, CFG_NEXT_ERROR, 0))
 			break;
@@ -2052,6 +2077,7 @@ session_acl(struct session *s, const struct http_msg *msg, const struct sockaddr
 	if (s->custom_body != NULL) /* NUL-terminated; session_error() takes its strlen */
 		acl_deny_body(acl, &d, s->client, url, reqid, s->custom_body, cap);
 	s->perr = "http_request_denied";
+	metrics_srv_inc(s->srv, MS_ACL_DENIED);
 	session_error(s, d.status, "denied by policy");
 	return 1;
 }
@@ -2146,6 +2172,8 @@ session_upstream_failed(struct session *s, int timeout, int err, const char *why
 		session_error(s, timeout ? 504 : 502, why);
 		return;
 	}
+	if (s->peer != NULL && (timeout || connecting))
+		metrics_peer_inc(s->peer, timeout ? MP_TIMEOUTS : MP_CONNECT_FAILURES);
 	if (connecting) {
 		up_peer_failed(s->srv->upstream, s->peer, up_now_ms());
 		s->last_timeout = timeout;
@@ -2195,6 +2223,7 @@ session_pump_request(struct session *s)
 				s->req_sent = 1;
 		}
 		if (r == -1) {
+			metrics_srv_inc(s->srv, MS_REJECTED);
 			session_error(s, 400,
 			              s->req.ch.error ? s->req.ch.error : "bad chunked body");
 			return;
@@ -2659,6 +2688,7 @@ session_new(struct session_env *env, int fd, const struct sockaddr *sa, socklen_
 	s->cfg = cfg;
 	TAILQ_INSERT_TAIL(&env->sessions, s, link);
 	env->nsessions++;
+	metrics_srv_inc(srv, MS_CONN_ACCEPTED);
 
 	size_t high = srv->client_max_header_size + 1;
 	bufferevent_setwatermark(s->cbev, EV_READ, 0, high > RELAY_HIGH ? high : RELAY_HIGH);

@@ -24,6 +24,7 @@
 
 #include "collapse.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "session.h"
 #include "session_int.h"
@@ -187,12 +188,15 @@ session_cache_tee_end(struct session *s, int complete)
 	s->resp.tee = NULL;
 	/* complete: visible from now on; a dropped one never is */
 	if (complete && !s->resp.tee_failed && cache_put_commit(p) == 0) {
+		metrics_srv_inc(s->srv, MS_CACHE_STORES);
 		collapse_release_after(s->clock, s->srv->cache->store);
 		s->clock = NULL;
 		return;
 	}
 	if (!complete || s->resp.tee_failed)
 		cache_put_abort(p);
+	if (complete) /* the store dropped it or could not commit it */
+		metrics_srv_inc(s->srv, MS_CACHE_STORE_FAILURES);
 	session_cache_unlock(s);
 }
 

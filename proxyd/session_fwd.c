@@ -26,6 +26,7 @@
 #include "acl.h"
 #include "auth.h"
 #include "log.h"
+#include "metrics.h"
 #include "netpolicy.h"
 #include "resolve.h"
 #include "session.h"
@@ -80,6 +81,8 @@ session_fwd_resolved(enum resolve_status st, const struct resolve_answer *ans, v
 
 	SESSION_CHECK(s);
 	f->dns = NULL;
+	if (st != RESOLVE_OK)
+		metrics_srv_inc(s->srv, MS_RESOLVE_FAILED);
 	if (st == RESOLVE_NONAME) {
 		session_fwd_fail(s, 502, "dns_error", "host not found");
 		return;
@@ -156,8 +159,10 @@ session_fwd_connect(struct session *s)
 		session_fwd_resolved(st, &ans, s);
 		return;
 	}
-	if ((f->dns = resolve_start(s->env->resolver, f->host, session_fwd_resolved, s)) == NULL)
+	if ((f->dns = resolve_start(s->env->resolver, f->host, session_fwd_resolved, s)) == NULL) {
+		metrics_srv_inc(s->srv, MS_RESOLVE_FAILED);
 		session_fwd_fail(s, 502, "dns_error", "name resolution failed");
+	}
 }
 
 /*
@@ -204,6 +209,7 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 			if (auth_challenge(s->srv->auth_realm, ch, sizeof(ch)) > 0)
 				s->challenge = strdup(ch);
 			s->perr = "http_request_denied";
+			metrics_srv_inc(s->srv, MS_AUTH_FAILED);
 			session_error(s, 407, "proxy authentication required");
 			return 1;
 		}
@@ -335,6 +341,7 @@ session_tunnel_begin(struct session *s, const char *head, size_t headlen, int st
 	bufferevent_free(s->ubev);
 	s->ubev = NULL;
 started:
+	metrics_srv_inc(s->srv, MS_TUNNELS_OPENED);
 	s->up_connecting = 0;
 	evtimer_del(s->timer);
 	s->state = S_TUNNEL;

@@ -136,6 +136,7 @@ struct session {
 	int idempotent;       /* method idempotent, or an Idempotency-Key header (retries) */
 	int req_sent;         /* some of the request body went upstream: no more retries */
 	int64_t req_start_ms; /* the first try (proxy_next_upstream_timeout) */
+	size_t req_head_len;  /* bytes of the request head (metrics.h), 0 before one parsed */
 	struct pump req, resp;
 	enum http_method method;
 	int minor;

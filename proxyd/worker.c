@@ -18,6 +18,7 @@
 #include "discover.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "resolve.h"
 #include "session.h"
 #include "worker.h"
@@ -469,6 +470,8 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	if (metrics_attach(w->id) == -1)
+		log_warnx("worker %d: metrics: out of memory, sharing the fallback block", w->id);
 	event_base_dispatch(w->env.base);
 	health_stop(w->health);
 	w->health = NULL;
@@ -518,6 +521,8 @@ workers_start(struct cfg *cfg, int n, char **err)
 {
 	sigset_t all, old;
 
+	if (metrics_bind(cfg) == -1)
+		log_warnx("metrics: out of memory: some counters go unlabelled");
 	if ((workers = calloc((size_t)n, sizeof(*workers))) == NULL) {
 		*err = errfmt("out of memory");
 		return -1;
@@ -597,6 +602,8 @@ workers_reload(struct cfg *cfg, char **err)
 {
 	struct wmsg **msgs = calloc((size_t)nworkers, sizeof(*msgs));
 
+	if (metrics_bind(cfg) == -1)
+		log_warnx("metrics: out of memory: some counters go unlabelled");
 	if (msgs == NULL) {
 		*err = errfmt("out of memory");
 		return -1;
