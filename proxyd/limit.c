@@ -10,7 +10,8 @@
  * A key's 64-bit hash (FNV-1a over a random per-zone seed, then murmur3's finalizer)
  * picks the stripe with its high bits and the hash chain with its low bits. Each stripe
  * has a free list and a doubly linked LRU list (most recent at the head), all as 32-bit
- * indices into the zone's entry array, so a zone is three allocations.
+ * indices into the zone's entry array; entries are handed out in order the first time
+ * (untouched memory until then), so a large zone costs address space, not RSS.
  *
  * Rates are GCRA (the generic cell rate algorithm, equivalent to a token bucket of
  * burst + 1 tokens refilled at the rate): an entry keeps its theoretical arrival time
@@ -57,11 +58,13 @@ struct limit_stripe {
 	pthread_mutex_t lock;
 	uint32_t lru_head; /* most recently used */
 	uint32_t lru_tail;
-	uint32_t free_head;
+	uint32_t free_head; /* entries used and dropped */
 	uint32_t used;
+	uint32_t base;     /* the stripe's first entry */
+	uint32_t fresh;    /* entries never used yet start at base + fresh (untouched memory) */
 	uint32_t *buckets; /* bmask + 1 chain heads */
 	/* keep stripes (and their mutexes) on cache lines of their own */
-	char pad[64 - (sizeof(pthread_mutex_t) + 4 * sizeof(uint32_t) + sizeof(uint32_t *)) % 64];
+	char pad[64 - (sizeof(pthread_mutex_t) + 6 * sizeof(uint32_t) + sizeof(uint32_t *)) % 64];
 };
 
 struct limit_zone {
@@ -335,9 +338,8 @@ limit_zone_new(const char *name, const struct limit_def *def, char **err)
 		}
 		st->buckets = z->buckets + (size_t)s * nb;
 		st->lru_head = st->lru_tail = LIMIT_NIL;
-		st->free_head = s * cap;
-		for (uint32_t i = 0; i < cap; i++)
-			z->entries[s * cap + i].next = i + 1 < cap ? s * cap + i + 1 : LIMIT_NIL;
+		st->free_head = LIMIT_NIL;
+		st->base = s * cap;
 	}
 	return z;
 nomem:
@@ -562,6 +564,10 @@ limit_find(struct limit_zone *z, const void *key, size_t klen, int create, int64
 	}
 	if (!create)
 		return LIMIT_NIL;
+	if (st->free_head == LIMIT_NIL && st->fresh < z->cap) {
+		st->free_head = st->base + st->fresh++;
+		z->entries[st->free_head].next = LIMIT_NIL;
+	}
 	if (st->free_head == LIMIT_NIL) {
 		/* only rate zones forget: a connection entry lives while it counts */
 		if (z->def.kind != LIMIT_REQ || st->lru_tail == LIMIT_NIL)
@@ -659,7 +665,7 @@ limit_conn_acquire(struct limit_zone *z, const void *key, size_t klen, uint32_t 
 void
 limit_conn_release(struct limit_zone *z, uint32_t handle)
 {
-	struct limit_stripe *st = &z->stripes[handle / z->cap];
+	struct limit_stripe *st = &z->stripes[handle / z->cap]; /* base = stripe * cap */
 	struct limit_entry *e = &z->entries[handle];
 
 	pthread_mutex_lock(&st->lock);

@@ -14,6 +14,9 @@ p_req=$(free_port_static)
 p_conn=$(free_port_static)
 p_fwd=$(free_port_static)
 p_ctl=$(free_port_static)
+p_auth=$(free_port_static)
+hash=$(openssl passwd -6 'c0rrect horse') || bail "openssl passwd failed"
+printf 'kim:%s\n' "$hash" >"$T/users"
 
 # mkconf GEN RATE: writes $T/proxyd.conf at once (rename), so a reload never reads half
 mkconf() {
@@ -23,11 +26,14 @@ error_log stderr info;
 limit_req_zone rz key=client rate=$2 size=100;
 limit_conn_zone cz key=client size=100;
 limit_conn_zone tz key=client;
+limit_req_zone uz key=user rate=1r/m;
 upstream o { server 127.0.0.1:$o_port; }
 server { listen 127.0.0.1:$p_req; proxy_pass o; limit_req rz burst=2 nodelay;
 	access_log $T/access.log; }
 server { listen 127.0.0.1:$p_conn; proxy_pass o; limit_conn cz 2; }
 server { listen 127.0.0.1:$p_fwd; mode forward; connect_ports 1-65535; limit_conn tz 1; }
+server { listen 127.0.0.1:$p_auth; mode forward; limit_req uz;
+	auth basic realm="t" file $T/users; }
 # control and generation marker: serves only on 2001-09-09, which the real clock is not
 server { listen 127.0.0.1:$p_ctl; proxy_pass o; add_header X-Gen $1 always;
 	allow date 2001-09-09 UTC; deny all; }
@@ -36,13 +42,13 @@ CONF
 }
 mkconf 1 5r/s
 PROXYD_TEST_NOW=1000000000 start_proxyd "$T/proxyd.conf" "$p_req"
-for p in $p_conn $p_fwd $p_ctl; do
+for p in $p_conn $p_fwd $p_ctl $p_auth; do
 	wait_port 127.0.0.1 "$p" || bail "proxyd does not listen on $p"
 done
 if [ "$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$p_ctl/")" != 200 ]; then
 	skip_all "PROXYD_TEST_NOW is not honoured (proxyd built without --enable-test-hooks)"
 fi
-plan 23
+plan 27
 
 # burst IFACE N: N requests one after the other from IFACE; prints the statuses
 burst() {
@@ -111,6 +117,18 @@ for _ in $(seq 1 50); do
 	sleep 0.1
 done
 is "$code" 200 "once the tunnel is closed its slot is free"
+
+# key=user: one bucket per user whatever the address; without credentials, the address
+fwd() { # fwd IFACE [USER:PASSWORD]
+	curl -s -o /dev/null -w '%{http_code}' -m 5 --interface "$1" ${2:+-U "$2"} \
+		-x "http://127.0.0.1:$p_auth" "http://127.0.0.1:$o_port/"
+}
+is "$(fwd 127.0.0.1 'kim:c0rrect horse') $(fwd 127.0.0.1 'kim:c0rrect horse')" "200 429" \
+	"key=user, 1r/m: kim's second request is refused"
+is "$(fwd 127.0.0.2 'kim:c0rrect horse')" 429 "from another address too (the key is the user)"
+is "$(fwd 127.0.0.1)" 407 "a request without credentials counts against its address"
+is "$(fwd 127.0.0.1) $(fwd 127.0.0.1 'kim:wrong')" "429 429" \
+	"so do failed attempts: the address's bucket is empty"
 
 # reloads: wait_gen N waits until new connections see generation N
 wait_gen() {
