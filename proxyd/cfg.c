@@ -49,6 +49,7 @@
 #include "store.h"
 #include "tls.h"
 #include "http.h"
+#include "limit.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CFG_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -701,6 +702,10 @@ static int cfg_set_cache_heuristic(struct cfg_parser *, const struct cfg_directi
                                    size_t, void *, char **);
 static int cfg_set_resolver(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                             void *, char **);
+static int cfg_set_limit_zone(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
+                              void *, char **);
+static int cfg_set_limit(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                         char **);
 
 static const struct cfg_range cfg_range_workers = {1, CFG_MAX_WORKERS};
 static const struct cfg_range cfg_range_positive = {1, UINT64_MAX};
@@ -728,6 +733,8 @@ static const struct cfg_directive cfg_main_directives[] = {
         {"resolver", CFG_CTX_MAIN, CFG_TAKE_RANGE(1, 10), cfg_set_resolver, 0, NULL},
         {"set", CFG_CTX_MAIN, CFG_TAKE_MIN(3), cfg_set_set, 0, NULL},
         {"cache", CFG_CTX_MAIN | CFG_BLOCK, CFG_TAKE(1), cfg_block_cache, 0, NULL},
+        {"limit_req_zone", CFG_CTX_MAIN, CFG_TAKE_RANGE(2, 4), cfg_set_limit_zone, 0, NULL},
+        {"limit_conn_zone", CFG_CTX_MAIN, CFG_TAKE_RANGE(2, 3), cfg_set_limit_zone, 0, NULL},
         {"resolver_timeout", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_duration,
          offsetof(struct cfg, resolver.timeout_ms), &cfg_range_positive},
         {NULL, 0, 0, 0, NULL, 0, NULL},
@@ -811,6 +818,8 @@ static const struct cfg_directive cfg_server_directives[] = {
         {"deny_page", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_deny_page, 0, NULL},
         {"return", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 2), cfg_set_return, 0, NULL},
         {"add_header", CFG_CTX_SERVER, CFG_TAKE_RANGE(2, 3), cfg_set_add_header, 0, NULL},
+        {"limit_req", CFG_CTX_SERVER, CFG_TAKE_RANGE(1, 3), cfg_set_limit, 0, NULL},
+        {"limit_conn", CFG_CTX_SERVER, CFG_TAKE(2), cfg_set_limit, 0, NULL},
         {"cache", CFG_CTX_SERVER, CFG_TAKE(1), cfg_set_server_cache, 0, NULL},
         {"cache_bypass", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_cache_rule, 0, NULL},
         {"no_cache", CFG_CTX_SERVER, CFG_TAKE_MIN(1), cfg_set_cache_rule, 0, NULL},
@@ -3286,6 +3295,142 @@ cfg_store_put(struct cache_store *st)
 	pthread_mutex_unlock(&cfg_stores_lock);
 }
 
+/* limit_req_zone NAME key=K rate=R [size=N]; limit_conn_zone NAME key=K [size=N]; */
+static int
+cfg_set_limit_zone(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+                   void *conf, char **err)
+{
+	struct cfg *cfg = conf;
+	enum limit_kind kind = strcmp(d->name, "limit_req_zone") == 0 ? LIMIT_REQ : LIMIT_CONN;
+	struct cfg_limit_zone *z;
+	struct limit_def def;
+	char *why = NULL;
+
+	for (size_t i = 0; i < cfg->nlimit_zones; i++)
+		if (strcmp(cfg->limit_zones[i].name, args[0]) == 0) {
+			*err = cfg_sprintf("duplicate zone \"%s\", first defined at %s:%d", args[0],
+			                   cfg->limit_zones[i].file, cfg->limit_zones[i].line);
+			return -1;
+		}
+	if (limit_def_parse(kind, args + 1, nargs - 1, &def, &why) == -1) {
+		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	if ((z = cfg_array_grow(cfg->limit_zones, cfg->nlimit_zones, sizeof(*z))) == NULL)
+		return cfg_nomem(err);
+	cfg->limit_zones = z;
+	z = &z[cfg->nlimit_zones];
+	if ((z->name = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	cfg->nlimit_zones++;
+	z->def = def;
+	z->file = p->file;
+	z->line = p->line;
+	return 0;
+}
+
+/* limit_req ZONE [burst=N] [nodelay]; limit_conn ZONE N; (zones resolved at the end) */
+static int
+cfg_set_limit(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+              void *conf, char **err)
+{
+	struct cfg_server *srv = conf;
+	struct cfg_limit l, *nl;
+	size_t same = 0;
+	char *why = NULL;
+	int r;
+
+	memset(&l, 0, sizeof(l));
+	l.kind = strcmp(d->name, "limit_req") == 0 ? LIMIT_REQ : LIMIT_CONN;
+	if (l.kind == LIMIT_REQ)
+		r = limit_req_parse(args + 1, nargs - 1, &l.burst, &why);
+	else
+		r = limit_conn_parse(args[1], &l.max, &why);
+	if (r == -1) {
+		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
+		free(why);
+		return -1;
+	}
+	for (size_t i = 0; i < srv->nlimits; i++) {
+		if (strcmp(srv->limits[i].zone_name, args[0]) == 0)
+			return cfg_invalid(err, d, args[0],
+			                   "zone already limits this server at %s:%d",
+			                   srv->limits[i].file, srv->limits[i].line);
+		same += srv->limits[i].kind == l.kind;
+	}
+	if (same >= CFG_MAX_LIMITS)
+		return cfg_invalid(err, d, args[0], "at most %d per server", CFG_MAX_LIMITS);
+	if ((nl = cfg_array_grow(srv->limits, srv->nlimits, sizeof(*nl))) == NULL)
+		return cfg_nomem(err);
+	srv->limits = nl;
+	if ((l.zone_name = strdup(args[0])) == NULL)
+		return cfg_nomem(err);
+	l.file = p->file;
+	l.line = p->line;
+	nl[srv->nlimits++] = l;
+	return 0;
+}
+
+/*
+ * The zones of a loaded file: each is the previous generation's when its definition is
+ * unchanged (its counts survive the reload), else a new one; then every server's
+ * limit_req and limit_conn find theirs.
+ */
+static int
+cfg_limits_resolve(struct cfg_parser *p)
+{
+	struct cfg *cfg = p->cfg;
+	char *why = NULL;
+
+	for (size_t i = 0; i < cfg->nlimit_zones; i++) {
+		struct cfg_limit_zone *z = &cfg->limit_zones[i];
+
+		for (size_t j = 0; p->prev != NULL && j < p->prev->nlimit_zones; j++) {
+			struct limit_zone *old = p->prev->limit_zones[j].zone;
+
+			if (old != NULL && limit_zone_same(old, z->name, &z->def)) {
+				z->zone = limit_zone_ref(old);
+				break;
+			}
+		}
+		if (z->zone == NULL && (z->zone = limit_zone_new(z->name, &z->def, &why)) == NULL) {
+			cfg_error(p, z->file, z->line, "%s", why != NULL ? why : "out of memory");
+			free(why);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		struct cfg_server *srv = &cfg->servers[i];
+
+		for (size_t k = 0; k < srv->nlimits; k++) {
+			struct cfg_limit *l = &srv->limits[k];
+			const char *want =
+			        l->kind == LIMIT_REQ ? "limit_req_zone" : "limit_conn_zone";
+
+			for (size_t j = 0; j < cfg->nlimit_zones && l->zone == NULL; j++) {
+				struct cfg_limit_zone *z = &cfg->limit_zones[j];
+
+				if (strcmp(z->name, l->zone_name) != 0)
+					continue;
+				if (z->def.kind != l->kind) {
+					cfg_error(p, l->file, l->line,
+					          "zone \"%s\" is not a %s (defined at %s:%d)",
+					          l->zone_name, want, z->file, z->line);
+					return -1;
+				}
+				l->zone = z->zone;
+			}
+			if (l->zone == NULL) {
+				cfg_error(p, l->file, l->line, "no %s named \"%s\"", want,
+				          l->zone_name);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 /* cache NAME { path DIR; max_size SIZE; max_object_size SIZE; } */
 static int
 cfg_block_cache(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -3882,6 +4027,9 @@ cfg_free(struct cfg *cfg, int locks)
 			free(srv->add_headers[k].value);
 		}
 		free(srv->add_headers);
+		for (size_t k = 0; k < srv->nlimits; k++)
+			free(srv->limits[k].zone_name);
+		free(srv->limits);
 		free(srv->access_log.path);
 		if (srv->access_log.fd >= 0)
 			close(srv->access_log.fd);
@@ -3893,6 +4041,11 @@ cfg_free(struct cfg *cfg, int locks)
 		free(cfg->caches[i].path);
 	}
 	free(cfg->caches);
+	for (i = 0; i < cfg->nlimit_zones; i++) {
+		limit_zone_unref(cfg->limit_zones[i].zone);
+		free(cfg->limit_zones[i].name);
+	}
+	free(cfg->limit_zones);
 	rules_ctx_free(cfg->rules); /* after every acl: rules must go before their context */
 	for (i = 0; i < cfg->nfiles; i++)
 		free(cfg->files[i]);
@@ -3943,6 +4096,8 @@ cfg_validate(struct cfg_parser *p)
 			return -1;
 		}
 	}
+	if (cfg_limits_resolve(p) == -1)
+		return -1;
 	for (i = 0; i < cfg->ncaches; i++)
 		cfg->caches[i].store = cfg_store_get(&cfg->caches[i]);
 	for (i = 0; i < cfg->nservers; i++) {

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "limit.h"
+
 /* An address as configured ("127.0.0.1:3001"), resolved once at load. */
 struct cfg_addr {
 	struct sockaddr_storage ss;
@@ -255,6 +257,27 @@ struct cfg_cache {
 };
 struct tls_cert_conf;
 
+/* limit_req_zone NAME key=K rate=R [size=N]; limit_conn_zone NAME key=K [size=N]; */
+struct cfg_limit_zone {
+	char *name;
+	struct limit_def def;
+	struct limit_zone *zone; /* built at load, or the previous generation's when the same */
+	const char *file;
+	int line;
+};
+
+/* limit_req ZONE [burst=N] [nodelay]; limit_conn ZONE N; (a server's, in order) */
+#define CFG_MAX_LIMITS 8 /* of each kind per server */
+struct cfg_limit {
+	enum limit_kind kind;
+	char *zone_name;         /* as written, resolved at the end of the load */
+	struct limit_zone *zone; /* the zone's (the generation holds the reference) */
+	uint32_t burst;          /* limit_req: burst=, default 0 */
+	uint32_t max;            /* limit_conn: N */
+	const char *file;
+	int line;
+};
+
 struct cfg_server {
 	struct cfg_listen *listens;
 	size_t nlistens;
@@ -337,6 +360,8 @@ struct cfg_server {
 	char *ret_text;        /* its URL (3xx: Location) or body text, with $variables */
 	struct cfg_add_header *add_headers; /* add_header NAME VALUE [always], in order */
 	size_t nadd_headers;
+	struct cfg_limit *limits; /* limit_req and limit_conn lines, in order (limit.h) */
+	size_t nlimits;
 
 	struct cfg_log access_log; /* default off */
 	const char *file;
@@ -365,6 +390,8 @@ struct cfg {
 	struct rules_ctx *rules; /* `set` definitions and the rules of every acl; NULL: none */
 	struct cfg_cache *caches;
 	size_t ncaches;
+	struct cfg_limit_zone *limit_zones; /* limit_req_zone and limit_conn_zone */
+	size_t nlimit_zones;
 
 	/* the files read, for "file:line" in messages; owned by the tree */
 	char **files;

@@ -761,6 +761,11 @@ session_log_access(struct session *s)
 		             session_cmode_info[s->cmode].word);
 		n += (size_t)r;
 	}
+	if (s->limit_hit != NULL) {
+		/* refused by limit_req or limit_conn: the zone */
+		r = snprintf(line + n, sizeof(line) - n, " limit=%.64s", s->limit_hit);
+		n += (size_t)r;
+	}
 	line[n++] = '\n';
 	log_access_write(fd, line, n);
 }
@@ -859,6 +864,7 @@ session_close(struct session *s, const char *why)
 		metrics_tunnel_closed(s->srv, tunnel_bytes(s->tunnel, TUNNEL_UP),
 		                      tunnel_bytes(s->tunnel, TUNNEL_DOWN));
 	session_release_upstream(s, 0);
+	session_limit_release(s);
 	tunnel_free(s->tunnel);
 	if (s->fwd != NULL) {
 		if (s->fwd->dns != NULL)
@@ -921,6 +927,9 @@ session_enter_head(struct session *s)
 	s->cnolock = s->cnostore = s->cstale_cond = 0;
 	s->cmode = CMODE_NONE; /* an early refusal must not count (log) the last request's */
 	s->req_head_len = 0;
+	session_limit_release(s); /* the last request is over */
+	s->limit_checked = 0;
+	s->limit_hit = NULL;
 	free(s->logreq);
 	s->logreq = NULL;
 	memset(&s->req, 0, sizeof(s->req));
@@ -1439,7 +1448,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	if (srv->mode == CFG_MODE_FORWARD) {
 		if (session_fwd_request(s, msg) != 0)
 			return;
-	} else if (session_acl(s, msg, NULL) != 0) {
+	} else if (session_limit(s, msg) != 0 || session_acl(s, msg, NULL) != 0) {
 		return;
 	}
 	if (srv->ret_code != 0) {

@@ -198,6 +198,11 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 		if (pa != NULL)
 			ar = auth_check(s->srv->auth_db, pa->value.p, pa->value.len, s->user,
 			                sizeof(s->user), s->srv->auth_cache);
+		if (ar != AUTH_OK)
+			s->user[0] = '\0';
+		/* limits count failed attempts too, by the client address */
+		if (session_limit(s, msg) != 0)
+			return 1;
 		if (ar != AUTH_OK) {
 			if (pa != NULL)
 				log_notice("*%" PRIu64 " client %s: proxy authentication %s", s->id,
@@ -214,7 +219,7 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 			return 1;
 		}
 	}
-	if (session_acl(s, msg, NULL) != 0)
+	if (session_limit(s, msg) != 0 || session_acl(s, msg, NULL) != 0)
 		return 1;
 	if (msg->form == HTTP_TARGET_ABSOLUTE && !http_slice_eq(msg->scheme, "http")) {
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);

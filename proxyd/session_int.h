@@ -184,6 +184,14 @@ struct session {
 	struct bufferevent *bgpeer; /* bg: the other end of cbev's pair, which discards */
 	struct tunnel *tunnel;      /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
+	/* limits (session_limit.c): reset by session_enter_head() */
+	int limit_checked;     /* this request went through the server's limit lines */
+	const char *limit_hit; /* the zone that refused it (access log), or NULL */
+	unsigned nlheld;       /* limit_conn slots this request holds */
+	struct {
+		struct limit_zone *zone;
+		uint32_t handle;
+	} lheld[CFG_MAX_LIMITS];
 };
 
 /* Session ids, shared by all workers (atomic increments). */
@@ -265,6 +273,10 @@ int session_cache_stale_error(struct session *s, int cond, int status);
 void session_cache_invalidate(struct session *s, const struct http_msg *resp);
 void session_cache_tee_end(struct session *s, int complete);
 void session_cache_unlock(struct session *s);
+
+/* session_limit.c */
+int session_limit(struct session *s, const struct http_msg *msg);
+void session_limit_release(struct session *s);
 
 /* session_fwd.c */
 void session_fwd_try(struct session *s);

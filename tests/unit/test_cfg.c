@@ -1073,6 +1073,36 @@ static const struct {
 	int line;
 	const char *error;
 } errors[] = {
+        /* limits */
+        {UP SRV "limit_req_zone z key=client;\n", 3, "rate= is required"},
+        {UP SRV "limit_req_zone z key=ip rate=1r/s;\n", 3, "invalid key \"ip\""},
+        {UP SRV "limit_req_zone z key=client rate=5r/h;\n", 3, "invalid rate \"5r/h\""},
+        {UP SRV "limit_conn_zone z key=client rate=1r/s;\n", 3, "unknown parameter"},
+        {UP SRV "limit_conn_zone z size=0 key=user;\n", 3, "invalid size \"0\""},
+        {UP SRV "limit_req_zone z key=client rate=1r/s;\nlimit_conn_zone z key=client;\n", 4,
+         "duplicate zone \"z\""},
+        {UP "server { listen 8080; proxy_pass u;\n limit_req nope; }\n", 3,
+         "no limit_req_zone named \"nope\""},
+        {UP "limit_conn_zone c key=client;\nserver { listen 8080; proxy_pass u;\n"
+            "limit_req c; }\n",
+         4, "zone \"c\" is not a limit_req_zone"},
+        {UP "limit_req_zone r key=client rate=1r/s;\nserver { listen 8080; proxy_pass u;\n"
+            "limit_conn r 3; }\n",
+         4, "zone \"r\" is not a limit_conn_zone"},
+        {UP "limit_req_zone r key=client rate=1r/s;\nserver { listen 8080; proxy_pass u;\n"
+            "limit_req r burst=x; }\n",
+         4, "invalid burst"},
+        {UP "limit_req_zone r key=client rate=1r/s;\nserver { listen 8080; proxy_pass u;\n"
+            "limit_req r;\nlimit_req r burst=1; }\n",
+         5, "zone already limits this server"},
+        {UP "limit_conn_zone c key=client;\nserver { listen 8080; proxy_pass u;\n"
+            "limit_conn c 0; }\n",
+         4, "limit_conn takes ZONE N"},
+        {UP "limit_conn_zone c key=client;\nserver { listen 8080; proxy_pass u;\n"
+            "limit_conn c; }\n",
+         4, "invalid number of arguments"},
+        {UP "server { listen 8080; proxy_pass u;\n limit_req_zone z key=client rate=1r/s; }\n", 3,
+         "not allowed here"},
         /* syntax */
         {UP SRV "}\n", 3, "unexpected \"}\""},
         {UP "server { listen 8080; proxy_pass u;\n\n", 2,
@@ -1601,6 +1631,53 @@ START_TEST(test_admin)
 }
 END_TEST
 
+/* Zones and their uses; a reload keeps a zone whose definition is unchanged. */
+START_TEST(test_limits)
+{
+	const char *text = UP "limit_req_zone r key=client rate=5r/s size=100;\n"
+	                      "limit_conn_zone c key=user;\n"
+	                      "server { listen 8080; proxy_pass u;\n"
+	                      " limit_req r burst=2 nodelay; limit_conn c 3; }\n"
+	                      "server { listen 8081; proxy_pass u; limit_req r; }\n";
+	struct cfg *a = load_ok(text), *b, *c;
+	char *err = NULL;
+
+	ck_assert_uint_eq(a->nlimit_zones, 2);
+	ck_assert_uint_eq(a->servers[0].nlimits, 2);
+	ck_assert_int_eq(a->servers[0].limits[0].kind, LIMIT_REQ);
+	ck_assert_uint_eq(a->servers[0].limits[0].burst, 2);
+	ck_assert_ptr_eq(a->servers[0].limits[0].zone, a->limit_zones[0].zone);
+	ck_assert_int_eq(a->servers[0].limits[1].kind, LIMIT_CONN);
+	ck_assert_uint_eq(a->servers[0].limits[1].max, 3);
+	ck_assert_ptr_eq(a->servers[0].limits[1].zone, a->limit_zones[1].zone);
+	ck_assert_uint_eq(a->servers[1].limits[0].burst, 0);
+	ck_assert_ptr_eq(a->servers[1].limits[0].zone, a->limit_zones[0].zone);
+	ck_assert_uint_eq(limit_zone_def(a->limit_zones[1].zone)->size, LIMIT_DEF_SIZE);
+	ck_assert_int_eq(limit_zone_def(a->limit_zones[1].zone)->key, LIMIT_KEY_USER);
+	ck_assert_uint_eq(a->servers[1].nlimits, 1);
+
+	/* same text: both zones kept */
+	b = cfg_load_next(unit_path("proxyd.conf"), a, &err);
+	ck_assert_msg(b != NULL, "%s", err);
+	ck_assert_ptr_eq(b->limit_zones[0].zone, a->limit_zones[0].zone);
+	ck_assert_ptr_eq(b->limit_zones[1].zone, a->limit_zones[1].zone);
+	cfg_unref(a); /* the zones live on in b */
+	ck_assert_str_eq(limit_zone_name(b->limit_zones[0].zone), "r");
+
+	/* r's rate changes: r is new, c is kept */
+	write_t("proxyd.conf", UP "limit_conn_zone c key=user;\n"
+	                          "limit_req_zone r key=client rate=6r/s size=100;\n" SRV);
+	c = cfg_load_next(unit_path("proxyd.conf"), b, &err);
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert_ptr_eq(c->limit_zones[0].zone, b->limit_zones[1].zone);
+	ck_assert_ptr_ne(c->limit_zones[1].zone, b->limit_zones[0].zone);
+	ck_assert_uint_eq(limit_zone_def(c->limit_zones[1].zone)->rate, 6);
+	ck_assert_uint_eq(c->servers[0].nlimits, 0);
+	cfg_unref(b);
+	cfg_unref(c);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
 	check_error(errors[_i].text, errors[_i].line, errors[_i].error);
@@ -1761,6 +1838,7 @@ cfg_suite(void)
 
 	tc = tcase_create("errors");
 	tcase_add_checked_fixture(tc, unit_tmpdir_setup, unit_tmpdir_teardown);
+	tcase_add_test(tc, test_limits);
 	tcase_add_loop_test(tc, test_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
 	tcase_add_test(tc, test_error_first_place);
 	suite_add_tcase(s, tc);
