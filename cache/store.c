@@ -35,8 +35,8 @@
 #define REC_MAGIC      0x31435850u /* "PXC1" */
 #define REC_VERSION    1
 #define REC_HDR        112
-#define REC_OBJECT     1
-#define REC_VARY       2
+#define REC_OBJECT     CACHE_META_OBJECT
+#define REC_VARY       CACHE_META_VARY
 #define URL_KEY_MAX    400
 #define FORMAT_VERSION 1
 #define HITS_BITS      20
@@ -401,6 +401,23 @@ rec_build(size_t *lenp, int kind, int status, const struct cache_header *h, size
 	return r;
 }
 
+/*
+ * The freshness values cache_policy_freshness() can give are below 2^45 s (deltas
+ * saturate near 2^43, dates end in year 9999); Last-Modified is -1 or a date of years
+ * 0-9999. A record with values outside these (corrupt: a bad disk, another program)
+ * would overflow the age arithmetic of cache_policy_use() and the date formatting of
+ * cache_policy_validators(), so it is rejected like bad lengths.
+ */
+#define REC_TIME_MAX ((int64_t)1 << 45)
+#define REC_DATE_MIN (-62167219200) /* 0000-01-01T00:00:00Z */
+#define REC_DATE_MAX 253402300799   /* 9999-12-31T23:59:59Z */
+
+static int
+rec_in(int64_t v, int64_t min, int64_t max)
+{
+	return v >= min && v <= max;
+}
+
 /* Decode a record into m (slices point into p): its kind, or -1 if malformed. */
 static int
 rec_decode(const unsigned char *p, size_t len, struct cache_meta *m)
@@ -437,7 +454,20 @@ rec_decode(const unsigned char *p, size_t len, struct cache_meta *m)
 	m->etag = m->etag_len > 0 ? m->vary + m->vary_len : NULL;
 	if (p[5] == REC_OBJECT && m->body_len > 0 && m->chunk_size == 0)
 		return -1;
+	if (!rec_in(m->request_time, 0, REC_TIME_MAX) ||
+	    !rec_in(m->response_time, 0, REC_TIME_MAX) ||
+	    !rec_in(m->fresh.lifetime, 0, REC_TIME_MAX) ||
+	    !rec_in(m->fresh.initial_age, 0, REC_TIME_MAX) ||
+	    !rec_in(m->fresh.swr, -1, REC_TIME_MAX) || !rec_in(m->fresh.sie, -1, REC_TIME_MAX) ||
+	    (m->last_modified != -1 && !rec_in(m->last_modified, REC_DATE_MIN, REC_DATE_MAX)))
+		return -1;
 	return p[5];
+}
+
+int
+cache_meta_decode(const void *rec, size_t len, struct cache_meta *m)
+{
+	return rec_decode(rec, len, m);
 }
 
 static uint64_t

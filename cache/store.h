@@ -177,6 +177,16 @@ struct cache_meta {
 	int64_t last_modified; /* -1: none */
 };
 void cache_meta_free(struct cache_meta *m);
+/*
+ * Decode a meta record in the on-disk format above (rec, len bytes, e.g. as LMDB returns
+ * it) into m, whose slices point into rec; m->key is left alone. Returns the record's
+ * kind, CACHE_META_OBJECT or CACHE_META_VARY, or -1 if it is malformed (bad magic or
+ * version, lengths that do not add up to len, a body without a chunk size): the store
+ * treats such a record as corrupt. Pure; the store uses it on every record it reads.
+ */
+#define CACHE_META_OBJECT 1
+#define CACHE_META_VARY   2
+int cache_meta_decode(const void *rec, size_t len, struct cache_meta *m);
 /* Slice the stored headers into out; returns the count, or -1 if cap is too small. */
 long cache_meta_headers(const struct cache_meta *m, struct cache_header *out, size_t cap);
 

@@ -1558,6 +1558,64 @@ START_TEST(test_tool)
 }
 END_TEST
 
+/* A meta record in the on-disk format (store.h): url "http://h/", headers "A: b\r\n". */
+static size_t
+meta_record(unsigned char rec[128], int64_t lifetime, int64_t response_time, int64_t swr,
+            int64_t last_modified)
+{
+	static const char tail[] = "http://h/A: b\r\n";
+	const int64_t v[7] = {response_time - 1, response_time, lifetime, 0, swr, -1,
+	                      last_modified};
+
+	memset(rec, 0, 128);
+	memcpy(rec, "PXC1", 4);
+	rec[4] = 1;
+	rec[5] = CACHE_META_OBJECT;
+	rec[6] = 200;
+	rec[24] = 5; /* body_len */
+	rec[33] = 1; /* chunk_size 256 */
+	for (int i = 0; i < 7; i++)
+		for (int k = 0; k < 8; k++)
+			rec[40 + 8 * i + k] = (unsigned char)((uint64_t)v[i] >> (8 * k));
+	rec[96] = 9;  /* url_len */
+	rec[100] = 6; /* headers_len */
+	memcpy(rec + 112, tail, 15);
+	return 127;
+}
+
+/*
+ * A record whose freshness values no writer produces (corrupt) is rejected: used, it
+ * overflowed cache_fresh_age() (found by tests/fuzz/fuzz_entry.c, corpus extreme-times).
+ */
+START_TEST(test_meta_decode)
+{
+	unsigned char rec[128];
+	struct cache_meta m;
+	struct cache_header h[4];
+	size_t len;
+
+	len = meta_record(rec, 60, 1700000000, -1, 784111777);
+	ck_assert_int_eq(cache_meta_decode(rec, len, &m), CACHE_META_OBJECT);
+	ck_assert_int_eq(m.fresh.lifetime, 60);
+	ck_assert_int_eq(m.last_modified, 784111777);
+	ck_assert_int_eq(m.body_len, 5);
+	ck_assert_int_eq(cache_meta_headers(&m, h, 4), 1);
+	ck_assert_int_eq(cache_meta_decode(rec, len - 1, &m), -1);
+	/* a date before 1970 is a date */
+	len = meta_record(rec, 0, 1700000000, 30, -2208988800);
+	ck_assert_int_eq(cache_meta_decode(rec, len, &m), CACHE_META_OBJECT);
+
+	len = meta_record(rec, INT64_MAX, 1700000000, -1, -1);
+	ck_assert_int_eq(cache_meta_decode(rec, len, &m), -1);
+	len = meta_record(rec, 60, INT64_MIN + 1, -1, -1);
+	ck_assert_int_eq(cache_meta_decode(rec, len, &m), -1);
+	len = meta_record(rec, 60, 1700000000, -2, -1);
+	ck_assert_int_eq(cache_meta_decode(rec, len, &m), -1);
+	len = meta_record(rec, 60, 1700000000, -1, INT64_MAX);
+	ck_assert_int_eq(cache_meta_decode(rec, len, &m), -1);
+}
+END_TEST
+
 static Suite *
 cache_suite(void)
 {
@@ -1576,6 +1634,7 @@ cache_suite(void)
 	tcase_add_test(tp, test_merge_304);
 	tcase_add_test(tp, test_range);
 	tcase_add_test(tp, test_invalidations);
+	tcase_add_test(tp, test_meta_decode);
 	suite_add_tcase(s, tp);
 
 	tcase_add_checked_fixture(ts, unit_tmpdir_setup, unit_tmpdir_teardown);
