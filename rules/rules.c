@@ -1544,10 +1544,11 @@ static int
 match_arg(const struct rules_ctx *ctx, struct matcher *m, const struct rules_subject *s,
           struct rules_scratch *sc)
 {
-	const char *p = s->query, *end = s->query + s->query_len;
+	const char *p = s->query, *end;
 
-	if (s->query == NULL)
+	if (s->query == NULL) /* no query: NULL + 0 would be undefined */
 		return 0;
+	end = s->query + s->query_len;
 	for (;;) {
 		const char *e = p, *eq = NULL;
 
