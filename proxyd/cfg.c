@@ -204,10 +204,13 @@ struct cfg_parser {
 	const struct cfg_args *cur; /* the statement being handled (token positions) */
 	const struct cfg *prev;     /* the running generation on a reload, or NULL */
 	int main_lines;             /* lines in the main file */
+	unsigned int flags;         /* CFG_LOAD_* */
 	char *err;                  /* first error, "file:line: reason" */
 };
 
 static _Atomic uint64_t cfg_generation;
+static struct cfg *cfg_load_main(const char *path, const char *buf, size_t len,
+                                 const struct cfg *prev, unsigned int flags, char **err);
 
 /* ---- helpers ---- */
 
@@ -1134,6 +1137,9 @@ cfg_read_all(int fd, char **bufp, size_t *lenp)
 	return 0;
 }
 
+static int cfg_parse_text(struct cfg_parser *p, const char *name, const char *buf, size_t len,
+                          dev_t dev, ino_t ino, unsigned int ctx, void *conf);
+
 /*
  * Parse one file in context ctx into conf. Problems with the file itself (open, read,
  * cycle, depth) go to *err for the caller's directive; errors inside it go to p->err.
@@ -1141,10 +1147,9 @@ cfg_read_all(int fd, char **bufp, size_t *lenp)
 static int
 cfg_parse_file(struct cfg_parser *p, const char *path, unsigned int ctx, void *conf, char **err)
 {
-	struct cfg_lexer lx, *saved_lx = p->lx;
-	const char *saved_file = p->file, *name;
+	const char *name;
 	struct stat st;
-	char *buf = NULL, *nul;
+	char *buf = NULL;
 	size_t len, i;
 	int fd, rc = -1;
 
@@ -1179,6 +1184,26 @@ cfg_parse_file(struct cfg_parser *p, const char *path, unsigned int ctx, void *c
 		cfg_nomem(err);
 		goto done;
 	}
+	rc = cfg_parse_text(p, name, buf, len, st.st_dev, st.st_ino, ctx, conf);
+
+done:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Parse buf (len bytes of the file called name, registered in p->cfg, whose identity is
+ * dev and ino) in context ctx into conf. Errors go to p->err.
+ */
+static int
+cfg_parse_text(struct cfg_parser *p, const char *name, const char *buf, size_t len, dev_t dev,
+               ino_t ino, unsigned int ctx, void *conf)
+{
+	struct cfg_lexer lx, *saved_lx = p->lx;
+	const char *saved_file = p->file, *nul;
+	size_t i;
+	int rc;
 
 	memset(&lx, 0, sizeof(lx));
 	lx.file = name;
@@ -1190,11 +1215,11 @@ cfg_parse_file(struct cfg_parser *p, const char *path, unsigned int ctx, void *c
 			if (buf[i] == '\n')
 				lx.line++;
 		cfg_error(p, name, lx.line, "unexpected NUL byte");
-		goto done;
+		return -1;
 	}
 
-	p->stack[p->depth].dev = st.st_dev;
-	p->stack[p->depth].ino = st.st_ino;
+	p->stack[p->depth].dev = dev;
+	p->stack[p->depth].ino = ino;
 	p->depth++;
 	p->lx = &lx;
 	p->file = name;
@@ -1205,10 +1230,6 @@ cfg_parse_file(struct cfg_parser *p, const char *path, unsigned int ctx, void *c
 	if (p->depth == 0)
 		p->main_lines = len > 0 && buf[len - 1] == '\n' ? lx.line - 1 : lx.line;
 	free(lx.word);
-
-done:
-	free(buf);
-	close(fd);
 	return rc;
 }
 
@@ -1261,6 +1282,8 @@ cfg_set_include(struct cfg_parser *p, const struct cfg_directive *d, char **args
 	(void)nargs;
 	if (*pattern == '\0')
 		return cfg_invalid(err, d, pattern, "empty path");
+	if (p->flags & CFG_LOAD_DRY)
+		return cfg_invalid(err, d, pattern, "files are not included in a dry run");
 	slash = strrchr(p->file, '/');
 	dirlen = slash != NULL ? (size_t)(slash - p->file) : 0;
 
@@ -1711,10 +1734,12 @@ cfg_is_ipv4ish(const char *s)
 /*
  * "HOST:PORT", "[IPv6]:PORT" and, when listen is set, "PORT" and "*:PORT" (0.0.0.0).
  * HOST is an IPv4 literal or a name resolved now; every address is returned, in the
- * resolver's order. Returns 0 with a malloc'd array, or -1 with *why set.
+ * resolver's order. Returns 0 with a malloc'd array, or -1 with *why set. With
+ * CFG_LOAD_DRY in flags a name is not resolved: it stands for 192.0.2.1 (TEST-NET-1).
  */
 static int
-cfg_addr_parse(const char *s, int listen, struct cfg_addr **out, size_t *nout, char **why)
+cfg_addr_parse(const char *s, int listen, unsigned int flags, struct cfg_addr **out, size_t *nout,
+               char **why)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	struct sockaddr_in sin;
@@ -1788,8 +1813,10 @@ cfg_addr_parse(const char *s, int listen, struct cfg_addr **out, size_t *nout, c
 		                   why);
 		goto done;
 	}
-	if (!bracket && cfg_is_ipv4ish(host)) {
-		if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+	if (!bracket && (cfg_is_ipv4ish(host) || (flags & CFG_LOAD_DRY))) {
+		if (!cfg_is_ipv4ish(host))
+			sin.sin_addr.s_addr = htonl(0xc0000201); /* 192.0.2.1 */
+		else if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
 			*why = cfg_sprintf("invalid IPv4 address \"%s\"", host);
 			goto done;
 		}
@@ -1895,7 +1922,7 @@ cfg_set_resolver(struct cfg_parser *p, const struct cfg_directive *d, char **arg
 			snprintf(buf, sizeof(buf), "%s", a);
 		else
 			snprintf(buf, sizeof(buf), "%s:53", a);
-		if (cfg_addr_parse(buf, 0, &addrs, &naddrs, &why) == -1) {
+		if (cfg_addr_parse(buf, 0, p->flags, &addrs, &naddrs, &why) == -1) {
 			cfg_invalid(err, d, a, "%s", why != NULL ? why : "out of memory");
 			free(why);
 			return -1;
@@ -2045,7 +2072,7 @@ cfg_set_peer(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 		naddrs = CFG_RESOLVE_SLOTS;
 		for (i = 0; i < naddrs; i++)
 			snprintf(addrs[i].text, sizeof(addrs[i].text), "%s", args[0]);
-	} else if (cfg_addr_parse(args[0], 0, &addrs, &naddrs, &why) == -1) {
+	} else if (cfg_addr_parse(args[0], 0, p->flags, &addrs, &naddrs, &why) == -1) {
 		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
 		free(why);
 		return -1;
@@ -2646,7 +2673,7 @@ cfg_set_listen(struct cfg_parser *p, const struct cfg_directive *d, char **args,
 		if (cfg_parse_uint(args[i] + 8, 65535, &backlog) == -1 || backlog < 1)
 			return cfg_invalid(err, d, args[i], "backlog must be between 1 and 65535");
 	}
-	if (cfg_addr_parse(args[0], 1, &addrs, &naddrs, &why) == -1) {
+	if (cfg_addr_parse(args[0], 1, p->flags, &addrs, &naddrs, &why) == -1) {
 		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
 		free(why);
 		return -1;
@@ -3662,6 +3689,10 @@ cfg_set_access_log(struct cfg_parser *p, const struct cfg_directive *d, char **a
 		return cfg_invalid(err, d, args[1], "the only format is \"combined\"");
 	if ((log->path = strdup(args[0])) == NULL)
 		return cfg_nomem(err);
+	if (p->flags & CFG_LOAD_DRY) {
+		log->fd = -1; /* not opened: the dry run creates no file */
+		return 0;
+	}
 	fd = open(args[0], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd == -1) {
 		*err = cfg_sprintf("cannot open access log \"%s\": %s", args[0], strerror(errno));
@@ -3883,7 +3914,7 @@ cfg_set_admin_listen(struct cfg_parser *p, const struct cfg_directive *d, char *
 	(void)nargs;
 	if (adm->listen.file != NULL)
 		return cfg_duplicate(err, d);
-	if (cfg_addr_parse(args[0], 1, &addrs, &naddrs, &why) == -1) {
+	if (cfg_addr_parse(args[0], 1, p->flags, &addrs, &naddrs, &why) == -1) {
 		cfg_invalid(err, d, args[0], "%s", why != NULL ? why : "out of memory");
 		free(why);
 		return -1;
@@ -4098,7 +4129,7 @@ cfg_validate(struct cfg_parser *p)
 	}
 	if (cfg_limits_resolve(p) == -1)
 		return -1;
-	for (i = 0; i < cfg->ncaches; i++)
+	for (i = 0; i < cfg->ncaches && !(p->flags & CFG_LOAD_DRY); i++)
 		cfg->caches[i].store = cfg_store_get(&cfg->caches[i]);
 	for (i = 0; i < cfg->nservers; i++) {
 		struct cfg_pass *pass = &p->pass[i];
@@ -4168,13 +4199,30 @@ cfg_load(const char *path, char **err)
 struct cfg *
 cfg_load_next(const char *path, const struct cfg *prev, char **err)
 {
+	return cfg_load_main(path, NULL, 0, prev, 0, err);
+}
+
+struct cfg *
+cfg_load_buffer(const char *name, const char *buf, size_t len, unsigned int flags, char **err)
+{
+	return cfg_load_main(name, buf, len, NULL, flags, err);
+}
+
+/* The main file: path, or when buf is not NULL, len bytes of buf called path. */
+static struct cfg *
+cfg_load_main(const char *path, const char *buf, size_t len, const struct cfg *prev,
+              unsigned int flags, char **err)
+{
 	struct cfg_parser p;
 	struct cfg *cfg;
+	const char *name;
 	char *reason = NULL;
 	size_t i;
+	int rc;
 
 	memset(&p, 0, sizeof(p));
 	p.prev = prev;
+	p.flags = flags;
 	if (err != NULL)
 		*err = NULL;
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
@@ -4185,7 +4233,13 @@ cfg_load_next(const char *path, const struct cfg *prev, char **err)
 	cfg_main_init(cfg);
 
 	p.ctx = CFG_CTX_MAIN;
-	if (cfg_parse_file(&p, path, CFG_CTX_MAIN, cfg, &reason) == -1) {
+	if (buf == NULL)
+		rc = cfg_parse_file(&p, path, CFG_CTX_MAIN, cfg, &reason);
+	else if ((name = cfg_file_register(cfg, path)) == NULL)
+		goto fail;
+	else
+		rc = cfg_parse_text(&p, name, buf, len, 0, 0, CFG_CTX_MAIN, cfg);
+	if (rc == -1) {
 		/* the main file itself: no line to point at, and reason names the file */
 		if (p.err == NULL)
 			p.err = reason;

@@ -405,6 +405,17 @@ struct cfg *cfg_load(const char *path, char **err);
  * survive it, such as TLS ticket keys and keys no longer readable after the privilege drop.
  */
 struct cfg *cfg_load_next(const char *path, const struct cfg *prev, char **err);
+/*
+ * The same for len bytes of buf as the main file, called name in messages (no NUL
+ * needed). flags 0 behaves as cfg_load(). CFG_LOAD_DRY parses and validates without side
+ * effects, for the fuzzer (tests/fuzz/fuzz_cfg.c): `include` is an error, host names are
+ * not resolved (each stands for 192.0.2.1), access logs and cache stores are not opened;
+ * the files that directives read (certificates, sets, pages, password files) are still
+ * read. A dry generation is for inspection only, never for serving.
+ */
+#define CFG_LOAD_DRY 0x1u
+struct cfg *cfg_load_buffer(const char *name, const char *buf, size_t len, unsigned int flags,
+                            char **err);
 void cfg_ref(struct cfg *cfg);
 void cfg_unref(struct cfg *cfg);
 

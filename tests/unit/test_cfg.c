@@ -1697,6 +1697,41 @@ START_TEST(test_error_first_place)
 }
 END_TEST
 
+/* cfg_load_buffer: a buffer is a main file; a dry run opens, creates and resolves nothing. */
+START_TEST(test_load_buffer)
+{
+	static const char conf[] = "upstream u { server backend.invalid:80; }\n"
+	                           "server { listen 8080; proxy_pass u;\n access_log %s; }\n";
+	char text[PATH_MAX + 128], *err = NULL;
+	struct cfg *cfg;
+	struct stat st;
+
+	snprintf(text, sizeof(text), conf, unit_path("access.log"));
+	cfg = cfg_load_buffer("mem.conf", text, strlen(text), CFG_LOAD_DRY, &err);
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_ptr_null(err);
+	ck_assert_str_eq(cfg->upstreams[0].peers[0].addr.text, "192.0.2.1:80");
+	ck_assert_int_eq(stat(unit_path("access.log"), &st), -1); /* not created */
+	cfg_unref(cfg);
+
+	/* errors are "name:line: ..."; include is refused in a dry run */
+	ck_assert_ptr_null(cfg_load_buffer("mem.conf", UP "include x.conf;\n" SRV,
+	                                   strlen(UP "include x.conf;\n" SRV), CFG_LOAD_DRY, &err));
+	ck_assert_str_eq(err, "mem.conf:2: invalid value \"x.conf\" in \"include\" directive: "
+	                      "files are not included in a dry run");
+	free(err);
+
+	/* flags 0: the access log is opened (created) as cfg_load() does */
+	cfg = cfg_load_buffer("mem.conf",
+	                      UP "server { listen 8080; proxy_pass u; access_log "
+	                         "/nonexistent-dir/a.log; }\n",
+	                      strlen(UP) + 73, 0, &err);
+	ck_assert_ptr_null(cfg);
+	ck_assert_msg(strstr(err, "cannot open access log") != NULL, "%s", err);
+	free(err);
+}
+END_TEST
+
 /* Needs the resolver: a name that cannot exist (RFC 6761 ".invalid"). */
 START_TEST(test_unknown_host)
 {
@@ -1822,6 +1857,7 @@ cfg_suite(void)
 	tcase_add_test(tc, test_main_file_missing);
 	tcase_add_test(tc, test_nul_byte);
 	tcase_add_test(tc, test_balance);
+	tcase_add_test(tc, test_load_buffer);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("include");
