@@ -2936,6 +2936,17 @@ cfg_set_set(struct cfg_parser *p, const struct cfg_directive *d, char **args, si
 		if (nargs != 4)
 			return cfg_invalid(err, d, args[2], "\"file\" takes one path");
 		rc = rules_set_load(ctx, kind, args[0], args[3], &why);
+		/*
+		 * "PATH:LINE: reason" points into the set file; "PATH: reason" (cannot
+		 * open it, the set exists already) has no line: it gets this directive's.
+		 */
+		size_t plen = strlen(args[3]);
+		if (rc == -1 && why != NULL && strncmp(why, args[3], plen) == 0 &&
+		    strncmp(why + plen, ": ", 2) == 0) {
+			cfg_invalid(err, d, args[3], "%s", why + plen + 2);
+			free(why);
+			return -1;
+		}
 	} else {
 		struct rules_tok *t = cfg_rule_toks(p, args, 2, nargs - 2);
 

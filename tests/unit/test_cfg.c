@@ -1103,6 +1103,9 @@ static const struct {
          4, "invalid number of arguments"},
         {UP "server { listen 8080; proxy_pass u;\n limit_req_zone z key=client rate=1r/s; }\n", 3,
          "not allowed here"},
+        /* a set file that cannot be read: the error names the set directive's line */
+        {UP "\nset blocked domains file /nonexistent-dir/blocked.lst;\n" SRV, 3,
+         "invalid value \"/nonexistent-dir/blocked.lst\" in \"set\" directive: No such file"},
         /* syntax */
         {UP SRV "}\n", 3, "unexpected \"}\""},
         {UP "server { listen 8080; proxy_pass u;\n\n", 2,
