@@ -1123,7 +1123,8 @@ text_add(char **buf, size_t *len, size_t *cap, const char *s, int quote)
 		*buf = nb;
 		*cap = need * 2;
 	}
-	if (*len > 0 && (*buf)[*len - 1] != '!')
+	/* no blank after the negation prefix only: a word may end in '!' (`arg a! ~ x`) */
+	if (*len > 0 && !(*len == 1 && (*buf)[0] == '!'))
 		(*buf)[(*len)++] = ' ';
 	if (quote)
 		(*buf)[(*len)++] = '"';

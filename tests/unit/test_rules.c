@@ -1522,6 +1522,11 @@ START_TEST(test_explain)
 	ck_assert_int_eq(rules_eval(r, &s, scratch, &why), RULES_NOMATCH);
 	ck_assert_uint_eq(why.index, 0);
 	rules_rule_free(r);
+	/* a word ending in '!' keeps its blank: the text compiles back to the same matcher */
+	r = compile_ok("!arg a! ~ x header ! ~ y");
+	ck_assert_str_eq(rules_rule_text(r, 0), "!arg a! ~ \"x\"");
+	ck_assert_str_eq(rules_rule_text(r, 1), "header ! ~ \"y\"");
+	rules_rule_free(r);
 }
 END_TEST
 
