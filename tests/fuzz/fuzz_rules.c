@@ -152,7 +152,9 @@ fuzz_set(struct rules_ctx *ctx, char *line, int lineno)
 	for (w = strtok_r(line + 1, " \t", &save); w != NULL && n < FUZZ_MAX_WORDS + 2;
 	     w = strtok_r(NULL, " \t", &save))
 		words[n++] = w;
-	if (n < 2 || rules_set_kind_parse(words[0], &kind) == -1)
+	/* at least one word, as the config's `set NAME KIND WORD...` gives (no word: no
+	 * position for an error) */
+	if (n < 3 || rules_set_kind_parse(words[0], &kind) == -1)
 		return;
 	for (size_t i = 2; i < n; i++) {
 		toks[i - 2].s = words[i];
