@@ -181,8 +181,9 @@ void cache_meta_free(struct cache_meta *m);
  * Decode a meta record in the on-disk format above (rec, len bytes, e.g. as LMDB returns
  * it) into m, whose slices point into rec; m->key is left alone. Returns the record's
  * kind, CACHE_META_OBJECT or CACHE_META_VARY, or -1 if it is malformed (bad magic or
- * version, lengths that do not add up to len, a body without a chunk size): the store
- * treats such a record as corrupt. Pure; the store uses it on every record it reads.
+ * version, lengths that do not add up to len, a body without a chunk size, times or
+ * windows no writer gives: negative, past 2^45 s, a Last-Modified outside years 0-9999):
+ * the store treats such a record as corrupt. Pure; the store uses it on every record.
  */
 #define CACHE_META_OBJECT 1
 #define CACHE_META_VARY   2
