@@ -573,6 +573,11 @@ cfg_lex(struct cfg_parser *p, struct cfg_lexer *lx)
 				if (lx->pos >= lx->len)
 					goto unterminated;
 				ch = lx->buf[lx->pos++];
+				/* lines are counted on the bytes read: an escaped "\n" is none */
+				if (ch == '\n') {
+					lx->line++;
+					lx->lstart = lx->pos;
+				}
 				switch (ch) {
 				case '"':
 				case '\'':
@@ -592,8 +597,7 @@ cfg_lex(struct cfg_parser *p, struct cfg_lexer *lx)
 						goto nomem;
 					break;
 				}
-			}
-			if (ch == '\n') {
+			} else if (ch == '\n') {
 				lx->line++;
 				lx->lstart = lx->pos;
 			}

@@ -1103,6 +1103,9 @@ static const struct {
          4, "invalid number of arguments"},
         {UP "server { listen 8080; proxy_pass u;\n limit_req_zone z key=client rate=1r/s; }\n", 3,
          "not allowed here"},
+        /* an escaped \n in a string is not a line of the file */
+        {UP "pid_file \"/tmp/a\\nb\\n\";\nbogus;\n" SRV, 3, "unknown directive \"bogus\""},
+        {UP "pid_file \"/tmp/a\\\nb\";\nbogus;\n" SRV, 4, "unknown directive \"bogus\""},
         /* a set file that cannot be read: the error names the set directive's line */
         {UP "\nset blocked domains file /nonexistent-dir/blocked.lst;\n" SRV, 3,
          "invalid value \"/nonexistent-dir/blocked.lst\" in \"set\" directive: No such file"},
