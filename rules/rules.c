@@ -1144,19 +1144,27 @@ matcher_text(struct parser *p, struct matcher *m, size_t from)
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 
+	/* header, cookie and arg take a NAME before the operator, and a name may be "~" */
+	size_t name_at = (m->kind == M_HEADER || m->kind == M_COOKIE || m->kind == M_ARG)
+	                         ? from + (unq(&p->t[from], "!") ? 2 : 1)
+	                         : SIZE_MAX;
+
 	if (m->neg)
 		text_add(&buf, &len, &cap, "!", 0);
 	for (size_t i = from; i < p->i; i++) {
 		const struct rules_tok *t = &p->t[i];
-		int after_op = i > from && (unq(&p->t[i - 1], "~") || unq(&p->t[i - 1], "~*")) &&
-		               !unq(t, "in");
+		int after_op = i > from && i - 1 != name_at &&
+		               (unq(&p->t[i - 1], "~") || unq(&p->t[i - 1], "~*")) && !unq(t, "in");
 		const char *s = t->s;
 
 		if (i == from && !t->quoted && s[0] == '!')
 			s++;
 		if (i == from && unq(t, "!"))
 			continue;
-		text_add(&buf, &len, &cap, s, t->quoted || after_op || s[0] == '\0');
+		/* quoted where a bare word would read differently: values, and a name "~" */
+		text_add(&buf, &len, &cap, s,
+		         t->quoted || after_op || s[0] == '\0' ||
+		                 (i == name_at && (unq(t, "~") || unq(t, "~*"))));
 	}
 	if (buf == NULL)
 		return perr(p, p->kw, "out of memory");

@@ -1527,6 +1527,11 @@ START_TEST(test_explain)
 	ck_assert_str_eq(rules_rule_text(r, 0), "!arg a! ~ \"x\"");
 	ck_assert_str_eq(rules_rule_text(r, 1), "header ! ~ \"y\"");
 	rules_rule_free(r);
+	/* a name that looks like an operator is quoted, the operator after it is not */
+	r = compile_ok("arg ~ ~ . !header ~* ~* x");
+	ck_assert_str_eq(rules_rule_text(r, 0), "arg \"~\" ~ \".\"");
+	ck_assert_str_eq(rules_rule_text(r, 1), "!header \"~*\" ~* \"x\"");
+	rules_rule_free(r);
 }
 END_TEST
 
