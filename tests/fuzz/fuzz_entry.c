@@ -10,7 +10,7 @@
  *   - the headers slice into fields that lie inside the headers block, never more than
  *     the caller's capacity;
  *   - the current age is never negative, a 206 range lies inside the body;
- *   - a record that does not decode leaves the caller nothing to read (-1).
+ *   - the decoder returns one of the two kinds or -1, nothing else.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
