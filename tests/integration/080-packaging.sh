@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The files the packages install (packaging/): the default configuration passes
+# `proxyd -t` as shipped and with every commented example enabled (paths moved into the
+# test directory), and run, it is a forward proxy for loopback clients only (no open
+# proxy) that writes its pid file and both logs; the logrotate file, run by logrotate,
+# moves the logs and its postrotate makes proxyd reopen both; the systemd unit made by
+# `make` has its paths filled in and passes `systemd-analyze verify` (when installed).
+. "$TESTLIB"
+plan 25
+
+pkg=${TOP_SRCDIR:?}/packaging
+[ -f "$pkg/proxyd.conf" ] || bail "no $pkg/proxyd.conf"
+mkdir -p "$T/log" "$T/cache" "$T/run" "$T/conf.d"
+
+# packaged FILE: the default configuration with its directories moved into $T and no
+# `user` (a test run as root would switch to a user that may not exist here)
+packaged() {
+	sed -e "s|/var/log/proxyd|$T/log|g; s|/var/cache/proxyd|$T/cache|g" \
+		-e "s|/run/proxyd|$T/run|g" -e 's/^user proxyd;$//' "$pkg/proxyd.conf"
+}
+
+# --- proxyd -t, as shipped and with the examples -------------------------------------------
+packaged >"$T/proxyd.conf"
+grep -q '^user proxyd;$' "$pkg/proxyd.conf"
+ok $? "the default configuration names the user the packages create"
+out=$("$PROXYD" -t -c "$T/proxyd.conf" 2>&1)
+ok $? "proxyd -t accepts the default configuration"
+like "$out" 'configuration OK' "proxyd -t says configuration OK"
+[ -f "$T/log/access.log" ]
+ok $? "its access log is under the log directory"
+
+# Examples are lines "#directive" or "#    directive" (prose is "# text"): enable them all.
+packaged | sed -E 's/^( *)#([^ ]|    )/\1\2/' >"$T/examples.conf"
+n=$(diff "$T/proxyd.conf" "$T/examples.conf" | grep -c '^>')
+ok $((n < 15)) "the commented examples are found ($n lines enabled)"
+out=$("$PROXYD" -t -c "$T/examples.conf" 2>&1)
+rc=$?
+ok $rc "proxyd -t accepts the default configuration with every example enabled"
+[ $rc -eq 0 ] || diag "$out"
+
+# --- no open proxy --------------------------------------------------------------------------
+"$PROXYD" -c "$T/proxyd.conf" --explain 'src=127.0.0.1 url=http://example.com/' >"$T/explain1"
+is "$?" 0 "a loopback client is allowed"
+"$PROXYD" -c "$T/proxyd.conf" --explain 'src=192.0.2.7 url=http://example.com/' >"$T/explain2"
+is "$?" 1 "another client is denied, even if proxyd listened on its network"
+
+# --- run it ---------------------------------------------------------------------------------
+start_origin o1
+port=$(free_port_static)
+sed -e "s|listen 127.0.0.1:3128;|listen 127.0.0.1:$port;|" -e 's/^workers auto;/workers 2;/' \
+	"$T/proxyd.conf" >"$T/run.conf"
+grep -q "listen 127.0.0.1:$port;" "$T/run.conf" || bail "listen 127.0.0.1:3128 not in the file"
+start_proxyd "$T/run.conf" "$port"
+is "$(cat "$T/run/proxyd.pid" 2>/dev/null)" "$PROXYD_PID" "the pid file holds proxyd's pid"
+body=$(curl -s --max-time 10 -x "http://127.0.0.1:$port" "http://127.0.0.1:$o1_port/")
+is "$body" "$o1_uuid" "a request through the forward proxy reaches the origin"
+like "$(cat "$T/log/access.log")" '"GET http://127.0.0.1:[0-9]+/ HTTP/1.1" 200' \
+	"the request is in the access log"
+like "$(cat "$T/log/error.log")" 'started' "the error log is written"
+
+# --- logrotate ------------------------------------------------------------------------------
+# wait_log FILE REGEX: up to 5 seconds for a line to appear
+wait_log() {
+	for _ in $(seq 1 100); do
+		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+if command -v logrotate >/dev/null; then
+	# as root, logrotate switches to the files' owner (here the test's user); no systemd
+	sed -e "s|/var/log/proxyd|$T/log|g; s|/run/proxyd|$T/run|g" \
+		-e "s|/run/systemd/system|$T/no-systemd|" \
+		-e "s|proxyd proxyd$|$(id -un) $(id -gn)|" "$pkg/logrotate/proxyd" >"$T/logrotate.conf"
+	[ "$(id -u)" -eq 0 ] || sed -i '/^\tsu /d' "$T/logrotate.conf"
+	logrotate -f -s "$T/logrotate.state" "$T/logrotate.conf" >"$T/logrotate.out" 2>&1
+	rc=$?
+	ok $rc "logrotate runs the packaged file"
+	[ $rc -eq 0 ] || diag "$(cat "$T/logrotate.out")"
+	grep -q 'GET http' "$T/log/access.log.1" 2>/dev/null
+	ok $? "the access log was moved to access.log.1"
+	wait_log "$T/log/error.log" 'SIGUSR1: log file reopened'
+	ok $? "postrotate: proxyd reopened the error log (SIGUSR1)"
+	wait_log "$T/log/error.log" 'configuration generation 2 loaded'
+	ok $? "postrotate: proxyd reloaded (SIGHUP), which reopens the access logs"
+	curl -s -o /dev/null --max-time 10 -x "http://127.0.0.1:$port" "http://127.0.0.1:$o1_port/bytes/1"
+	grep -q 'GET http://127.0.0.1:[0-9]*/bytes/1 ' "$T/log/access.log" 2>/dev/null
+	ok $? "a request after the rotation is in the new access log"
+	[ "$(stat -c %a "$T/log/access.log" 2>/dev/null)" = 640 ]
+	ok $? "the new access log has mode 0640"
+else
+	for _ in 1 2 3 4 5 6; do pass "# SKIP logrotate is not installed"; done
+fi
+stop_proxyd >"$T/stop.rc"
+is "$(cat "$T/stop.rc")" 0 "SIGTERM: proxyd exits 0"
+[ ! -e "$T/run/proxyd.pid" ]
+ok $? "and removes its pid file"
+
+# --- the systemd unit -----------------------------------------------------------------------
+unit=$(dirname "$(dirname "$PROXYD")")/packaging/systemd/proxyd.service
+[ -f "$unit" ] || bail "no $unit (made by make)"
+grep -q '@[a-z]*@' "$unit"
+ok $((!$?)) "the unit has every path filled in"
+is "$(grep -c -E '^ExecStart(Pre)?=/[^ ]*/proxyd -[tf] -c /[^ ]*/proxyd/proxyd.conf$' "$unit")" 2 \
+	"the unit tests the configuration, then runs proxyd in the foreground on it"
+if command -v systemd-analyze >/dev/null; then
+	# verify checks that the programs exist: point at the built proxyd; man pages are
+	# checked below, as `man` may not be installed
+	sed -e "s|^\(ExecStart[A-Za-z]*=\)/[^ ]*/proxyd |\1$PROXYD |" -e '/^Documentation=/d' \
+		"$unit" >"$T/proxyd.service"
+	out=$(systemd-analyze verify "$T/proxyd.service" 2>&1)
+	ok $? "systemd-analyze verify accepts the unit"
+	[ -z "$out" ] || diag "$out"
+else
+	pass "# SKIP systemd-analyze is not installed"
+fi
+for page in $(sed -n 's/^Documentation=//p' "$unit" | tr ' ' '\n' | sed -n 's/^man:\(.*\)(\(.\))$/\1.\2/p'); do
+	[ -f "$TOP_SRCDIR/doc/$page" ]
+	ok $? "the unit's documentation $page exists"
+done
