@@ -6,7 +6,7 @@
 # moves the logs and its postrotate makes proxyd reopen both; the systemd unit made by
 # `make` has its paths filled in and passes `systemd-analyze verify` (when installed).
 . "$TESTLIB"
-plan 25
+plan 34
 
 pkg=${TOP_SRCDIR:?}/packaging
 [ -f "$pkg/proxyd.conf" ] || bail "no $pkg/proxyd.conf"
@@ -95,6 +95,74 @@ stop_proxyd >"$T/stop.rc"
 is "$(cat "$T/stop.rc")" 0 "SIGTERM: proxyd exits 0"
 [ ! -e "$T/run/proxyd.pid" ]
 ok $? "and removes its pid file"
+
+# --- the unit's user model, without systemd -----------------------------------------------
+# The unit starts proxyd as its user with CAP_NET_BIND_SERVICE alone (ambient): set up the
+# same with setpriv (as nobody), and see that it binds a port below 1024 at start and
+# another one on reload, and that `user proxyd` is then a no-op. Ports 1000-1023: below
+# 1024, and outside dead_port's 1-999 that other tests expect nothing to listen on.
+low_port() {
+	local p
+	for _ in $(seq 1 100); do
+		p=$((1000 + RANDOM % 24))
+		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
+		port_open 127.0.0.1 "$p" || {
+			echo "$p" >>"$T/.ports"
+			echo "$p"
+			return 0
+		}
+	done
+	return 1
+}
+as_unit() { # run in a subshell, so exec: $! is then proxyd's pid
+	exec setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs \
+		--inh-caps=-all,+net_bind_service --ambient-caps=-all,+net_bind_service \
+		--bounding-set=-all,+net_bind_service "$@"
+}
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && getent group nogroup >/dev/null &&
+	lp1=$(low_port) && lp2=$(low_port); then
+	chmod 0711 "$T"
+	u=$T/unit
+	mkdir -p "$u/log" "$u/run" "$u/cache"
+	chown -R nobody:nogroup "$u"
+	sed -e "s|/var/log/proxyd|$u/log|g; s|/var/cache/proxyd|$u/cache|g; s|/run/proxyd|$u/run|g" \
+		-e "s|listen 127.0.0.1:3128;|listen 127.0.0.1:$lp1;|" -e 's/^workers auto;/workers 1;/' \
+		"$pkg/proxyd.conf" >"$u/proxyd.conf"
+	chmod 0644 "$u/proxyd.conf"
+	out=$(as_unit "$PROXYD" -t -c "$u/proxyd.conf" 2>&1)
+	ok $? "as the unit runs it (nobody, one capability), proxyd -t accepts the file with 'user proxyd'"
+	if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null)" -ge 1024 ] 2>/dev/null; then
+		timeout 10 setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs \
+			--inh-caps=-all --bounding-set=-all "$PROXYD" -f -c "$u/proxyd.conf" \
+			>/dev/null 2>"$T/nocap.log"
+		rc=$?
+		grep -q "listen 127.0.0.1:$lp1: Permission denied" "$u/log/error.log"
+		ok $((rc == 0 || $? != 0)) "without the capability the same start fails: permission denied (rc $rc)"
+	else
+		pass "# SKIP unprivileged processes may bind any port here"
+	fi
+	(as_unit "$PROXYD" -f -c "$u/proxyd.conf" >"$T/unit.out" 2>"$T/unit.log") &
+	upid=$!
+	PIDS="$PIDS $upid"
+	wait_port 127.0.0.1 "$lp1"
+	ok $? "it binds port $lp1 at start"
+	is "$(curl -s --max-time 10 -x "http://127.0.0.1:$lp1" "http://127.0.0.1:$o1_port/")" \
+		"$o1_uuid" "and serves through it"
+	is "$(stat -c %U "$u/log/error.log" 2>/dev/null)" nobody "its logs belong to its user"
+	sed -i "s|listen 127.0.0.1:$lp1;|&\n    listen 127.0.0.1:$lp2;|" "$u/proxyd.conf"
+	kill -HUP "$upid"
+	wait_log "$u/log/error.log" 'configuration generation 2 loaded'
+	ok $? "a reload that adds port $lp2 is accepted"
+	wait_port 127.0.0.1 "$lp2"
+	ok $? "and binds port $lp2 (as its user)"
+	kill -TERM "$upid"
+	wait "$upid"
+	is "$?" 0 "SIGTERM: it exits 0"
+	[ ! -e "$u/run/proxyd.pid" ]
+	ok $? "and removes its pid file"
+else
+	for _ in 1 2 3 4 5 6 7 8 9; do pass "# SKIP needs root, setpriv, group nogroup and free ports 1000-1023"; done
+fi
 
 # --- the systemd unit -----------------------------------------------------------------------
 unit=$(dirname "$(dirname "$PROXYD")")/packaging/systemd/proxyd.service
