@@ -119,8 +119,12 @@ as_unit() { # run in a subshell, so exec: $! is then proxyd's pid
 		--inh-caps=-all,+net_bind_service --ambient-caps=-all,+net_bind_service \
 		--bounding-set=-all,+net_bind_service "$@"
 }
-if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && getent group nogroup >/dev/null &&
-	lp1=$(low_port) && lp2=$(low_port); then
+# unit_setup: the directories, owned by nobody, and the file; fails unless nobody can
+# reach them and the binary (a build tree under a 0700 directory, as in package builds)
+unit_setup() {
+	[ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && getent group nogroup >/dev/null ||
+		return 1
+	lp1=$(low_port) && lp2=$(low_port) || return 1
 	chmod 0711 "$T"
 	u=$T/unit
 	mkdir -p "$u/log" "$u/run" "$u/cache"
@@ -129,6 +133,10 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && getent group nogroup
 		-e "s|listen 127.0.0.1:3128;|listen 127.0.0.1:$lp1;|" -e 's/^workers auto;/workers 1;/' \
 		"$pkg/proxyd.conf" >"$u/proxyd.conf"
 	chmod 0644 "$u/proxyd.conf"
+	(as_unit sh -c 'test -x "$1" && test -r "$2" && test -w "$3"' sh "$PROXYD" "$u/proxyd.conf" \
+		"$u/log")
+}
+if unit_setup; then
 	out=$(as_unit "$PROXYD" -t -c "$u/proxyd.conf" 2>&1)
 	ok $? "as the unit runs it (nobody, one capability), proxyd -t accepts the file with 'user proxyd'"
 	if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null)" -ge 1024 ] 2>/dev/null; then
@@ -161,7 +169,7 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && getent group nogroup
 	[ ! -e "$u/run/proxyd.pid" ]
 	ok $? "and removes its pid file"
 else
-	for _ in 1 2 3 4 5 6 7 8 9; do pass "# SKIP needs root, setpriv, group nogroup and free ports 1000-1023"; done
+	for _ in 1 2 3 4 5 6 7 8 9; do pass "# SKIP needs root, setpriv, group nogroup, free ports 1000-1023, a build tree nobody can reach"; done
 fi
 
 # --- the systemd unit -----------------------------------------------------------------------
