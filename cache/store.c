@@ -14,11 +14,13 @@
 #include "config.h"
 #endif
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1691,11 +1693,13 @@ last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
  * LMDB trusts its pages: a garbled B-tree page can send it to a page past the end of the
  * map (SIGBUS) or through wild pointers. Before an existing environment is used, a child
  * process opens it read-only and walks what the open below and the first requests touch
- * (every table's root, first and last leaf); if that child dies of a signal, the
- * environment is refused. Returns the signal, or 0 (sound, or not probed: no fork).
+ * (every table's root, first and last leaf); if that child dies, the environment is
+ * refused. Returns -1 with how it died in why, or 0 (sound, or not probed: no fork).
  */
+#define PROBE_NOT_OPENED 3 /* the child could not open it: the open below says why */
+
 static int
-probe_env(const char *path)
+probe_env(const char *path, char *why, size_t len)
 {
 	static const char *const names[] = {"meta", "chunk", "lru", "url", "pending", "info"};
 	pid_t pid = fork();
@@ -1704,13 +1708,19 @@ probe_env(const char *path)
 	if (pid == -1)
 		return 0;
 	if (pid == 0) {
+		static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+		struct rlimit nocore = {0, 0};
 		MDB_env *e;
 		MDB_txn *t;
 
+		/* die of the signal itself: a handler (a sanitizer's) would exit with a code */
+		for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+			signal(fatal[i], SIG_DFL);
+		setrlimit(RLIMIT_CORE, &nocore);
 		if (mdb_env_create(&e) != 0 || mdb_env_set_maxdbs(e, 8) != 0 ||
 		    mdb_env_open(e, path, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0640) != 0 ||
 		    mdb_txn_begin(e, NULL, MDB_RDONLY, &t) != 0)
-			_exit(1);
+			_exit(PROBE_NOT_OPENED);
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 			MDB_dbi dbi;
 			MDB_stat ms;
@@ -1731,7 +1741,17 @@ probe_env(const char *path)
 	while (waitpid(pid, &status, 0) == -1)
 		if (errno != EINTR)
 			return 0;
-	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	if (WIFSIGNALED(status)) {
+		snprintf(why, len, "%s", strsignal(WTERMSIG(status)));
+		return -1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+	    WEXITSTATUS(status) != PROBE_NOT_OPENED) {
+		/* a handler caught the fault and exited (a sanitizer's, say): not sound either */
+		snprintf(why, len, "exit status %d", WEXITSTATUS(status));
+		return -1;
+	}
+	return 0;
 }
 
 struct cache_store *
@@ -1837,11 +1857,11 @@ cache_store_open(const struct cache_store_params *p, char **err)
 	 * existing one a missing table means garbage, and LMDB would write into it.
 	 */
 	if (st.ms_entries > 0) {
-		int sig = probe_env(p->path);
+		char why[64];
 
-		if (sig != 0) {
+		if (probe_env(p->path, why, sizeof(why)) != 0) {
 			seterr(err, "%s: a corrupt cache (reading it killed a probe: %s)", p->path,
-			       strsignal(sig));
+			       why);
 			goto fail;
 		}
 		dbflags = 0;

@@ -1441,6 +1441,51 @@ START_TEST(test_store_open_corrupt)
 }
 END_TEST
 
+static void
+fault_exits(int sig)
+{
+	(void)sig;
+	_exit(1); /* what a sanitizer's handler does */
+}
+
+/*
+ * The probe decides by how its child dies, so a fault handler in the process (the
+ * sanitizers install one, which exits with a status) must not make a fault look like a
+ * clean walk. Both meta pages get a main table whose root is a fixed-size-key leaf with
+ * 4 GiB keys: the first key LMDB compares is 64 TiB past the page, an address no process
+ * has mapped.
+ */
+START_TEST(test_store_probe_handler)
+{
+	static const int faults[] = {SIGSEGV, SIGBUS};
+	/* the page header; the meta after it: magic, version, address, map size, the free
+	 * table (48 bytes), the main table (pad, flags, depth, 4 counts, root) */
+	enum { MAIN_PAD = 16 + 8 + 16 + 48, MAIN_ROOT = MAIN_PAD + 40 };
+	const uint32_t pad = UINT32_MAX;
+	const uint16_t leaf2[3] = {0x02 | 0x20, UINT16_MAX, UINT16_MAX}; /* flags lower upper */
+	uint64_t root;
+	FILE *f;
+
+	store_make_some();
+	f = fopen(unit_path("data.mdb"), "r+b");
+	ck_assert_ptr_nonnull(f);
+	for (long meta = 0; meta < 2; meta++) {
+		ck_assert_int_eq(fseek(f, meta * 4096 + MAIN_ROOT, SEEK_SET), 0);
+		ck_assert_uint_eq(fread(&root, sizeof(root), 1, f), 1);
+		ck_assert_int_eq(fseek(f, meta * 4096 + MAIN_PAD, SEEK_SET), 0);
+		ck_assert_uint_eq(fwrite(&pad, sizeof(pad), 1, f), 1);
+		ck_assert_int_eq(fseek(f, (long)root * 4096 + 10, SEEK_SET), 0);
+		ck_assert_uint_eq(fwrite(leaf2, sizeof(leaf2), 1, f), 1);
+	}
+	ck_assert_int_eq(fclose(f), 0);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		signal(faults[i], fault_exits);
+	open_fails("killed a probe");
+	remove(unit_path("data.mdb"));
+	remove(unit_path("lock.mdb"));
+}
+END_TEST
+
 static _Atomic int full_logged;
 
 static void
@@ -1652,6 +1697,7 @@ cache_suite(void)
 	tcase_add_test(ts, test_store_verify);
 	tcase_add_test(ts, test_store_open_errors);
 	tcase_add_test(ts, test_store_open_corrupt);
+	tcase_add_test(ts, test_store_probe_handler);
 	tcase_add_test(ts, test_store_full_fs);
 	tcase_add_test(ts, test_tool);
 	suite_add_tcase(s, ts);
