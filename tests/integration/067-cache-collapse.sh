@@ -15,10 +15,11 @@ plan 26
 start_origin o1
 start_origin o3 -D 5000
 mkdir -p "$T/cache"
-read -r port slow off aged pst psf <<<"$(free_ports 6)"
+read -r port slow off aged pst psf adm <<<"$(free_ports 7)"
 cat >"$T/proxyd.conf" <<CONF
 workers 2;
 error_log stderr info;
+admin { listen 127.0.0.1:$adm; }
 cache main { path $T/cache; max_size 64m; }
 upstream app { server 127.0.0.1:$o1_port; keepalive 16; }
 server {
@@ -53,6 +54,16 @@ many() {
 		'd=$1 u=$2; shift 2
 		curl -s --max-time 20 -D "$d/{}.h" -o "$d/{}" -w "%{http_code}\n" "$@" "$u" >>"$d/codes"' \
 		_ "$dir" "$url" "$@"
+}
+# leading UPSTREAM PEER_PORT: wait (5 s at most) until a request is in flight to the peer,
+# so that the leader holds the lock before its waiters come; no fixed head start
+leading() {
+	local k="proxyd_upstream_peer_active{upstream=\"$1\",peer=\"127.0.0.1:$2\"} "
+	for _ in $(seq 1 100); do
+		curl -s -m 2 "http://127.0.0.1:$adm/metrics" | grep -qF "${k}1" && return 0
+		sleep 0.05
+	done
+	diag "no request in flight to $1 after 5 s"
 }
 xcache_count() { cat "$1"/*.h 2>/dev/null | tr -d '\r' | grep -c "^X-Cache: $2\$"; }
 
@@ -109,7 +120,7 @@ W="$B/bytes/3000?cc=max-age%3D60&delay=1500"
 r0=$(reqs)
 curl -s -o "$T/w-lead" "$W" &
 lead=$!
-sleep 0.3
+leading app "$o1_port"
 quit=""
 for i in 1 2 3 4 5; do
 	curl -s --max-time 0.3 -o /dev/null "$W" &
@@ -127,7 +138,7 @@ is "$(wc -c <"$T/w-lead")" 3000 "and the leader its whole body"
 L="$B/bytes/4000?cc=max-age%3D60&delay=1500"
 curl -s --max-time 0.4 -o /dev/null "$L"&
 lead=$!
-sleep 0.2
+leading app "$o1_port"
 many 5 "$L" "$T/l"
 wait "$lead"
 is "$(grep -c '^200$' "$T/l/codes")" 5 "the leader left: its 5 waiters still got 200"
@@ -141,7 +152,7 @@ G="http://127.0.0.1:$aged/bytes/5000?cc=max-age%3D60&delay=3000"
 r0=$(reqs)
 curl -s -D "$T/age-a.h" -o /dev/null "$G" &
 pa=$!
-sleep 0.3
+leading app "$o1_port"
 curl -s -D "$T/age-b.h" -o "$T/age-b" "$G" &
 pb=$!
 sleep 1.2
@@ -169,7 +180,7 @@ mkdir -p "$T/se"
 curl -s --max-time 20 -H "$H" -D "$T/se/0.h" -o "$T/se/0" -w "%{http_code}\n" \
 	"http://127.0.0.1:$psf$SE" >"$T/se-lead-code" &
 lead=$!
-sleep 0.3
+leading slow "$o3_port"
 many 20 "http://127.0.0.1:$psf$SE" "$T/se" -H "$H" &
 p1=$!
 many 2 "http://127.0.0.1:$psf$SE" "$T/se-nc" -H "$H" -H 'Cache-Control: no-cache' &
