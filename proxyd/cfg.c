@@ -314,28 +314,6 @@ cfg_array_grow(void *arr, size_t n, size_t size)
 	return q;
 }
 
-/* A decimal number made of digits only, at most max. Returns 0, or -1 if not one. */
-static int
-cfg_parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (*s == '\0')
-		return -1;
-	for (; *s != '\0'; s++) {
-		unsigned int digit;
-
-		if (*s < '0' || *s > '9')
-			return -1;
-		digit = (unsigned int)(*s - '0');
-		if (v > (max - digit) / 10)
-			return -1;
-		v = v * 10 + digit;
-	}
-	*out = v;
-	return 0;
-}
-
 static int
 cfg_is_number(const char *s)
 {
@@ -1386,23 +1364,36 @@ cfg_set_flag(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 	return 0;
 }
 
+/* A plain number (digits only) within the directive's bounds, typemax as in cfg_bounds. */
+static int
+cfg_number_value(const struct cfg_directive *d, const char *s, uint64_t typemax, uint64_t *out,
+                 char **err)
+{
+	uint64_t v, min, max;
+
+	cfg_bounds(d, typemax, &min, &max);
+	if (!cfg_is_number(s))
+		return cfg_invalid(err, d, s, "not a number");
+	if (cfg_parse_uint(s, max, &v) == -1 || v < min)
+		return cfg_range_error(err, d, s, min, max, typemax, "",
+		                       cfg_parse_uint(s, max, &v) == 0);
+	*out = v;
+	return 0;
+}
+
 /* A non-negative integer into an int. */
 static int
 cfg_set_number(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
                void *conf, char **err)
 {
 	int *ip = cfg_field(conf, d);
-	uint64_t v, min, max;
+	uint64_t v;
 
 	(void)p, (void)nargs;
 	if (*ip != CFG_UNSET)
 		return cfg_duplicate(err, d);
-	cfg_bounds(d, (uint64_t)INT_MAX + 1, &min, &max);
-	if (!cfg_is_number(args[0]))
-		return cfg_invalid(err, d, args[0], "not a number");
-	if (cfg_parse_uint(args[0], max, &v) == -1 || v < min)
-		return cfg_range_error(err, d, args[0], min, max, (uint64_t)INT_MAX + 1, "",
-		                       cfg_parse_uint(args[0], max, &v) == 0);
+	if (cfg_number_value(d, args[0], (uint64_t)INT_MAX + 1, &v, err) == -1)
+		return -1;
 	*ip = (int)v;
 	return 0;
 }
@@ -1413,17 +1404,13 @@ cfg_set_count(struct cfg_parser *p, const struct cfg_directive *d, char **args, 
               void *conf, char **err)
 {
 	size_t *sp = cfg_field(conf, d);
-	uint64_t v, min, max;
+	uint64_t v;
 
 	(void)p, (void)nargs;
 	if (*sp != CFG_UNSET_SIZE)
 		return cfg_duplicate(err, d);
-	cfg_bounds(d, SIZE_MAX, &min, &max);
-	if (!cfg_is_number(args[0]))
-		return cfg_invalid(err, d, args[0], "not a number");
-	if (cfg_parse_uint(args[0], max, &v) == -1 || v < min)
-		return cfg_range_error(err, d, args[0], min, max, SIZE_MAX, "",
-		                       cfg_parse_uint(args[0], max, &v) == 0);
+	if (cfg_number_value(d, args[0], SIZE_MAX, &v, err) == -1)
+		return -1;
 	*sp = (size_t)v;
 	return 0;
 }

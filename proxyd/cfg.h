@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "cfg_value.h"
 #include "limit.h"
 
 /* An address as configured ("127.0.0.1:3001"), resolved once at load. */

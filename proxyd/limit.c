@@ -35,7 +35,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cfg_value.h"
 #include "limit.h"
+#include "testhook.h"
 
 #define LIMIT_NIL         UINT32_MAX
 #define LIMIT_MAX_STRIPES 64u
@@ -105,21 +107,14 @@ limit_sprintf(const char *fmt, ...)
 	return s;
 }
 
-/* Digits only, 1 .. max. */
+/* Digits only, at most max (cfg_parse_uint narrowed to the zone fields' type). */
 static int
 limit_parse_u32(const char *s, uint32_t max, uint32_t *out)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	if (*s == '\0')
+	if (cfg_parse_uint(s, max, &v) == -1)
 		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-		if (v > max)
-			return -1;
-	}
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -691,23 +686,10 @@ int64_t
 limit_now_us(void)
 {
 	struct timespec ts;
+	long long fixed = testhook_now();
 
-#ifdef PROXYD_TEST_HOOKS
-	static _Atomic long long fixed = -2;
-	long long v = atomic_load_explicit(&fixed, memory_order_relaxed);
-
-	if (v == -2) {
-		const char *e = getenv("PROXYD_TEST_NOW");
-		char *end = NULL;
-
-		v = e != NULL ? strtoll(e, &end, 10) : -1;
-		if (e == NULL || end == e || *end != '\0' || v < 0)
-			v = -1;
-		atomic_store_explicit(&fixed, v, memory_order_relaxed);
-	}
-	if (v >= 0)
-		return (int64_t)v * 1000000;
-#endif
+	if (fixed >= 0)
+		return (int64_t)fixed * 1000000;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

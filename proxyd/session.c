@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "netpolicy.h"
 #include "resolve.h"
+#include "testhook.h"
 #include "policy.h"
 #include "session.h"
 #include "session_int.h"
@@ -1891,23 +1892,9 @@ session_connect(struct session *s)
 time_t
 session_now(void)
 {
-#ifdef PROXYD_TEST_HOOKS
-	static _Atomic long long fixed = -2;
-	long long v = atomic_load_explicit(&fixed, memory_order_relaxed);
+	long long fixed = testhook_now();
 
-	if (v == -2) {
-		const char *e = getenv("PROXYD_TEST_NOW");
-		char *end = NULL;
-
-		v = e != NULL ? strtoll(e, &end, 10) : -1;
-		if (e == NULL || end == e || *end != '\0' || v < 0)
-			v = -1;
-		atomic_store_explicit(&fixed, v, memory_order_relaxed);
-	}
-	if (v >= 0)
-		return (time_t)v;
-#endif
-	return time(NULL);
+	return fixed >= 0 ? (time_t)fixed : time(NULL);
 }
 
 int

@@ -424,6 +424,18 @@ worker_session_closed(struct session_env *env)
 		event_base_loopexit(env->base, NULL);
 }
 
+/* Stop what worker 0 may run beside the sessions: health checks, discovery, admin. */
+static void
+worker_stop_services(struct worker *w)
+{
+	health_stop(w->health);
+	w->health = NULL;
+	discover_stop(w->discover);
+	w->discover = NULL;
+	admin_stop(w->admin);
+	w->admin = NULL;
+}
+
 static void
 worker_ctlcb(evutil_socket_t fd, short what, void *arg)
 {
@@ -448,12 +460,7 @@ worker_ctlcb(evutil_socket_t fd, short what, void *arg)
 		w->ls = NULL;
 		w->nls = 0;
 		event_del(w->resume);
-		health_stop(w->health);
-		w->health = NULL;
-		discover_stop(w->discover);
-		w->discover = NULL;
-		admin_stop(w->admin);
-		w->admin = NULL;
+		worker_stop_services(w);
 		up_pool_clear(&w->env.pool);
 		session_env_drain(&w->env);
 		if (w->env.nsessions == 0)
@@ -473,12 +480,7 @@ worker_main(void *arg)
 	if (metrics_attach(w->id) == -1)
 		log_warnx("worker %d: metrics: out of memory, sharing the fallback block", w->id);
 	event_base_dispatch(w->env.base);
-	health_stop(w->health);
-	w->health = NULL;
-	discover_stop(w->discover);
-	w->discover = NULL;
-	admin_stop(w->admin);
-	w->admin = NULL;
+	worker_stop_services(w);
 	session_env_close_all(&w->env);
 	up_pool_clear(&w->env.pool);
 	return NULL;
