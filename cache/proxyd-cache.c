@@ -20,7 +20,7 @@
 #include "rules.h"
 #include "store.h"
 
-static void
+static _Noreturn void
 usage(void)
 {
 	fprintf(stderr, "usage: proxyd-cache -d PATH stats\n"

@@ -129,6 +129,8 @@ struct cache_store {
 
 /* ---- small helpers --------------------------------------------------------------- */
 
+static void seterr(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 seterr(char **err, const char *fmt, ...)
 {
@@ -243,6 +245,9 @@ now_sec(void)
 }
 
 /* A message for the log callback, at most once a minute per kind (writer thread only). */
+static void wlog(struct cache_store *s, enum wlog_kind kind, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
 static void
 wlog(struct cache_store *s, enum wlog_kind kind, const char *fmt, ...)
 {
@@ -2244,6 +2249,9 @@ cmp_u64(const void *a, const void *b)
 
 	return x < y ? -1 : x > y;
 }
+
+static void problem(long *n, void (*report)(void *, const char *), void *arg, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
 static void
 problem(long *n, void (*report)(void *, const char *), void *arg, const char *fmt, ...)

@@ -73,6 +73,9 @@ log_reopen(void)
 		close(old);
 }
 
+static void log_vmsg(int level, int errnum, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+
 static void
 log_vmsg(int level, int errnum, const char *fmt, va_list ap)
 {

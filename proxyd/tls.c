@@ -1167,6 +1167,22 @@ tls_client_free(struct tls_client *c)
 	free(c);
 }
 
+/*
+ * SSL_set_tlsext_host_name() is a macro that casts its name to void *, dropping const.
+ * OpenSSL copies the name, so it gets a copy of ours (no longer than it accepts anyway).
+ */
+static int
+tls_set_sni(SSL *ssl, const char *name)
+{
+	char host[TLSEXT_MAXLEN_host_name + 1];
+	size_t len = strlen(name);
+
+	if (len >= sizeof(host))
+		return -1;
+	memcpy(host, name, len + 1);
+	return SSL_set_tlsext_host_name(ssl, host) == 1 ? 0 : -1;
+}
+
 SSL *
 tls_client_ssl(struct tls_client *c, const char *sni, const char *peer_key)
 {
@@ -1189,8 +1205,7 @@ tls_client_ssl(struct tls_client *c, const char *sni, const char *peer_key)
 		if (inet_pton(AF_INET, sni, ip) == 1 || inet_pton(AF_INET6, sni, ip) == 1) {
 			if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), sni) != 1)
 				goto fail;
-		} else if (SSL_set_tlsext_host_name(ssl, sni) != 1 ||
-		           SSL_set1_host(ssl, sni) != 1) {
+		} else if (tls_set_sni(ssl, sni) == -1 || SSL_set1_host(ssl, sni) != 1) {
 			goto fail;
 		}
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

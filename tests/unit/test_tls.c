@@ -263,11 +263,15 @@ static SSL *
 client_ssl(SSL_CTX *ctx, const char *sni)
 {
 	SSL *ssl = SSL_new(ctx);
+	char host[256]; /* the macro casts const away: hand it a copy */
 
 	ck_assert_ptr_nonnull(ssl);
 	SSL_set_connect_state(ssl);
-	if (sni != NULL)
-		ck_assert_int_eq(SSL_set_tlsext_host_name(ssl, sni), 1);
+	if (sni != NULL) {
+		ck_assert_uint_lt(strlen(sni), sizeof(host));
+		memcpy(host, sni, strlen(sni) + 1);
+		ck_assert_int_eq(SSL_set_tlsext_host_name(ssl, host), 1);
+	}
 	return ssl;
 }
 
@@ -484,12 +488,14 @@ START_TEST(test_sni_exact_first_and_dual)
 	};
 	struct tls_server *srv = server_new(certs, 4, NULL, NULL);
 	SSL_CTX *cctx = client_ctx(TLS1_2_VERSION, TLS1_2_VERSION);
+	/* arrays, not literals: the sigalgs macro casts its argument to char * */
+	char rsa[] = "RSA+SHA256:RSA-PSS+SHA256", ecdsa[] = "ECDSA+SHA256";
 
 	ck_assert_str_eq(served(cctx, srv, "z.b.test"), "*.b.test");
 	/* the client's preference decides between the twins */
-	ck_assert_int_eq(SSL_CTX_set1_sigalgs_list(cctx, "RSA+SHA256:RSA-PSS+SHA256"), 1);
+	ck_assert_int_eq(SSL_CTX_set1_sigalgs_list(cctx, rsa), 1);
 	ck_assert_str_eq(served(cctx, srv, "a.test"), "a.test");
-	ck_assert_int_eq(SSL_CTX_set1_sigalgs_list(cctx, "ECDSA+SHA256"), 1);
+	ck_assert_int_eq(SSL_CTX_set1_sigalgs_list(cctx, ecdsa), 1);
 	ck_assert_str_eq(served(cctx, srv, "a.test"), "a.test (ECDSA)");
 	SSL_CTX_free(cctx);
 	tls_server_free(srv);
