@@ -406,13 +406,25 @@ void
 resolver_configure(struct resolver *r, const struct cfg_resolver *rc)
 {
 	char sig[sizeof(r->sig)];
+	uint32_t valid_ms = rc != NULL && rc->valid_ms > 0 ? rc->valid_ms : CFG_DEF_RESOLVER_VALID;
+	int ipv6 = rc != NULL ? rc->ipv6 : 1;
+	/*
+	 * Answers cached under the old settings: with ipv6= changed they hold the wrong
+	 * families (no AAAA records, or AAAA records that must no longer be used); with a
+	 * shorter valid= they would outlive it. A longer valid= leaves them right, only kept
+	 * for less than they could be, so they stay.
+	 */
+	int stale = ipv6 != r->ipv6 || valid_ms < r->valid_ms;
 
 	resolver_hosts_reload(r); /* on every reload, whether the servers changed or not */
 	resolver_sig(rc, sig, sizeof(sig));
-	r->valid_ms = rc != NULL && rc->valid_ms > 0 ? rc->valid_ms : CFG_DEF_RESOLVER_VALID;
-	r->ipv6 = rc != NULL ? rc->ipv6 : 1;
-	if (strcmp(sig, r->sig) == 0)
+	r->valid_ms = valid_ms;
+	r->ipv6 = ipv6;
+	if (strcmp(sig, r->sig) == 0) {
+		if (stale)
+			resolver_flush(r);
 		return;
+	}
 	evdns_base_clear_nameservers_and_suspend(r->dns);
 	if (resolver_setup(r, rc, NULL) == -1)
 		log_warnx("resolver: cannot apply the new name servers; keeping none");

@@ -57,7 +57,8 @@ typedef void (*resolve_cb)(enum resolve_status st, const struct resolve_answer *
 struct resolver *resolver_new(struct event_base *base, const struct cfg_resolver *rc, char **err);
 /*
  * Apply a reload's resolver settings (not needed right after resolver_new()): reads the
- * hosts file again; drops the whole cache when the name servers changed. Lookups in flight
+ * hosts file again; drops the whole cache when the name servers changed, `ipv6=` changed
+ * or `valid=` became shorter (a longer `valid=` applies to new answers). Lookups in flight
  * that an edit or new servers make obsolete still answer their callers, but are not kept
  * and are not joined by later lookups.
  */

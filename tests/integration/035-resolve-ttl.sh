@@ -6,9 +6,11 @@
 # the first request after that reload already follows the edit: a name whose address
 # changed reaches the new address, a name added to the file (cached as "no such name")
 # now resolves (PROXYD_TEST_HOSTS, honoured by builds configured with --enable-test-hooks;
-# others skip those points).
+# others skip those points). A reload that only turns ipv6= on or shortens valid= drops the
+# answers cached under the old setting (the name is asked again at once); one that changes
+# neither, or lengthens valid=, keeps them.
 . "$TESTLIB"
-plan 12
+plan 16
 
 start_origin o1
 start_origin o6 -a ::1
@@ -20,7 +22,9 @@ zone="$T/zone"
 dns_set "$zone" "short.test A 127.0.0.1 1
 long.test A 127.0.0.1 300
 six.test AAAA ::1 300
-added.test NXDOMAIN"
+added.test NXDOMAIN
+both.test A 127.0.0.1 300
+both.test AAAA ::1 300"
 start_dnsd dns "$zone"
 
 port=$(free_port_static)
@@ -87,6 +91,18 @@ server {
 }
 CONF
 }
+# wait_gen GEN: after a SIGHUP, until the worker serves a response with X-Gen: GEN (a
+# numeric address, so this asks the resolver nothing)
+wait_gen() {
+	local gen=""
+	for _ in $(seq 1 100); do
+		gen=$(curl -s -o /dev/null -D - --max-time 5 -x "http://127.0.0.1:$port" \
+			"http://127.0.0.1:$o1_port/" | tr -d '\r' | sed -n 's/^X-Gen: //p')
+		[ "$gen" = "$1" ] && return 0
+		sleep 0.05
+	done
+	diag "the reload was not applied: X-Gen '$gen'"
+}
 write_conf30 1
 PROXYD_TEST_HOSTS=$T/hosts start_proxyd "$T/proxyd.conf" "$port"
 if [ "$(get "http://edited.test:$o1_port/")" = "$o1_uuid" ]; then
@@ -98,16 +114,7 @@ if [ "$(get "http://edited.test:$o1_port/")" = "$o1_uuid" ]; then
 	{ cat /etc/hosts; printf '127.0.0.2 edited.test\n127.0.0.1 added.test\n'; } >"$T/hosts"
 	write_conf30 2
 	kill -HUP "$PROXYD_PID"
-	# the worker has the new generation once a response carries X-Gen: 2 (a numeric
-	# address, so this asks the resolver nothing)
-	gen=""
-	for _ in $(seq 1 100); do
-		gen=$(curl -s -o /dev/null -D - --max-time 5 -x "http://127.0.0.1:$port" \
-			"http://127.0.0.1:$o1_port/" | tr -d '\r' | sed -n 's/^X-Gen: //p')
-		[ "$gen" = 2 ] && break
-		sleep 0.05
-	done
-	[ "$gen" = 2 ] || diag "the reload was not applied: X-Gen '$gen'"
+	wait_gen 2
 	is "$(get "http://edited.test:$o1_port/")" "$h2_uuid" \
 		"valid=30s: the first request after a reload that edits the hosts file reaches the new address"
 	is "$n:$a:$(get "http://added.test:$o1_port/")" "1:502:$o1_uuid" \
@@ -117,3 +124,40 @@ else
 	pass "# SKIP PROXYD_TEST_HOSTS is not honoured"
 	pass "# SKIP PROXYD_TEST_HOSTS is not honoured"
 fi
+
+# Only ipv6= or valid= changes: the servers are the same, but what is cached is not what the
+# new setting would have cached. valid= stays far above the test's run time, so every
+# count below is of cache decisions, not of expiries.
+stop_proxyd >/dev/null
+write_conf_r() { # write_conf_r VALID IPV6 GEN
+	cat >"$T/proxyd.conf" <<CONF
+workers 1;
+error_log stderr info;
+resolver 127.0.0.1:$dns_port valid=$1 ipv6=$2;
+server {
+	listen 127.0.0.1:$port;
+	mode forward;
+	add_header X-Gen $3;
+}
+CONF
+}
+reload_r() { # reload_r VALID IPV6 GEN, then one request for both.test
+	write_conf_r "$@"
+	kill -HUP "$PROXYD_PID"
+	wait_gen "$3"
+	get "http://both.test:$o1_port/" >/dev/null
+}
+counts() { echo "$(dns_count dns both.test A):$(dns_count dns both.test AAAA)"; }
+write_conf_r 60s off 1
+start_proxyd "$T/proxyd.conf" "$port"
+get "http://both.test:$o1_port/" >/dev/null
+is "$(get "http://both.test:$o1_port/"):$(counts)" "$o1_uuid:1:0" \
+	"ipv6=off: one A query, no AAAA query, the second request from the cache"
+reload_r 60s on 2
+is "$(counts)" "2:1" "a reload that only turns ipv6= on drops the A-only answer: A and AAAA asked"
+reload_r 20s on 3
+is "$(counts)" "3:2" "a reload that only shortens valid= drops the answers kept for the longer one"
+before=$(counts)
+reload_r 20s on 4
+reload_r 40s on 5
+is "$(counts)" "$before" "a reload that keeps both settings, or lengthens valid=, keeps the answers"
