@@ -3300,6 +3300,41 @@ cfg_store_get(const struct cfg_cache *c)
 	return st;
 }
 
+/*
+ * CFG_LOAD_CHECK: what cache_store_open() needs, checked without opening the store (which
+ * would create data.mdb and lock.mdb): a directory we may read, write and search, and its
+ * files, where they exist, readable and writable. Reported as cfg_store_get() reports a
+ * store it cannot open: a warning, since the daemon then serves uncached.
+ */
+static void
+cfg_store_check(const struct cfg_cache *c)
+{
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	char f[PATH_MAX];
+	struct stat sb;
+	const char *bad = c->path;
+	int e = 0;
+
+	if (stat(c->path, &sb) == -1)
+		e = errno;
+	else if (!S_ISDIR(sb.st_mode))
+		e = ENOTDIR;
+	else if (faccessat(AT_FDCWD, c->path, R_OK | W_OK | X_OK, AT_EACCESS) == -1)
+		e = errno;
+	for (size_t i = 0; e == 0 && i < sizeof(files) / sizeof(files[0]); i++) {
+		if (snprintf(f, sizeof(f), "%s/%s", c->path, files[i]) >= (int)sizeof(f)) {
+			e = ENAMETOOLONG;
+		} else if (faccessat(AT_FDCWD, f, R_OK | W_OK, AT_EACCESS) == -1 &&
+		           errno != ENOENT) {
+			e = errno;
+			bad = f;
+		}
+	}
+	if (e != 0)
+		log_warnx("%s:%d: cache \"%s\": %s: %s; serving uncached", c->file, c->line,
+		          c->name, bad, strerror(e));
+}
+
 static void
 cfg_store_put(struct cache_store *st)
 {
@@ -3664,6 +3699,44 @@ cfg_set_mode(struct cfg_parser *p, const struct cfg_directive *d, char **args, s
 	return 0;
 }
 
+/*
+ * CFG_LOAD_CHECK: whether path could be opened for appending, created if missing, without
+ * creating it. An existing file is opened (no O_CREAT) and closed; a missing one needs an
+ * existing directory that we may write and search. 0, or -1 with errno as the open would
+ * have failed (ENOENT for a missing directory, EACCES, EROFS, ENOTDIR...).
+ */
+static int
+cfg_check_creatable(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	struct stat sb;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+
+	if (fd != -1) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return -1;
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - path) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	} else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (stat(dir, &sb) == -1)
+		return -1;
+	if (!S_ISDIR(sb.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS);
+}
+
 /* access_log PATH [combined] | off; opened now, so that errors show at load. */
 static int
 cfg_set_access_log(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
@@ -3693,6 +3766,15 @@ cfg_set_access_log(struct cfg_parser *p, const struct cfg_directive *d, char **a
 		return cfg_nomem(err);
 	if (p->flags & CFG_LOAD_DRY) {
 		log->fd = -1; /* not opened: the dry run creates no file */
+		return 0;
+	}
+	if (p->flags & CFG_LOAD_CHECK) {
+		log->fd = -1; /* checked, not created: see cfg_check_creatable() */
+		if (cfg_check_creatable(args[0]) == -1) {
+			*err = cfg_sprintf("cannot open access log \"%s\": %s", args[0],
+			                   strerror(errno));
+			return -1;
+		}
 		return 0;
 	}
 	fd = open(args[0], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -4131,8 +4213,12 @@ cfg_validate(struct cfg_parser *p)
 	}
 	if (cfg_limits_resolve(p) == -1)
 		return -1;
-	for (i = 0; i < cfg->ncaches && !(p->flags & CFG_LOAD_DRY); i++)
-		cfg->caches[i].store = cfg_store_get(&cfg->caches[i]);
+	for (i = 0; i < cfg->ncaches && !(p->flags & CFG_LOAD_DRY); i++) {
+		if (p->flags & CFG_LOAD_CHECK)
+			cfg_store_check(&cfg->caches[i]);
+		else
+			cfg->caches[i].store = cfg_store_get(&cfg->caches[i]);
+	}
 	for (i = 0; i < cfg->nservers; i++) {
 		struct cfg_pass *pass = &p->pass[i];
 
@@ -4196,6 +4282,12 @@ struct cfg *
 cfg_load(const char *path, char **err)
 {
 	return cfg_load_next(path, NULL, err);
+}
+
+struct cfg *
+cfg_load_flags(const char *path, unsigned int flags, char **err)
+{
+	return cfg_load_main(path, NULL, 0, NULL, flags, err);
 }
 
 struct cfg *

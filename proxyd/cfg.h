@@ -402,6 +402,19 @@ struct cfg {
 /* Load and validate a configuration. Returns a generation with one reference, or NULL. */
 struct cfg *cfg_load(const char *path, char **err);
 /*
+ * The same with CFG_LOAD_* flags (below), for `proxyd -t` and `--explain`: CFG_LOAD_CHECK
+ * checks what would be created instead of creating it, so that a check run as root leaves
+ * no root-owned file where the daemon, as its user, must write later: an access log that
+ * exists is opened for writing and closed again; one that does not must have a directory
+ * the caller may write and search (faccessat(AT_EACCESS)), and is an error otherwise, with
+ * the message the real open would give. Cache stores are not opened: their directory must
+ * exist and be writable, and their data.mdb and lock.mdb, where they exist, readable and
+ * writable, or the cache is reported as at start ("serving uncached", a warning). A check
+ * generation never serves: its access logs and cache stores are closed (fd -1, NULL).
+ */
+#define CFG_LOAD_CHECK 0x2u
+struct cfg *cfg_load_flags(const char *path, unsigned int flags, char **err);
+/*
  * The same for a reload: prev (the running generation, may be NULL) lends what must
  * survive it, such as TLS ticket keys and keys no longer readable after the privilege drop.
  */

@@ -222,7 +222,11 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	if ((current = cfg_load(conf_path, &err)) == NULL) {
+	/* -t and --explain never serve: they check what the daemon would create, creating nothing
+	 */
+	current = test || explain != NULL ? cfg_load_flags(conf_path, CFG_LOAD_CHECK, &err)
+	                                  : cfg_load(conf_path, &err);
+	if (current == NULL) {
 		fprintf(stderr, "proxyd: %s\n", err ? err : "out of memory");
 		free(err);
 		return 1;
