@@ -9,7 +9,7 @@
 # block per family, label values escaped); a reload keeps the counters, drops a removed
 # server's series and brings them back with their counts when the server returns.
 . "$TESTLIB"
-plan 64
+plan 65
 
 start_origin o1
 start_origin bh -N # accepts nothing: connects to it time out once its queue is full

@@ -60,7 +60,7 @@ done
 if [ "$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$p_ctl/")" != 200 ]; then
 	skip_all "PROXYD_TEST_NOW is not honoured (proxyd built without --enable-test-hooks)"
 fi
-plan 49
+plan 47
 
 # burst IFACE N: N requests one after the other from IFACE; prints the statuses
 burst() {
