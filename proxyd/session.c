@@ -753,7 +753,7 @@ session_log_access(struct session *s)
 		r = snprintf(line + n, sizeof(line) - n,
 		             " tunnel=%" PRId64 ".%03ds up=%" PRIu64 " down=%" PRIu64, ms / 1000,
 		             (int)(ms % 1000), tunnel_bytes(s->tunnel, TUNNEL_UP),
-		             tunnel_bytes(s->tunnel, TUNNEL_DOWN));
+		             session_tunnel_down(s));
 		n += (size_t)r;
 	}
 	if (s->cmode != CMODE_NONE) {
@@ -863,7 +863,7 @@ session_close(struct session *s, const char *why)
 		                !SSL_is_init_finished(bufferevent_openssl_get_ssl(s->cbev)));
 	if (s->tunnel != NULL)
 		metrics_tunnel_closed(s->srv, tunnel_bytes(s->tunnel, TUNNEL_UP),
-		                      tunnel_bytes(s->tunnel, TUNNEL_DOWN));
+		                      session_tunnel_down(s));
 	session_release_upstream(s, 0);
 	session_limit_release(s);
 	tunnel_free(s->tunnel);

@@ -306,13 +306,21 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 	return 1;
 }
 
+uint64_t
+session_tunnel_down(const struct session *s)
+{
+	uint64_t n = tunnel_bytes(s->tunnel, TUNNEL_DOWN);
+
+	return n > s->tunnel_pre_down ? n - s->tunnel_pre_down : 0;
+}
+
 static void
 session_tunnel_done(void *arg, const char *why)
 {
 	struct session *s = arg;
 
 	SESSION_CHECK(s);
-	s->resp.moved = tunnel_bytes(s->tunnel, TUNNEL_DOWN);
+	s->resp.moved = session_tunnel_down(s);
 	session_log_access(s);
 	session_close(s, why);
 }
@@ -351,6 +359,7 @@ session_tunnel_begin(struct session *s, const char *head, size_t headlen, int st
 	}
 	evbuffer_add_buffer(down, bufferevent_get_output(s->cbev));
 	evbuffer_add(down, head, headlen);
+	s->tunnel_pre_down = evbuffer_get_length(down); /* the tunnel counts these too */
 	evbuffer_add_buffer(down, bufferevent_get_input(s->ubev));
 	fds[TUNNEL_UP] = bufferevent_getfd(s->cbev);
 	fds[TUNNEL_DOWN] = bufferevent_getfd(s->ubev);

@@ -186,6 +186,7 @@ struct session {
 	struct bufferevent *bgpeer; /* bg: the other end of cbev's pair, which discards */
 	struct tunnel *tunnel;      /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
+	uint64_t tunnel_pre_down; /* proxyd's bytes ahead of the origin's in the down pre-data */
 	/* limits (session_limit.c): reset by session_enter_head() */
 	int limit_checked;     /* this request went through the server's limit lines */
 	const char *limit_hit; /* the zone that refused it (access log), or NULL */
@@ -291,6 +292,8 @@ void session_fwd_connect(struct session *s);
 int session_fwd_request(struct session *s, const struct http_msg *msg);
 void session_fwd_connect_failed(struct session *s, int timeout, int err);
 void session_tunnel_start(struct session *s);
+/* The bytes a tunnel carried from the origin to the client (its head not included). */
+uint64_t session_tunnel_down(const struct session *s);
 void session_upgrade_start(struct session *s, const struct http_msg *msg, size_t headlen);
 
 #endif /* PROXYD_SESSION_INT_H */

@@ -9,7 +9,7 @@
 # block per family, label values escaped); a reload keeps the counters, drops a removed
 # server's series and brings them back with their counts when the server returns.
 . "$TESTLIB"
-plan 65
+plan 66
 
 start_origin o1
 start_origin bh -N # accepts nothing: connects to it time out once its queue is full
@@ -170,10 +170,13 @@ is "$(m proxyd_cache_requests_total "$R,result=\"hit\"")" "" "no cache series fo
 
 # the forward server: a tunnel, an ACL denial, an unknown name
 tail='GET /bytes/1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
-got=$(printf "CONNECT 127.0.0.1:%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n\r\n$tail" "$o1_port" \
-	"$o1_port" | raw 127.0.0.1 "$fport")
+printf "CONNECT 127.0.0.1:%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n\r\n$tail" "$o1_port" \
+	"$o1_port" | raw 127.0.0.1 "$fport" >"$T/connect.out"
+got=$(cat "$T/connect.out")
 like "$got" "200 Connection established" "CONNECT answered 200"
-fh=$(printf '%s\n' "$got" | headlen)
+fh=$(headlen <"$T/connect.out")
+# what the origin sent through the tunnel: all the client got but the tunnel's own head
+origin_down=$(($(wc -c <"$T/connect.out") - fh))
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code} %{size_header}' -A BadBot \
 	-x "127.0.0.1:$fport" "http://127.0.0.1:$o1_port/")
 fh=$((fh + ${code#* }))
@@ -190,6 +193,7 @@ is "$(m proxyd_tunnel_bytes_total "$F,direction=\"up\"")" "$tunnel_up" "tunnel b
 down=$(sed -n 's/.* tunnel=.* down=\([0-9]*\).*/\1/p' "$T/fwd.log")
 is "$(m proxyd_tunnel_bytes_total "$F,direction=\"down\"")" "$down" \
 	"tunnel bytes down: the access log's ($down)"
+is "$down" "$origin_down" "the origin's bytes, without the tunnel's 200 head ($origin_down)"
 is "$(m proxyd_acl_denied_total "$F")" 1 "ACL denials: 1"
 is "$(m proxyd_sent_head_bytes_total "$F")" "$fh" "sent head bytes: a tunnel's 200 and two errors ($fh)"
 is "$(m proxyd_resolve_failures_total "$F")" 1 "resolver failures: 1"
