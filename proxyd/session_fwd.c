@@ -203,8 +203,7 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 			return 1;
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 		if (outsider) {
-			/* no ACL yet: a forward proxy serves its own networks only, never the world
-			 */
+			/* no ACL: a forward proxy serves its own networks only, never the world */
 			s->perr = "http_request_denied";
 			session_error(s, 403,
 			              "forward proxy: client is outside the private networks");
