@@ -263,6 +263,7 @@ struct cfg_limit_zone {
 	char *name;
 	struct limit_def def;
 	struct limit_zone *zone; /* built at load, or the previous generation's when the same */
+	unsigned metrics_slot;   /* metrics.h: set by metrics_bind() */
 	const char *file;
 	int line;
 };
@@ -275,6 +276,7 @@ struct cfg_limit {
 	struct limit_zone *zone; /* the zone's (the generation holds the reference) */
 	uint32_t burst;          /* limit_req: burst=, default 0 */
 	uint32_t max;            /* limit_conn: N */
+	unsigned metrics_slot;   /* its zone's (metrics.h): set by metrics_bind() */
 	const char *file;
 	int line;
 };

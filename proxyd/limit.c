@@ -62,11 +62,12 @@ struct limit_stripe {
 	uint32_t lru_tail;
 	uint32_t free_head; /* entries used and dropped */
 	uint32_t used;
+	uint32_t held;     /* LIMIT_CONN: the sum of the entries' conns */
 	uint32_t base;     /* the stripe's first entry */
 	uint32_t fresh;    /* entries never used yet start at base + fresh (untouched memory) */
 	uint32_t *buckets; /* bmask + 1 chain heads */
 	/* keep stripes (and their mutexes) on cache lines of their own */
-	char pad[64 - (sizeof(pthread_mutex_t) + 6 * sizeof(uint32_t) + sizeof(uint32_t *)) % 64];
+	char pad[64 - (sizeof(pthread_mutex_t) + 7 * sizeof(uint32_t) + sizeof(uint32_t *)) % 64];
 };
 
 struct limit_zone {
@@ -404,6 +405,19 @@ limit_zone_used(struct limit_zone *z)
 }
 
 size_t
+limit_zone_held(struct limit_zone *z)
+{
+	size_t n = 0;
+
+	for (uint32_t s = 0; s < z->nstripes && z->def.kind == LIMIT_CONN; s++) {
+		pthread_mutex_lock(&z->stripes[s].lock);
+		n += z->stripes[s].held;
+		pthread_mutex_unlock(&z->stripes[s].lock);
+	}
+	return n;
+}
+
+size_t
 limit_key_make(char *out, enum limit_key key, const struct sockaddr *client, const char *user,
                const char *host, size_t hostlen)
 {
@@ -623,6 +637,7 @@ limit_req_check(struct limit_zone *z, const void *key, size_t klen, uint32_t bur
 		e->tat_us = tat + z->t_us;
 	}
 	pthread_mutex_unlock(&st->lock);
+	note->evicted = victim_active;
 	if (victim_active && limit_zone_note_due(z, now_us))
 		note->evicted_active = 1;
 	return v;
@@ -651,6 +666,7 @@ limit_conn_acquire(struct limit_zone *z, const void *key, size_t klen, uint32_t 
 		note->log = limit_entry_log_due(e, now_us);
 	} else {
 		e->conns++;
+		st->held++;
 		note->handle = i;
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -664,8 +680,11 @@ limit_conn_release(struct limit_zone *z, uint32_t handle)
 	struct limit_entry *e = &z->entries[handle];
 
 	pthread_mutex_lock(&st->lock);
-	if (e->used && e->conns > 0 && --e->conns == 0)
-		limit_entry_drop(z, st, handle);
+	if (e->used && e->conns > 0) {
+		st->held--;
+		if (--e->conns == 0)
+			limit_entry_drop(z, st, handle);
+	}
 	pthread_mutex_unlock(&st->lock);
 }
 

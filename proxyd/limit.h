@@ -83,6 +83,8 @@ const char *limit_zone_name(const struct limit_zone *z);
 const struct limit_def *limit_zone_def(const struct limit_zone *z);
 /* Entries in use (all stripes; a snapshot, for tests and statistics). */
 size_t limit_zone_used(struct limit_zone *z);
+/* A connection zone: requests in progress over all its keys (a snapshot); 0 for a rate zone. */
+size_t limit_zone_held(struct limit_zone *z);
 
 /*
  * The key of a request for a zone keyed by `key` into out (LIMIT_KEY_MAX bytes); returns
@@ -106,6 +108,7 @@ struct limit_note {
 	uint32_t handle;        /* LIMIT_PASS of a connection zone: for limit_conn_release() */
 	int log;                /* 1: report this rejection (per client or zone interval) */
 	int evicted_active;     /* 1: report that a full rate zone forgot an active client */
+	int evicted;            /* 1: a full rate zone forgot a client still limited (each time) */
 };
 
 /*

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "limit.h"
 #include "metrics.h"
 
 /* Threads without a block of their own (main thread, tests) share this one. */
@@ -23,6 +24,8 @@ static char *srv_keys[METRICS_MAX_SERVERS];
 static unsigned nsrv_keys = 1;
 static char *peer_keys[METRICS_MAX_PEERS];
 static unsigned npeer_keys = 1;
+static char *zone_keys[METRICS_MAX_ZONES];
+static unsigned nzone_keys = 1;
 
 int
 metrics_attach(int id)
@@ -82,6 +85,27 @@ metrics_bind(struct cfg *cfg)
 				rc = -1;
 		}
 	}
+	for (size_t i = 0; i < cfg->nlimit_zones; i++) {
+		struct cfg_limit_zone *z = &cfg->limit_zones[i];
+
+		snprintf(key, sizeof(key), "%s\n%s", z->def.kind == LIMIT_REQ ? "req" : "conn",
+		         z->name);
+		z->metrics_slot = metrics_slot(zone_keys, &nzone_keys, METRICS_MAX_ZONES, key);
+		if (z->metrics_slot == 0 && nzone_keys < METRICS_MAX_ZONES)
+			rc = -1;
+	}
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		struct cfg_server *srv = &cfg->servers[i];
+
+		for (size_t k = 0; k < srv->nlimits; k++) {
+			struct cfg_limit *l = &srv->limits[k];
+
+			l->metrics_slot = 0;
+			for (size_t j = 0; j < cfg->nlimit_zones; j++)
+				if (cfg->limit_zones[j].zone == l->zone)
+					l->metrics_slot = cfg->limit_zones[j].metrics_slot;
+		}
+	}
 	return rc;
 }
 
@@ -114,6 +138,18 @@ metrics_sum_peer(unsigned slot, uint64_t *out)
 
 		for (size_t k = 0; b != NULL && k < MP_COUNT; k++)
 			out[k] += atomic_load_explicit(&b->peer[slot][k], memory_order_relaxed);
+	}
+}
+
+void
+metrics_sum_zone(unsigned slot, uint64_t *out)
+{
+	memset(out, 0, MZ_COUNT * sizeof(*out));
+	for (size_t i = 0; i < METRICS_MAX_BLOCKS; i++) {
+		struct metrics_block *b = metrics_block(i);
+
+		for (size_t k = 0; b != NULL && k < MZ_COUNT; k++)
+			out[k] += atomic_load_explicit(&b->zone[slot][k], memory_order_relaxed);
 	}
 }
 
@@ -166,7 +202,7 @@ enum which { W_ALL, W_CACHE, W_FORWARD };
 static const struct srv_family {
 	const char *name, *type, *help;
 	int k;     /* MS_*; -1: requests by class, -2: active connections, -3: active tunnels,
-	              -4: cache results, -5: tunnel bytes */
+	              -4: cache results, -5: tunnel bytes, -6: origin connect failures */
 	int which; /* servers it applies to */
 } srv_families[] = {
         {"proxyd_connections_accepted_total", "counter", "Client connections accepted.",
@@ -184,6 +220,9 @@ static const struct srv_family {
          "Bytes of request heads and bodies received from clients.", MS_RX_BYTES, W_ALL},
         {"proxyd_sent_body_bytes_total", "counter",
          "Bytes of response bodies sent to clients (the access log's bytes).", MS_TX_BYTES, W_ALL},
+        {"proxyd_sent_head_bytes_total", "counter",
+         "Bytes of response heads sent to clients (status lines and header fields).",
+         MS_TX_HEAD_BYTES, W_ALL},
         {"proxyd_acl_denied_total", "counter", "Requests denied by the access list.", MS_ACL_DENIED,
          W_ALL},
         {"proxyd_tunnels_opened_total", "counter", "CONNECT and WebSocket tunnels opened.",
@@ -203,7 +242,11 @@ static const struct srv_family {
          W_FORWARD},
         {"proxyd_resolve_failures_total", "counter",
          "Forward requests whose origin name did not resolve.", MS_RESOLVE_FAILED, W_FORWARD},
+        {"proxyd_origin_connect_failures_total", "counter",
+         "Connections to origin addresses (CONNECT targets included) that failed, by reason.", -6,
+         W_FORWARD},
 };
+static const char *const origin_reasons[4] = {"refused", "unreachable", "timeout", "other"};
 
 static const char *const cache_results[METRICS_CACHE_RESULTS] = {
         "miss", "expired", "bypass", "hit", "revalidated", "stale", "swr", "updating",
@@ -299,6 +342,14 @@ render_servers(struct evbuffer *b, const struct cfg *cfg, uint64_t (*sums)[MS_CO
 					rc = metrics_sample(b, fa->name, l, 3,
 					                    c[MS_TUNNEL_DOWN_BYTES]);
 				break;
+			case -6:
+				l[4] = "reason";
+				for (int k = 0; rc == 0 && k < 4; k++) {
+					l[5] = origin_reasons[k];
+					rc = metrics_sample(b, fa->name, l, 3,
+					                    c[MS_ORIGIN_CONNECT + k]);
+				}
+				break;
 			default:
 				rc = metrics_sample(b, fa->name, l, 2, c[fa->k]);
 				break;
@@ -368,6 +419,67 @@ render_peers(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms,
 	return 0;
 }
 
+static const struct zone_family {
+	const char *name, *type, *help;
+	int k; /* MZ_*; -1: keys, -2: size, -3: held (conn zones only) */
+} zone_families[] = {
+        {"proxyd_limit_passed_total", "counter",
+         "Requests a limit_req or limit_conn line of the zone let through.", MZ_PASSED},
+        {"proxyd_limit_refused_total", "counter",
+         "Requests a limit_req or limit_conn line of the zone answered 429.", MZ_REFUSED},
+        {"proxyd_limit_zone_full_total", "counter",
+         "Full zone: new keys refused (conn), limited keys forgotten early (req).", MZ_FULL},
+        {"proxyd_limit_zone_keys", "gauge", "Keys the zone holds now.", -1},
+        {"proxyd_limit_zone_size", "gauge", "Keys the zone can hold (size=).", -2},
+        {"proxyd_limit_conn_active", "gauge",
+         "Requests in progress counted by the connection zone, all keys.", -3},
+};
+
+/* Whether zone i of cfg is the first with its slot (never shown: slot 0). */
+static int
+zone_first(const struct cfg *cfg, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (cfg->limit_zones[j].metrics_slot == cfg->limit_zones[i].metrics_slot)
+			return 0;
+	return cfg->limit_zones[i].metrics_slot != 0;
+}
+
+static int
+render_zones(struct evbuffer *b, const struct cfg *cfg)
+{
+	for (size_t f = 0; f < sizeof(zone_families) / sizeof(zone_families[0]); f++) {
+		const struct zone_family *fa = &zone_families[f];
+		int head = 0;
+
+		for (size_t i = 0; i < cfg->nlimit_zones; i++) {
+			const struct cfg_limit_zone *z = &cfg->limit_zones[i];
+			int conn = z->def.kind == LIMIT_CONN;
+			const char *l[4] = {"zone", z->name, "kind", conn ? "conn" : "req"};
+			uint64_t c[MZ_COUNT], v;
+
+			if (!zone_first(cfg, i) || z->zone == NULL || (fa->k == -3 && !conn))
+				continue;
+			if (!head && metrics_family(b, fa->name, fa->type, fa->help) == -1)
+				return -1;
+			head = 1;
+			if (fa->k >= 0) {
+				metrics_sum_zone(z->metrics_slot, c);
+				v = c[fa->k];
+			} else if (fa->k == -1) {
+				v = limit_zone_used(z->zone);
+			} else if (fa->k == -2) {
+				v = z->def.size;
+			} else {
+				v = limit_zone_held(z->zone);
+			}
+			if (metrics_sample(b, fa->name, l, 2, v) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 int
 metrics_render(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms,
                int (*peer_up)(const struct cfg_peer *p, int64_t now_ms))
@@ -383,7 +495,8 @@ metrics_render(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms,
 	                   "The configuration generation served (1 at start, +1 per reload).") ==
 	            0 &&
 	    metrics_sample(b, "proxyd_config_generation", NULL, 0, cfg->generation) == 0 &&
-	    render_servers(b, cfg, sums) == 0 && render_peers(b, cfg, now_ms, peer_up) == 0)
+	    render_servers(b, cfg, sums) == 0 && render_peers(b, cfg, now_ms, peer_up) == 0 &&
+	    render_zones(b, cfg) == 0)
 		rc = 0;
 	free(sums);
 	return rc;

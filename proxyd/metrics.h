@@ -13,9 +13,10 @@
  * 0). Blocks are never freed: counters live as long as the process, across reloads.
  *
  * Labels: metrics_bind() (main thread, before a generation is handed to the workers)
- * gives each server and each upstream peer of a generation a slot in a process-wide
- * registry keyed by what names it across reloads: a server by its first listen address,
- * a peer by its upstream's name and its server line as written. A reload that keeps the
+ * gives each server, each upstream peer and each limit zone of a generation a slot in a
+ * process-wide registry keyed by what names it across reloads: a server by its first
+ * listen address, a peer by its upstream's name and its server line as written, a zone
+ * by its kind and name (a server's limit lines get their zone's slot). A reload that keeps the
  * key keeps the slot and its counts. GET /metrics shows the slots of the generation
  * worker 0 serves: a server or peer removed by a reload disappears from the output (its
  * counts are kept, and continue if a later reload brings it back). Past METRICS_MAX_*
@@ -37,6 +38,7 @@ struct evbuffer;
 
 #define METRICS_MAX_SERVERS 256  /* server keys over the life of the process */
 #define METRICS_MAX_PEERS   1024 /* upstream peer keys over the life of the process */
+#define METRICS_MAX_ZONES   256  /* limit zone keys over the life of the process */
 #define METRICS_MAX_BLOCKS  257  /* worker blocks (workers are at most 256) + fallback */
 
 /* Per server. The cache results follow session_int.h's CMODE_* from CMODE_MISS on. */
@@ -51,10 +53,11 @@ enum metrics_srv {
 	MS_REQ_3XX,
 	MS_REQ_4XX,
 	MS_REQ_5XX,
-	MS_REJECTED, /* request heads refused by the parser */
-	MS_RX_BYTES, /* request heads and bodies */
-	MS_TX_BYTES, /* response bodies */
-	MS_CACHE,    /* + cmode - 1: miss expired bypass hit revalidated stale swr updating */
+	MS_REJECTED,      /* request heads refused by the parser */
+	MS_RX_BYTES,      /* request heads and bodies */
+	MS_TX_BYTES,      /* response bodies */
+	MS_TX_HEAD_BYTES, /* response heads (interim 100 Continue included) */
+	MS_CACHE,         /* + cmode - 1: miss expired bypass hit revalidated stale swr updating */
 	MS_CACHE_END = MS_CACHE + 8,
 	MS_CACHE_STORES = MS_CACHE_END,
 	MS_CACHE_STORE_FAILURES,
@@ -65,7 +68,17 @@ enum metrics_srv {
 	MS_ACL_DENIED,
 	MS_AUTH_FAILED,
 	MS_RESOLVE_FAILED,
-	MS_COUNT
+	MS_ORIGIN_CONNECT, /* forward: + enum metrics_origin_fail, connects to origins failed */
+	MS_ORIGIN_CONNECT_END = MS_ORIGIN_CONNECT + 4,
+	MS_COUNT = MS_ORIGIN_CONNECT_END
+};
+
+/* Why a forward server's connect to an origin (or a CONNECT target) failed. */
+enum metrics_origin_fail {
+	MO_REFUSED,     /* ECONNREFUSED */
+	MO_UNREACHABLE, /* ENETUNREACH, EHOSTUNREACH */
+	MO_TIMEOUT,     /* proxy_connect_timeout */
+	MO_OTHER,       /* anything else (a reset, out of descriptors) */
 };
 #define METRICS_CACHE_RESULTS (MS_CACHE_END - MS_CACHE)
 
@@ -78,9 +91,18 @@ enum metrics_peer {
 	MP_COUNT
 };
 
+/* Per limit zone (limit_req_zone, limit_conn_zone), summed over the lines that use it. */
+enum metrics_zone {
+	MZ_PASSED,  /* requests a limit line of the zone let through */
+	MZ_REFUSED, /* requests a limit line of the zone answered 429 */
+	MZ_FULL,    /* conn: a new key refused for want of room; req: a limited key forgotten */
+	MZ_COUNT
+};
+
 struct metrics_block {
 	_Alignas(64) _Atomic uint64_t srv[METRICS_MAX_SERVERS][MS_COUNT];
 	_Atomic uint64_t peer[METRICS_MAX_PEERS][MP_COUNT];
+	_Atomic uint64_t zone[METRICS_MAX_ZONES][MZ_COUNT];
 };
 
 /* This thread's block (the fallback block until metrics_attach()). */
@@ -106,9 +128,12 @@ metrics_srv_inc(const struct cfg_server *srv, enum metrics_srv k)
 	metrics_srv_add(srv, k, 1);
 }
 
-/* A request's end (when its access-log line is due): its status class and its bytes. */
+/*
+ * A request's end (when its access-log line is due): its status class and its bytes (rx
+ * received, tx of response body and txhead of response heads sent).
+ */
 static inline void
-metrics_request(const struct cfg_server *srv, int status, uint64_t rx, uint64_t tx)
+metrics_request(const struct cfg_server *srv, int status, uint64_t rx, uint64_t tx, uint64_t txhead)
 {
 	_Atomic uint64_t *c = metrics_self->srv[srv->metrics_slot];
 	unsigned cls = (unsigned)status / 100u;
@@ -116,6 +141,21 @@ metrics_request(const struct cfg_server *srv, int status, uint64_t rx, uint64_t 
 	metrics_bump(&c[MS_REQ_OTHER + (cls - 1u < 5u ? cls : 0u)], 1);
 	metrics_bump(&c[MS_RX_BYTES], rx);
 	metrics_bump(&c[MS_TX_BYTES], tx);
+	metrics_bump(&c[MS_TX_HEAD_BYTES], txhead);
+}
+
+/* A forward server's connect to an origin address failed. */
+static inline void
+metrics_origin_failed(const struct cfg_server *srv, enum metrics_origin_fail why)
+{
+	metrics_bump(&metrics_self->srv[srv->metrics_slot][MS_ORIGIN_CONNECT + why], 1);
+}
+
+/* Counter k of a limit line's zone. */
+static inline void
+metrics_zone_inc(const struct cfg_limit *l, enum metrics_zone k)
+{
+	metrics_bump(&metrics_self->zone[l->metrics_slot][k], 1);
 }
 
 static inline void
@@ -159,9 +199,13 @@ int metrics_attach(int id);
  */
 int metrics_bind(struct cfg *cfg);
 
-/* Sum a server's (a peer's) counters over every block into out[MS_COUNT] (out[MP_COUNT]). */
+/*
+ * Sum a server's (a peer's, a zone's) counters over every block into out[MS_COUNT]
+ * (out[MP_COUNT], out[MZ_COUNT]).
+ */
 void metrics_sum_srv(unsigned slot, uint64_t *out);
 void metrics_sum_peer(unsigned slot, uint64_t *out);
+void metrics_sum_zone(unsigned slot, uint64_t *out);
 
 /*
  * One sample line: name{l0="v0",l1="v1"} value, label values escaped as the format says
@@ -175,8 +219,9 @@ int metrics_family(struct evbuffer *b, const char *name, const char *type, const
 
 /*
  * The whole exposition for generation cfg into b: families in a fixed order, each with
- * its samples per server (config order) or per peer (upstreams, then peers, in config
- * order). peer_up says whether a peer counts as up at now_ms (admin.c's state).
+ * its samples per server (config order), per peer (upstreams, then peers, in config
+ * order) or per limit zone (config order; its entries and held counts read from the
+ * zone, a lock per stripe). peer_up says whether a peer counts as up at now_ms (admin.c's state).
  * Returns 0 or -1 (out of memory).
  */
 int metrics_render(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms,

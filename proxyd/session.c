@@ -726,7 +726,8 @@ session_log_access(struct session *s)
 
 	if (s->bg) /* a background refresh is nobody's request */
 		return;
-	metrics_request(s->srv, s->status, s->req_head_len + s->req.moved, s->resp.moved);
+	metrics_request(s->srv, s->status, s->req_head_len + s->req.moved, s->resp.moved,
+	                s->resp_head_len - s->resp_head_held);
 	if (s->cmode != CMODE_NONE)
 		metrics_srv_inc(s->srv, (enum metrics_srv)(MS_CACHE + s->cmode - 1));
 	if (fd < 0)
@@ -753,7 +754,7 @@ session_log_access(struct session *s)
 		r = snprintf(line + n, sizeof(line) - n,
 		             " tunnel=%" PRId64 ".%03ds up=%" PRIu64 " down=%" PRIu64, ms / 1000,
 		             (int)(ms % 1000), tunnel_bytes(s->tunnel, TUNNEL_UP),
-		             tunnel_bytes(s->tunnel, TUNNEL_DOWN));
+		             session_tunnel_down(s));
 		n += (size_t)r;
 	}
 	if (s->cmode != CMODE_NONE) {
@@ -863,7 +864,7 @@ session_close(struct session *s, const char *why)
 		                !SSL_is_init_finished(bufferevent_openssl_get_ssl(s->cbev)));
 	if (s->tunnel != NULL)
 		metrics_tunnel_closed(s->srv, tunnel_bytes(s->tunnel, TUNNEL_UP),
-		                      tunnel_bytes(s->tunnel, TUNNEL_DOWN));
+		                      session_tunnel_down(s));
 	session_release_upstream(s, 0);
 	session_limit_release(s);
 	tunnel_free(s->tunnel);
@@ -928,6 +929,7 @@ session_enter_head(struct session *s)
 	s->cnolock = s->cnostore = s->cstale_cond = 0;
 	s->cmode = CMODE_NONE; /* an early refusal must not count (log) the last request's */
 	s->req_head_len = 0;
+	s->resp_head_len = s->resp_head_held = 0;
 	session_limit_release(s); /* the last request is over */
 	s->limit_checked = 0;
 	s->limit_hit = NULL;
@@ -961,6 +963,8 @@ session_error(struct session *s, int status, const char *why)
 		evbuffer_drain(s->hold, evbuffer_get_length(s->hold));
 		s->resp_held = 0;
 		s->resp_started = 0;
+		s->resp_head_len -= s->resp_head_held; /* never sent */
+		s->resp_head_held = 0;
 	}
 	if (s->resp_started) {
 		/*
@@ -1018,6 +1022,7 @@ session_error(struct session *s, int status, const char *why)
 	if (s->perr == NULL)
 		s->perr = status < 500 ? "http_request_error" : "proxy_internal_error";
 	struct evbuffer *out = bufferevent_get_output(s->cbev);
+	size_t out0 = evbuffer_get_length(out);
 
 	evbuffer_add_printf(out,
 	                    "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
@@ -1036,6 +1041,7 @@ session_error(struct session *s, int status, const char *why)
 			evbuffer_add_printf(out, "%s: %s\r\n", ah->name, ah->value);
 	}
 	evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+	s->resp_head_len += evbuffer_get_length(out) - out0;
 	if (s->method != HTTP_M_HEAD)
 		evbuffer_add(out, s->custom_body != NULL ? s->custom_body : body, (size_t)blen);
 	s->resp_started = 1;
@@ -1383,6 +1389,7 @@ session_return(struct session *s, const struct http_msg *msg)
 	if (http_request_body(msg) != HTTP_BODY_NONE)
 		s->keepalive = 0;
 	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+	size_t out0 = evbuffer_get_length(out);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", code, http_reason(code));
 	if (redirect) {
 		evbuffer_add(out, "Location: ", 10);
@@ -1399,6 +1406,7 @@ session_return(struct session *s, const struct http_msg *msg)
 	                    !s->keepalive   ? "Connection: close\r\n"
 	                    : s->minor == 0 ? "Connection: keep-alive\r\n"
 	                                    : "");
+	s->resp_head_len += evbuffer_get_length(out) - out0;
 	s->status = code;
 	s->resp.moved = msg->method == HTTP_M_HEAD ? 0 : evbuffer_get_length(text);
 	if (msg->method != HTTP_M_HEAD)
@@ -1449,7 +1457,7 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	if (srv->mode == CFG_MODE_FORWARD) {
 		if (session_fwd_request(s, msg) != 0)
 			return;
-	} else if (session_limit(s, msg) != 0 || session_acl(s, msg, NULL) != 0) {
+	} else if (session_limit(s, msg, 0) != 0 || session_acl(s, msg, NULL) != 0) {
 		return;
 	}
 	if (srv->ret_code != 0) {
@@ -1754,6 +1762,7 @@ session_upstream_ready(struct session *s)
 	if (s->expect100 && s->minor >= 1 && s->req.moved == 0 &&
 	    evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0) {
 		evbuffer_add(bufferevent_get_output(s->cbev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		s->resp_head_len += 25;
 		bev_flush(s->cbev);
 	}
 	struct timeval btv = env_tv(s->env, s->srv->client_body_timeout_ms),
@@ -1811,8 +1820,12 @@ session_connect_addr(struct session *s, int pooled)
 	s->up_requests = 0;
 	if (bufferevent_socket_connect(bev, (const struct sockaddr *)&s->up_addr.ss,
 	                               (int)s->up_addr.len) == -1) {
+		int err = errno;
+
 		log_warn("*%" PRIu64 " connect() to %s failed", s->id, s->up_addr.text);
-		s->perr = errno == ECONNREFUSED ? "connection_refused" : "connection_terminated";
+		if (s->fwd != NULL)
+			session_fwd_connect_failed(s, 0, err);
+		s->perr = err == ECONNREFUSED ? "connection_refused" : "connection_terminated";
 		snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->up_addr.text);
 		session_release_upstream(s, 0);
 		return -1;
@@ -2152,6 +2165,8 @@ session_upstream_failed(struct session *s, int timeout, int err, const char *why
 	          connecting ? " while connecting" : " while reading response header");
 	if (s->fwd != NULL) {
 		/* an origin: its next address after a failed connect, or a stale pooled one */
+		if (connecting)
+			session_fwd_connect_failed(s, timeout, err);
 		s->last_timeout = timeout;
 		if (!connecting && reused && !timeout && s->req.moved == 0 && s->idempotent)
 			s->fwd->next--; /* the same address, on a new connection */
@@ -2403,6 +2418,7 @@ session_read_response_head(struct session *s)
 		out = s->hold;
 		s->resp_held = 1;
 	}
+	size_t out0 = evbuffer_get_length(out);
 	hb_init(&hb, out);
 	memcpy(line, "HTTP/1.1 ", 9);
 	n2 = 9 + fmt_u64(line + 9, (uint64_t)msg->status_code, 10);
@@ -2452,6 +2468,9 @@ session_read_response_head(struct session *s)
 		hb_add(&hb, "Connection: keep-alive\r\n", 24);
 	hb_add(&hb, "\r\n", 2);
 	hb_flush(&hb);
+	s->resp_head_len += evbuffer_get_length(out) - out0;
+	if (s->resp_held)
+		s->resp_head_held = evbuffer_get_length(out) - out0;
 
 	evbuffer_drain(in, (size_t)r);
 	evbuffer_drain(s->req_head, evbuffer_get_length(s->req_head));
@@ -2491,6 +2510,7 @@ session_pump_response(struct session *s)
 		}
 		if (s->resp_held && (r == 1 || s->resp.ch.state != HTTP_CHUNK_SIZE)) {
 			s->resp_held = 0;
+			s->resp_head_held = 0;
 			evbuffer_add_buffer(out, s->hold);
 		}
 		if (r == 1) {

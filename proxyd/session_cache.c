@@ -366,6 +366,7 @@ session_cache_respond(struct session *s, struct cache_meta *m, const struct cach
 	 */
 	for (long i = 0; i < n; i++)
 		need += h[i].name_len + h[i].value_len + 4;
+	size_t out0 = evbuffer_get_length(out);
 	if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1) {
 		cache_meta_free(m);
 		session_close(s, "out of memory");
@@ -423,6 +424,7 @@ session_cache_respond(struct session *s, struct cache_meta *m, const struct cach
 	else if (s->minor == 0)
 		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
 	evbuffer_add(out, "\r\n", 2);
+	s->resp_head_len += evbuffer_get_length(out) - out0;
 	s->status = status;
 	s->resp_started = 1;
 	s->state = S_UPSTREAM;
@@ -732,11 +734,14 @@ session_purge(struct session *s, const struct http_msg *msg)
 		s->keepalive = 0;
 	evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
 	int n = snprintf(body, sizeof(body), "%s\n", found ? "purged" : "not cached");
-	evbuffer_add_printf(bufferevent_get_output(s->cbev),
-	                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s"
-	                    "\r\n%s",
-	                    found ? 200 : 404, http_reason(found ? 200 : 404), n,
-	                    s->keepalive ? "" : "Connection: close\r\n", body);
+	int all = evbuffer_add_printf(
+	        bufferevent_get_output(s->cbev),
+	        "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s"
+	        "\r\n%s",
+	        found ? 200 : 404, http_reason(found ? 200 : 404), n,
+	        s->keepalive ? "" : "Connection: close\r\n", body);
+	if (all > n)
+		s->resp_head_len += (uint64_t)(all - n);
 	s->status = found ? 200 : 404;
 	s->resp.moved = (uint64_t)n;
 	session_answered(s);

@@ -13,6 +13,7 @@
 #endif
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,16 @@ session_fwd_fail(struct session *s, int status, const char *perr, const char *wh
 	snprintf(s->perr_hop, sizeof(s->perr_hop), "%s", s->fwd->host);
 	snprintf(msg, sizeof(msg), "%s (origin %s:%u)", why, s->fwd->host, s->fwd->port);
 	session_error(s, status, msg);
+}
+
+/* A connect to an origin address failed (err: errno, or 0 for a timeout). */
+void
+session_fwd_connect_failed(struct session *s, int timeout, int err)
+{
+	metrics_origin_failed(s->srv, timeout                                     ? MO_TIMEOUT
+	                              : err == ECONNREFUSED                       ? MO_REFUSED
+	                              : err == ENETUNREACH || err == EHOSTUNREACH ? MO_UNREACHABLE
+	                                                                          : MO_OTHER);
 }
 
 /* Try the next address of the answer; an error response when none is left. */
@@ -177,19 +188,31 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 	const char *h = msg->host.p;
 	size_t hl = msg->host.len;
 
-	if (s->srv->acl == NULL && !np_client_is_local((const struct sockaddr *)&s->client_ss)) {
-		/* no ACL yet: a forward proxy serves its own networks only, never the world */
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-		s->perr = "http_request_denied";
-		session_error(s, 403, "forward proxy: client is outside the private networks");
-		return 1;
-	}
-	if (msg->form != HTTP_TARGET_ABSOLUTE && msg->form != HTTP_TARGET_AUTHORITY) {
-		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
-		session_error(s, 400, "a forward proxy needs an absolute URI (http://host/path)");
-		return 1;
-	}
+	int outsider =
+	        s->srv->acl == NULL && !np_client_is_local((const struct sockaddr *)&s->client_ss);
+
 	s->user[0] = '\0';
+	if (outsider || (msg->form != HTTP_TARGET_ABSOLUTE && msg->form != HTTP_TARGET_AUTHORITY)) {
+		/*
+		 * Refused whatever it carries, but counted first (nginx's preaccess phase comes
+		 * before access): a flood of them meets 429 like any other. By the client
+		 * address in every zone: such a client must not spend a user's or a host's
+		 * bucket, and it has no user yet.
+		 */
+		if (session_limit(s, msg, 1) != 0)
+			return 1;
+		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
+		if (outsider) {
+			/* no ACL: a forward proxy serves its own networks only, never the world */
+			s->perr = "http_request_denied";
+			session_error(s, 403,
+			              "forward proxy: client is outside the private networks");
+		} else {
+			session_error(s, 400,
+			              "a forward proxy needs an absolute URI (http://host/path)");
+		}
+		return 1;
+	}
 	if (s->srv->auth_db != NULL) {
 		const struct http_header *pa = http_header_find(msg, "proxy-authorization");
 		enum auth_result ar = AUTH_MALFORMED;
@@ -200,8 +223,8 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 			                sizeof(s->user), s->srv->auth_cache);
 		if (ar != AUTH_OK)
 			s->user[0] = '\0';
-		/* limits count failed attempts too, by the client address */
-		if (session_limit(s, msg) != 0)
+		/* limits count failed attempts too, by the client address in every zone */
+		if (session_limit(s, msg, ar != AUTH_OK) != 0)
 			return 1;
 		if (ar != AUTH_OK) {
 			if (pa != NULL)
@@ -219,7 +242,7 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 			return 1;
 		}
 	}
-	if (session_limit(s, msg) != 0 || session_acl(s, msg, NULL) != 0)
+	if (session_limit(s, msg, 0) != 0 || session_acl(s, msg, NULL) != 0)
 		return 1;
 	if (msg->form == HTTP_TARGET_ABSOLUTE && !http_slice_eq(msg->scheme, "http")) {
 		evbuffer_drain(bufferevent_get_input(s->cbev), msg->head_len);
@@ -282,13 +305,21 @@ session_fwd_request(struct session *s, const struct http_msg *msg)
 	return 1;
 }
 
+uint64_t
+session_tunnel_down(const struct session *s)
+{
+	uint64_t n = tunnel_bytes(s->tunnel, TUNNEL_DOWN);
+
+	return n > s->tunnel_pre_down ? n - s->tunnel_pre_down : 0;
+}
+
 static void
 session_tunnel_done(void *arg, const char *why)
 {
 	struct session *s = arg;
 
 	SESSION_CHECK(s);
-	s->resp.moved = tunnel_bytes(s->tunnel, TUNNEL_DOWN);
+	s->resp.moved = session_tunnel_down(s);
 	session_log_access(s);
 	session_close(s, why);
 }
@@ -327,6 +358,7 @@ session_tunnel_begin(struct session *s, const char *head, size_t headlen, int st
 	}
 	evbuffer_add_buffer(down, bufferevent_get_output(s->cbev));
 	evbuffer_add(down, head, headlen);
+	s->tunnel_pre_down = evbuffer_get_length(down); /* the tunnel counts these too */
 	evbuffer_add_buffer(down, bufferevent_get_input(s->ubev));
 	fds[TUNNEL_UP] = bufferevent_getfd(s->cbev);
 	fds[TUNNEL_DOWN] = bufferevent_getfd(s->ubev);
@@ -347,6 +379,7 @@ session_tunnel_begin(struct session *s, const char *head, size_t headlen, int st
 	s->ubev = NULL;
 started:
 	metrics_srv_inc(s->srv, MS_TUNNELS_OPENED);
+	s->resp_head_len += headlen;
 	s->up_connecting = 0;
 	evtimer_del(s->timer);
 	s->state = S_TUNNEL;

@@ -132,11 +132,13 @@ struct session {
 	int up_requests; /* requests served before on the upstream connection */
 	int up_eof;
 	int up_keepalive;
-	int last_timeout;     /* the last upstream failure was a timeout */
-	int idempotent;       /* method idempotent, or an Idempotency-Key header (retries) */
-	int req_sent;         /* some of the request body went upstream: no more retries */
-	int64_t req_start_ms; /* the first try (proxy_next_upstream_timeout) */
-	size_t req_head_len;  /* bytes of the request head (metrics.h), 0 before one parsed */
+	int last_timeout;        /* the last upstream failure was a timeout */
+	int idempotent;          /* method idempotent, or an Idempotency-Key header (retries) */
+	int req_sent;            /* some of the request body went upstream: no more retries */
+	int64_t req_start_ms;    /* the first try (proxy_next_upstream_timeout) */
+	size_t req_head_len;     /* bytes of the request head (metrics.h), 0 before one parsed */
+	uint64_t resp_head_len;  /* bytes of response heads queued to the client (metrics.h) */
+	uint64_t resp_head_held; /* of those, the head waiting in `hold` (not yet queued) */
 	struct pump req, resp;
 	enum http_method method;
 	int minor;
@@ -184,6 +186,7 @@ struct session {
 	struct bufferevent *bgpeer; /* bg: the other end of cbev's pair, which discards */
 	struct tunnel *tunnel;      /* S_TUNNEL: CONNECT or an upgraded connection */
 	int64_t tunnel_start_ms;
+	uint64_t tunnel_pre_down; /* proxyd's bytes ahead of the origin's in the down pre-data */
 	/* limits (session_limit.c): reset by session_enter_head() */
 	int limit_checked;     /* this request went through the server's limit lines */
 	const char *limit_hit; /* the zone that refused it (access log), or NULL */
@@ -275,14 +278,22 @@ void session_cache_tee_end(struct session *s, int complete);
 void session_cache_unlock(struct session *s);
 
 /* session_limit.c */
-int session_limit(struct session *s, const struct http_msg *msg);
+/*
+ * The server's limit lines for this request (once per request). Returns 0 to go on, 1
+ * when refused and answered 429. by_client: every zone keys the request by its client
+ * address (a request about to be refused before it is authenticated or allowed).
+ */
+int session_limit(struct session *s, const struct http_msg *msg, int by_client);
 void session_limit_release(struct session *s);
 
 /* session_fwd.c */
 void session_fwd_try(struct session *s);
 void session_fwd_connect(struct session *s);
 int session_fwd_request(struct session *s, const struct http_msg *msg);
+void session_fwd_connect_failed(struct session *s, int timeout, int err);
 void session_tunnel_start(struct session *s);
+/* The bytes a tunnel carried from the origin to the client (its head not included). */
+uint64_t session_tunnel_down(const struct session *s);
 void session_upgrade_start(struct session *s, const struct http_msg *msg, size_t headlen);
 
 #endif /* PROXYD_SESSION_INT_H */

@@ -1,7 +1,11 @@
 /*
  * session_limit.c - a session's limits: the server's `limit_req` and `limit_conn` lines
  * (limit.h) checked once per request, right after the head (and, in forward mode, after
- * proxy authentication so that key=user sees the user) and before the access list.
+ * proxy authentication so that key=user sees the user) and before the access list. A
+ * forward request refused before authentication or the access list (the no-open-proxy
+ * 403, an origin-form 400, a 407) is checked too, keyed by its client address in every
+ * zone (by_client): nobody can spend another user's or a host's bucket unauthenticated.
+ * Each verdict is counted per zone (metrics.h: passed, refused, zone full).
  *
  * A refused request gets 429 with Connection: close, `Retry-After` for a rate, a short
  * page saying which kind of limit, `Proxy-Status: proxyd; error=http_request_denied;
@@ -25,6 +29,7 @@
 
 #include "limit.h"
 #include "log.h"
+#include "metrics.h"
 #include "session.h"
 #include "session_int.h"
 
@@ -40,9 +45,11 @@ session_limit_release(struct session *s)
 /* The key as the error log shows it: `client 1.2.3.4`, `user "bob"`, `host "a.example"`. */
 static void
 session_limit_keytext(const struct session *s, const struct http_msg *msg, enum limit_key key,
-                      char *buf, size_t len)
+                      int by_client, char *buf, size_t len)
 {
-	if (key == LIMIT_KEY_USER && s->user[0] != '\0')
+	if (by_client)
+		snprintf(buf, len, "client %s", s->client);
+	else if (key == LIMIT_KEY_USER && s->user[0] != '\0')
 		snprintf(buf, len, "user \"%s\"", s->user);
 	else if (key == LIMIT_KEY_HOST && msg->host.len > 0)
 		snprintf(buf, len, "host \"%.*s\"",
@@ -52,7 +59,7 @@ session_limit_keytext(const struct session *s, const struct http_msg *msg, enum 
 }
 
 int
-session_limit(struct session *s, const struct http_msg *msg)
+session_limit(struct session *s, const struct http_msg *msg, int by_client)
 {
 	const struct cfg_server *srv = s->srv;
 	struct limit_note note;
@@ -69,7 +76,8 @@ session_limit(struct session *s, const struct http_msg *msg)
 		l = &srv->limits[i];
 		const struct limit_def *def = limit_zone_def(l->zone);
 		size_t klen = limit_key_make(key, def->key, (const struct sockaddr *)&s->client_ss,
-		                             s->user, msg->host.p, msg->host.len);
+		                             by_client ? NULL : s->user,
+		                             by_client ? NULL : msg->host.p, msg->host.len);
 
 		if (l->kind == LIMIT_REQ) {
 			v = limit_req_check(l->zone, key, klen, l->burst, now, &note);
@@ -81,6 +89,10 @@ session_limit(struct session *s, const struct http_msg *msg)
 				s->nlheld++;
 			}
 		}
+		if (v == LIMIT_PASS)
+			metrics_zone_inc(l, MZ_PASSED);
+		if (v == LIMIT_FULL || note.evicted)
+			metrics_zone_inc(l, MZ_FULL);
 		if (note.evicted_active)
 			log_warnx("limit_req_zone \"%s\" is full (size=%" PRIu32 "): clients still "
 			          "limited are forgotten early; make it larger",
@@ -90,11 +102,12 @@ session_limit(struct session *s, const struct http_msg *msg)
 		return 0;
 
 	/* refused: this request holds nothing */
+	metrics_zone_inc(l, MZ_REFUSED);
 	session_limit_release(s);
 	const char *zname = limit_zone_name(l->zone);
 	char kt[300];
 
-	session_limit_keytext(s, msg, limit_zone_def(l->zone)->key, kt, sizeof(kt));
+	session_limit_keytext(s, msg, limit_zone_def(l->zone)->key, by_client, kt, sizeof(kt));
 	if (note.log && v == LIMIT_FULL)
 		log_warnx("*%" PRIu64 " client %s: limit_conn_zone \"%s\" is full (size=%" PRIu32
 		          "): new keys are refused (%s); make it larger",

@@ -342,6 +342,7 @@ START_TEST(test_rate_eviction)
 	size_t n = v4key(k, "10.0.0.4");
 	ck_assert_int_eq(limit_req_check(z, k, n, 0, t, &note), LIMIT_PASS);
 	ck_assert_int_eq(note.evicted_active, 1); /* .2 was still limited: reported */
+	ck_assert_int_eq(note.evicted, 1);
 	ck_assert_uint_eq(limit_zone_used(z), 3);
 	/* .2 was forgotten: it starts afresh; .1 and .3 are still remembered */
 	ck_assert_int_eq(req(z, "10.0.0.1", 0, t, NULL), LIMIT_REJECT);
@@ -352,10 +353,13 @@ START_TEST(test_rate_eviction)
 	n = v4key(k, "10.0.0.5");
 	ck_assert_int_eq(limit_req_check(z, k, n, 0, t, &note), LIMIT_PASS);
 	ck_assert_int_eq(note.evicted_active, 0);
+	ck_assert_int_eq(note.evicted, 1); /* reported once a minute, counted each time */
 	/* drained entries are forgotten silently */
 	n = v4key(k, "10.0.0.6");
 	ck_assert_int_eq(limit_req_check(z, k, n, 0, t + 3600 * SEC, &note), LIMIT_PASS);
 	ck_assert_int_eq(note.evicted_active, 0);
+	ck_assert_int_eq(note.evicted, 0);
+	ck_assert_uint_eq(limit_zone_held(z), 0); /* a rate zone holds nothing */
 	limit_zone_unref(z);
 }
 END_TEST
@@ -405,6 +409,7 @@ START_TEST(test_conn)
 	ck_assert_int_eq(nx.log, 0);
 	ck_assert_uint_eq(limit_conn_count(z, a, na), 2);
 	ck_assert_int_eq(limit_conn_acquire(z, b, nb, 2, 0, &n3), LIMIT_PASS);
+	ck_assert_uint_eq(limit_zone_held(z), 3); /* refusals hold nothing */
 	/* size=2 and both entries count something: a third key has no room */
 	ck_assert_int_eq(limit_conn_acquire(z, c, nc, 2, 0, &nx), LIMIT_FULL);
 	ck_assert_int_eq(nx.log, 1);
@@ -420,6 +425,9 @@ START_TEST(test_conn)
 	limit_conn_release(z, n2.handle);
 	limit_conn_release(z, n3.handle);
 	ck_assert_uint_eq(limit_zone_used(z), 0);
+	ck_assert_uint_eq(limit_zone_held(z), 0);
+	limit_conn_release(z, n3.handle); /* a stale handle changes nothing */
+	ck_assert_uint_eq(limit_zone_held(z), 0);
 	ck_assert_uint_eq(limit_conn_count(z, a, na), 0);
 	limit_zone_unref(z);
 }
@@ -493,6 +501,7 @@ START_TEST(test_threads)
 	/* 50 keys, 100 each at one instant (burst 99): exactly 5000, however interleaved */
 	ck_assert_int_eq(passed, 5000);
 	ck_assert_uint_eq(limit_zone_used(cz), 0);
+	ck_assert_uint_eq(limit_zone_held(cz), 0);
 	limit_zone_unref(rz);
 	limit_zone_unref(cz);
 }

@@ -19,6 +19,7 @@
 #include <check.h>
 
 #include "cfg.h"
+#include "limit.h"
 #include "metrics.h"
 #include "unit.h"
 
@@ -86,12 +87,13 @@ START_TEST(test_status_classes)
 	tsrv.metrics_slot = 250; /* far from the registry's */
 	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
 		metrics_sum_srv(250, before);
-		metrics_request(&tsrv, st[i], 3, 5);
+		metrics_request(&tsrv, st[i], 3, 5, 7);
 		metrics_sum_srv(250, after);
 		for (int k = 0; k < MS_COUNT; k++) {
 			uint64_t want = k == MS_REQ_OTHER + cls[i] ? 1
 			                : k == MS_RX_BYTES         ? 3
 			                : k == MS_TX_BYTES         ? 5
+			                : k == MS_TX_HEAD_BYTES    ? 7
 			                                           : 0;
 			ck_assert_msg(after[k] - before[k] == want, "status %d counter %d: %llu",
 			              st[i], k, (unsigned long long)(after[k] - before[k]));
@@ -199,9 +201,12 @@ START_TEST(test_render)
 
 	ck_assert_uint_ne(r1->metrics_slot, 0);
 	ck_assert_uint_ne(f1->metrics_slot, r1->metrics_slot);
-	metrics_request(r1, 200, 10, 20);
-	metrics_request(r1, 200, 1, 2);
-	metrics_request(r1, 503, 0, 0);
+	metrics_request(r1, 200, 10, 20, 100);
+	metrics_request(r1, 200, 1, 2, 50);
+	metrics_request(r1, 503, 0, 0, 7);
+	metrics_origin_failed(f1, MO_REFUSED);
+	metrics_origin_failed(f1, MO_REFUSED);
+	metrics_origin_failed(f1, MO_TIMEOUT);
 	metrics_srv_inc(r1, MS_CONN_ACCEPTED);
 	metrics_srv_inc(r1, MS_CONN_ACCEPTED);
 	metrics_srv_inc(r1, MS_CONN_CLOSED);
@@ -226,6 +231,26 @@ START_TEST(test_render)
 	                s,
 	                "proxyd_sent_body_bytes_total{server=\"127.0.0.1:2001\",mode=\"reverse\"}"),
 	        22);
+	ck_assert_int_eq(
+	        value_of(
+	                s,
+	                "proxyd_sent_head_bytes_total{server=\"127.0.0.1:2001\",mode=\"reverse\"}"),
+	        157);
+	ck_assert_int_eq(value_of(s,
+	                          "proxyd_origin_connect_failures_total{server=\"127.0.0.1:2002\","
+	                          "mode=\"forward\",reason=\"refused\"}"),
+	                 2);
+	ck_assert_int_eq(value_of(s,
+	                          "proxyd_origin_connect_failures_total{server=\"127.0.0.1:2002\","
+	                          "mode=\"forward\",reason=\"timeout\"}"),
+	                 1);
+	ck_assert_int_eq(value_of(s,
+	                          "proxyd_origin_connect_failures_total{server=\"127.0.0.1:2002\","
+	                          "mode=\"forward\",reason=\"unreachable\"}"),
+	                 0);
+	ck_assert_ptr_null(
+	        strstr(s, "proxyd_origin_connect_failures_total{server=\"127.0.0.1:2001\""));
+	ck_assert_ptr_null(strstr(s, "proxyd_limit_")); /* no zones, no limit families */
 	ck_assert_int_eq(
 	        value_of(s,
 	                 "proxyd_connections_active{server=\"127.0.0.1:2001\",mode=\"reverse\"}"),
@@ -311,6 +336,73 @@ START_TEST(test_render)
 }
 END_TEST
 
+#define ZCONF(rate)                                                                                \
+	"limit_req_zone rz key=client rate=" rate " size=2;\n"                                     \
+	"limit_conn_zone cz key=host size=1;\n"                                                    \
+	"upstream u { server 127.0.0.1:1001; }\n"                                                  \
+	"server { listen 127.0.0.1:2101; proxy_pass u; limit_conn cz 1; limit_req rz; }\n"         \
+	"server { listen 127.0.0.1:2102; proxy_pass u; limit_req rz burst=3; }\n"
+
+/* The zones' counters, from the server's limit lines, and their gauges read from the zones. */
+START_TEST(test_zones)
+{
+	struct cfg *c1 = load(ZCONF("1r/m")), *c2;
+	struct evbuffer *b = evbuffer_new();
+	const struct cfg_server *s1 = &c1->servers[0], *s2 = &c1->servers[1];
+	const struct cfg_limit *lc = &s1->limits[0], *lr = &s1->limits[1], *lr2 = &s2->limits[0];
+	struct limit_zone *rz = lr->zone, *cz = lc->zone;
+	struct limit_note note;
+	char *s;
+
+	ck_assert_uint_ne(lr->metrics_slot, 0);
+	ck_assert_uint_ne(lc->metrics_slot, 0);
+	ck_assert_uint_ne(lc->metrics_slot, lr->metrics_slot);
+	ck_assert_uint_eq(lr2->metrics_slot, lr->metrics_slot); /* one zone, two lines */
+	ck_assert_uint_eq(c1->limit_zones[0].metrics_slot, lr->metrics_slot);
+	metrics_zone_inc(lr, MZ_PASSED);
+	metrics_zone_inc(lr2, MZ_PASSED);
+	metrics_zone_inc(lr2, MZ_REFUSED);
+	metrics_zone_inc(lc, MZ_PASSED);
+	metrics_zone_inc(lc, MZ_FULL);
+	/* three keys in the rate zone (size 2: one forgotten), one held in the conn zone */
+	ck_assert_int_eq(limit_req_check(rz, "a", 1, 0, 0, &note), LIMIT_PASS);
+	ck_assert_int_eq(limit_req_check(rz, "b", 1, 0, 0, &note), LIMIT_PASS);
+	ck_assert_int_eq(limit_req_check(rz, "c", 1, 0, 0, &note), LIMIT_PASS);
+	ck_assert_int_eq(limit_conn_acquire(cz, "h", 1, 1, 0, &note), LIMIT_PASS);
+	ck_assert_int_eq(metrics_render(b, c1, 0, up_odd), 0);
+	s = text_of(b);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_passed_total{zone=\"rz\",kind=\"req\"}"), 2);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_refused_total{zone=\"rz\",kind=\"req\"}"), 1);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_zone_full_total{zone=\"rz\",kind=\"req\"}"), 0);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_passed_total{zone=\"cz\",kind=\"conn\"}"), 1);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_zone_full_total{zone=\"cz\",kind=\"conn\"}"), 1);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_zone_keys{zone=\"rz\",kind=\"req\"}"), 2);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_zone_keys{zone=\"cz\",kind=\"conn\"}"), 1);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_zone_size{zone=\"rz\",kind=\"req\"}"), 2);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_conn_active{zone=\"cz\",kind=\"conn\"}"), 1);
+	ck_assert_ptr_null(strstr(s, "proxyd_limit_conn_active{zone=\"rz\""));
+	/* zones after the peers, in configuration order */
+	ck_assert(strstr(s, "# HELP proxyd_upstream_peer_active") <
+	          strstr(s, "# HELP proxyd_limit_passed_total"));
+	ck_assert(strstr(s, "proxyd_limit_passed_total{zone=\"rz\"") <
+	          strstr(s, "proxyd_limit_passed_total{zone=\"cz\""));
+	free(s);
+
+	/* a reload that changes the rate: a new zone, the same slot and counts */
+	c2 = load(ZCONF("2r/m"));
+	ck_assert_ptr_ne(c2->servers[0].limits[1].zone, rz);
+	ck_assert_uint_eq(c2->servers[0].limits[1].metrics_slot, lr->metrics_slot);
+	ck_assert_int_eq(metrics_render(b, c2, 0, up_odd), 0);
+	s = text_of(b);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_passed_total{zone=\"rz\",kind=\"req\"}"), 2);
+	ck_assert_int_eq(value_of(s, "proxyd_limit_zone_keys{zone=\"rz\",kind=\"req\"}"), 0);
+	free(s);
+	evbuffer_free(b);
+	cfg_unref(c1);
+	cfg_unref(c2);
+}
+END_TEST
+
 START_TEST(test_unbound)
 {
 	/* a generation never bound counts in slot 0, which is never shown */
@@ -323,7 +415,7 @@ START_TEST(test_unbound)
 	c = cfg_load(unit_path("proxyd.conf"), &err);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_uint_eq(c->servers[0].metrics_slot, 0);
-	metrics_request(&c->servers[0], 200, 1, 1);
+	metrics_request(&c->servers[0], 200, 1, 1, 1);
 	ck_assert_int_eq(metrics_render(b, c, 0, up_odd), 0);
 	s = text_of(b);
 	ck_assert_ptr_null(strstr(s, "proxyd_requests_total{"));
@@ -352,6 +444,7 @@ metrics_suite(void)
 	tc = tcase_create("render");
 	tcase_add_checked_fixture(tc, unit_tmpdir_setup, unit_tmpdir_teardown);
 	tcase_add_test(tc, test_render);
+	tcase_add_test(tc, test_zones);
 	tcase_add_test(tc, test_unbound);
 	suite_add_tcase(s, tc);
 	return s;
