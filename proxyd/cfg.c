@@ -3274,7 +3274,8 @@ cfg_store_get(const struct cfg_cache *c)
 
 	pthread_mutex_lock(&cfg_stores_lock);
 	for (r = cfg_stores; r != NULL; r = r->next) {
-		if (strcmp(r->path, c->path) == 0) {
+		/* a store broken by a fault (a file cut short) is not shared: reopen the path */
+		if (strcmp(r->path, c->path) == 0 && !cache_store_broken(r->store)) {
 			r->refs++;
 			pthread_mutex_unlock(&cfg_stores_lock);
 			return r->store;
