@@ -3254,10 +3254,11 @@ static pthread_mutex_t cfg_stores_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * The store of directory path, opened once per process and shared by the generations that
- * name it (a reload reuses it; max_size is that of the first opening). NULL when it cannot
- * be opened: logged, and the server runs uncached.
+ * name it (a reload reuses it; max_size is that of the first opening), unless a fault on
+ * its map broke it: then the path is opened again. NULL when it cannot be opened: logged,
+ * and the server runs uncached.
  */
-/* What a store's writer thread has to say (a full disk, failing writes). */
+/* What a store has to say (a full disk, failing writes; a fault on its map, from any thread). */
 static void
 cfg_store_log(void *arg, const char *msg)
 {

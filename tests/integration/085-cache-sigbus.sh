@@ -56,6 +56,8 @@ stored() {
 
 start_proxyd "$T/proxyd.conf" "$port"
 pid=$PROXYD_PID
+started() { cut -d' ' -f22 "/proc/$pid/stat" 2>/dev/null; } # its start time, in ticks
+t0=$(started)
 bad=0
 for id in 1 2 3 4; do
 	r=$(get "$id")
@@ -83,7 +85,7 @@ r1=$(origin_stat "$o1_port" requests)
 is "$((r1 - r0 - 1))" 8 "the origin answered all eight (none came from the cut file)"
 kill -0 "$pid" 2>/dev/null
 ok $? "the daemon lives"
-is "$PROXYD_PID" "$pid" "with the same PID"
+is "$(started)" "$t0" "the same process (PID $pid, same start time)"
 is "$(grep -c 'bus error reading data.mdb' "$T/proxyd.log")" 1 "the fault is logged once"
 like "$(grep 'bus error reading data.mdb' "$T/proxyd.log")" "cache $T/cache: .*cache disabled" \
 	"the log line names the cache directory"
