@@ -1904,12 +1904,10 @@ writer_main(void *arg)
 			uint64_t n = 0;
 			int erc = writer_do(s, W_EVICT, NULL, 0, &n);
 
-			if (erc == RC_BROKEN)
-				;
-			else if (erc != 0)
+			if (erc != 0 && erc != RC_BROKEN)
 				wlog(s, WLOG_FULL, "%s: full (%s); cannot evict: %s", s->path,
 				     mdb_strerror(rc), mdb_strerror(erc));
-			else
+			else if (erc == 0)
 				wlog(s, WLOG_FULL, "%s: full (%s); evicted %llu entries", s->path,
 				     mdb_strerror(rc), (unsigned long long)n);
 			rc = writer_do(s, W_BATCH, ops, 0, NULL);
@@ -1926,8 +1924,10 @@ writer_main(void *arg)
 			s->failing = 0;
 			wlog(s, WLOG_AGAIN, "%s: storing again", s->path);
 		}
-		if (store_broken(s)) {
-			writer_end(s, ops);
+		if (store_broken(s)) { /* a batch committed before the fault counts as stored */
+			if (rc == 0)
+				finish_batch(s, ops, 1);
+			writer_end(s, rc == 0 ? NULL : ops);
 			break;
 		}
 		finish_batch(s, ops, rc == 0);

@@ -1582,6 +1582,58 @@ START_TEST(test_store_cut_short)
 END_TEST
 
 /*
+ * The writer thread meets the cut first (a batch after the truncation, with no read in
+ * between): the store breaks the same way, the flush returns, and the writer has let go
+ * of LMDB's write lock: another process can begin a write transaction (it would wait
+ * forever on the lock of a live thread; a thread that ended leaves it to be taken over).
+ */
+START_TEST(test_store_cut_writer)
+{
+	struct cache_store_params p;
+	struct cache_store *s;
+	char url[64], *err = NULL;
+	pid_t pid;
+	int status;
+
+	memset(&p, 0, sizeof(p));
+	p.path = unit_tmpdir;
+	p.max_size = 64 << 20;
+	p.flags = CACHE_F_NOSYNC;
+	p.log = cut_log;
+	s = cache_store_open(&p, &err);
+	ck_assert_msg(s != NULL, "%s", err != NULL ? err : "?");
+	for (int i = 0; i < 8; i++) {
+		snprintf(url, sizeof(url), "http://a/cutw/%d", i);
+		ck_assert_int_eq(store_put(s, url, "", "", 300000), 0);
+	}
+	cache_store_flush(s);
+	ck_assert_int_eq(truncate(unit_path("data.mdb"), 3 * 4096), 0);
+	/* the put faults in the batch, or, if the writer saved its counters first, is refused */
+	store_put(s, "http://a/cutw/new", "", "", 300000);
+	cache_store_flush(s);
+	ck_assert_int_eq(cache_store_broken(s), 1);
+	ck_assert_int_eq(atomic_load(&cut_logged), 1);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		MDB_env *e;
+		MDB_txn *t;
+
+		alarm(10);
+		if (mdb_env_create(&e) != 0 || mdb_env_set_maxdbs(e, 8) != 0 ||
+		    mdb_env_open(e, unit_tmpdir, MDB_NOSYNC, 0640) != 0)
+			_exit(10);
+		if (mdb_txn_begin(e, NULL, 0, &t) == 0)
+			mdb_txn_abort(t);
+		_exit(0); /* any answer: the lock was not held */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	cache_store_close(s);
+}
+END_TEST
+
+/*
  * A SIGBUS outside the store's guarded reads still ends the process (of SIGBUS, or
  * through the handler that was there before the store's: a sanitizer's exits non-zero).
  * In a child: a store is opened (the handler installed), then a mapped file is cut and read.
@@ -1832,6 +1884,7 @@ cache_suite(void)
 	tcase_add_test(ts, test_store_probe_handler);
 	tcase_add_test(ts, test_store_full_fs);
 	tcase_add_test(ts, test_store_cut_short);
+	tcase_add_test(ts, test_store_cut_writer);
 	tcase_add_test(ts, test_store_sigbus_elsewhere);
 	tcase_add_test(ts, test_tool);
 	suite_add_tcase(s, ts);
