@@ -517,14 +517,16 @@ cache_meta_headers(const struct cache_meta *m, struct cache_header *out, size_t 
 
 /* A malloc'd copy of a record as a cache_meta; *kind (if not NULL) is the record's kind. */
 static struct cache_meta *
-meta_copy(const MDB_val *v, const struct cache_key *key, int *kind)
+meta_copy(const MDB_val *v, const struct cache_key *key, int *kind, void *volatile *held)
 {
 	struct cache_meta *m = malloc(sizeof(*m) + v->mv_size);
 	int k;
 
 	if (m == NULL)
 		return NULL;
+	*held = m; /* the copy reads the map: a fault there frees m (guard_run) */
 	memcpy(m + 1, v->mv_data, v->mv_size);
+	*held = NULL;
 	if ((k = rec_decode((const unsigned char *)(m + 1), v->mv_size, m)) == -1) {
 		free(m);
 		return NULL;
@@ -926,7 +928,8 @@ cache_store_broken(struct cache_store *s)
  * the caller or by fn, cleared by fn when it gives the transaction back).
  */
 struct gcall {
-	MDB_txn *txn; /* a read transaction of the pool, NULL: none */
+	MDB_txn *txn;        /* a read transaction of the pool, NULL: none */
+	void *volatile held; /* memory fn allocated and holds only in a local: freed on a fault */
 };
 
 /*
@@ -964,6 +967,8 @@ guard_run(struct cache_store *s, void (*fn)(struct cache_store *s, struct gcall 
 			s->lost[s->nlost++] = g->txn;
 		pthread_mutex_unlock(&s->lock);
 		g->txn = NULL;
+		free(g->held);
+		g->held = NULL;
 		if (atomic_exchange(&s->broken, 1) == 0 && s->log != NULL) {
 			char msg[600];
 
@@ -2269,7 +2274,7 @@ get_in(struct cache_store *s, struct gcall *g)
 		}
 	}
 	/* one copy and one decode; unreadable, or a vary record where an object belongs */
-	if (rc == 0 && (c->out = meta_copy(&v, &c->vkey, &kind)) == NULL)
+	if (rc == 0 && (c->out = meta_copy(&v, &c->vkey, &kind, &g->held)) == NULL)
 		rc = MDB_CORRUPTED;
 	if (rc == 0 && kind != REC_OBJECT) {
 		cache_meta_free(c->out);
