@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -44,6 +45,7 @@
 #define HITS_BITS      20
 #define RESCUE_MAX     64
 #define RTXN_POOL      32
+#define LOST_MAX       256 /* transactions a fault abandoned, kept reachable */
 
 enum op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INVALIDATE, OP_NOTIFY };
 
@@ -106,6 +108,13 @@ struct cache_store {
 	int writer_running;
 	MDB_txn *rpool[RTXN_POOL];
 	int nrpool;
+	int writer_gone; /* the store broke and the writer ended: enqueue() drops in place */
+
+	/* a read of the map faulted (SIGBUS): see "a file cut under the map" below */
+	atomic_int broken;
+	MDB_txn *lost[LOST_MAX]; /* read transactions a fault abandoned (kept reachable) */
+	int nlost;
+	struct cache_store *next_abandoned;
 
 	/* writer thread only */
 	uint64_t next_id, next_seq, gen;
@@ -513,14 +522,16 @@ cache_meta_headers(const struct cache_meta *m, struct cache_header *out, size_t 
 
 /* A malloc'd copy of a record as a cache_meta; *kind (if not NULL) is the record's kind. */
 static struct cache_meta *
-meta_copy(const MDB_val *v, const struct cache_key *key, int *kind)
+meta_copy(const MDB_val *v, const struct cache_key *key, int *kind, void *volatile *held)
 {
 	struct cache_meta *m = malloc(sizeof(*m) + v->mv_size);
 	int k;
 
 	if (m == NULL)
 		return NULL;
+	*held = m; /* the copy reads the map: a fault there frees m (guard_run) */
 	memcpy(m + 1, v->mv_data, v->mv_size);
+	*held = NULL;
 	if ((k = rec_decode((const unsigned char *)(m + 1), v->mv_size, m)) == -1) {
 		free(m);
 		return NULL;
@@ -818,6 +829,169 @@ evict(struct cache_store *s, MDB_txn *txn, struct acct *a, uint64_t target, unsi
 	return rc;
 }
 
+/* ---- a file cut under the map (SIGBUS) -------------------------------------------- */
+
+/*
+ * LMDB reads through a shared map of data.mdb. When the file is truncated, or its disk
+ * goes away, while the map is in use, a read of a page past the new end raises SIGBUS,
+ * which would kill the daemon. So every code path here that reads the map runs in
+ * guard_run(): it arms a jump buffer of the calling thread, and a process-wide handler
+ * (installed by cache_store_open(), unless it is in place) jumps back to it. The store is then
+ * "broken": the first fault logs once, every later call behaves as a miss or a drop
+ * without touching the environment again, and the writer thread drains its queue and
+ * ends. A SIGBUS that did not come from an armed region (or was sent by kill) is handed
+ * to the handler that was there before ours (a sanitizer's), or kills as SIG_DFL did.
+ *
+ * Jumping out of LMDB abandons whatever it was doing: a read transaction keeps its
+ * reader slot (in lock.mdb) until the process ends, a cursor or a half-copied page is
+ * never freed. That is acceptable only because the store is abandoned with it: nothing
+ * in this process reads that environment again, and cache_store_close() of a broken
+ * store does not mdb_env_close() it (that could fault again, and closing the lock file
+ * would drop this process's fcntl locks, which a store reopened on the same files by a
+ * reload shares). The environment, its map (address space only) and the transactions
+ * the faults abandoned stay reachable from a list of abandoned stores, so that
+ * LeakSanitizer does not report them. The writer thread is the only one that holds
+ * LMDB's write lock in the daemon; it ends after a fault, and the robust mutex of a
+ * thread that ended is taken over by the next writer (proxyd-cache, say).
+ *
+ * The handler does only what is async-signal-safe: it reads a thread-local pointer,
+ * siglongjmp()s, or calls sigaction() and raise(). It is installed with SA_NODEFER and
+ * the jump buffers do not save the signal mask (no system call per guarded call), so
+ * SIGBUS is never left blocked after a jump: a blocked synchronous SIGBUS would kill.
+ * For the same reason the first guard of each thread unblocks SIGBUS in it (the daemon's
+ * workers start with every signal blocked).
+ */
+static void rtxn_put(struct cache_store *s, MDB_txn *t);
+
+static _Thread_local sigjmp_buf *volatile guard_jmp;
+static _Thread_local int guard_unblocked; /* this thread has SIGBUS unblocked */
+static struct sigaction guard_old;        /* the SIGBUS action before ours */
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cache_store *abandoned; /* broken stores, closed but kept (see above) */
+
+static void
+guard_handler(int sig, siginfo_t *si, void *uc)
+{
+	sigjmp_buf *jb = guard_jmp;
+	struct sigaction dfl;
+
+	/* si_code > 0: raised by the kernel for this thread's access, not sent by kill */
+	if (jb != NULL && si != NULL && si->si_code > 0) {
+		guard_jmp = NULL;
+		siglongjmp(*jb, 1);
+	}
+	if ((guard_old.sa_flags & SA_SIGINFO) && guard_old.sa_sigaction != NULL) {
+		guard_old.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (!(guard_old.sa_flags & SA_SIGINFO) && guard_old.sa_handler != SIG_DFL &&
+	    guard_old.sa_handler != SIG_IGN) {
+		guard_old.sa_handler(sig);
+		return;
+	}
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	raise(sig); /* not blocked (SA_NODEFER): dies here, as without us */
+}
+
+/* At every open: ours, unless it is already (something may have replaced it since). */
+static void
+guard_install(void)
+{
+	struct sigaction sa, cur;
+
+	pthread_mutex_lock(&guard_lock);
+	if (sigaction(SIGBUS, NULL, &cur) == 0 &&
+	    !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == guard_handler)) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = guard_handler;
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+		sigemptyset(&sa.sa_mask);
+		guard_old = cur;
+		sigaction(SIGBUS, &sa, NULL);
+	}
+	pthread_mutex_unlock(&guard_lock);
+}
+
+static int
+store_broken(struct cache_store *s)
+{
+	return atomic_load_explicit(&s->broken, memory_order_acquire) != 0;
+}
+
+int
+cache_store_broken(struct cache_store *s)
+{
+	return s != NULL && store_broken(s);
+}
+
+/*
+ * What a guarded call holds, for the fault path: the read transaction it uses (set by
+ * the caller or by fn, cleared by fn when it gives the transaction back).
+ */
+struct gcall {
+	MDB_txn *txn;        /* a read transaction of the pool, NULL: none */
+	void *volatile held; /* memory fn allocated and holds only in a local: freed on a fault */
+};
+
+/*
+ * Run fn(s, g) with a fault on the map turned into a broken store: 0 when fn ran (its
+ * results are in the structure g begins), -1 when the store is broken: before the call
+ * (g->txn goes back to the pool: it was not in use) or by a fault in fn (g->txn is kept,
+ * never touched again). g->txn is NULL after -1. Nests: an inner guard catches the
+ * faults of its own call.
+ */
+static int
+guard_run(struct cache_store *s, void (*fn)(struct cache_store *s, struct gcall *g),
+          struct gcall *g)
+{
+	sigjmp_buf jb;
+	sigjmp_buf *prev = guard_jmp;
+
+	if (store_broken(s)) {
+		if (g->txn != NULL)
+			rtxn_put(s, g->txn);
+		g->txn = NULL;
+		return -1;
+	}
+	if (!guard_unblocked) {
+		sigset_t bus;
+
+		sigemptyset(&bus);
+		sigaddset(&bus, SIGBUS);
+		pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+		guard_unblocked = 1;
+	}
+	if (sigsetjmp(jb, 0) != 0) {
+		guard_jmp = prev;
+		pthread_mutex_lock(&s->lock);
+		if (g->txn != NULL && s->nlost < LOST_MAX)
+			s->lost[s->nlost++] = g->txn;
+		pthread_mutex_unlock(&s->lock);
+		g->txn = NULL;
+		free(g->held);
+		g->held = NULL;
+		if (atomic_exchange(&s->broken, 1) == 0 && s->log != NULL) {
+			char msg[600];
+
+			snprintf(msg, sizeof(msg),
+			         "%s: bus error reading data.mdb (the file was truncated or its "
+			         "disk "
+			         "failed): cache disabled, serving uncached until it is reopened",
+			         s->path);
+			s->log(s->log_arg, msg);
+		}
+		return -1;
+	}
+	guard_jmp = &jb;
+	fn(s, g);
+	guard_jmp = prev;
+	return 0;
+}
+
 /* ---- read transactions ----------------------------------------------------------- */
 
 /*
@@ -835,24 +1009,28 @@ txn_begin(struct cache_store *s, unsigned flags, MDB_txn **t)
 	return rc;
 }
 
+/*
+ * A read transaction from the pool, renewed, or a new one, in *t (NULL on failure). A
+ * pooled one is in *t while it is renewed (which reads the meta pages of the map), so
+ * that a guard that catches a fault there finds it.
+ */
 static MDB_txn *
-rtxn_get(struct cache_store *s)
+rtxn_get(struct cache_store *s, MDB_txn **t)
 {
-	MDB_txn *t = NULL;
-
+	*t = NULL;
 	pthread_mutex_lock(&s->lock);
 	if (s->nrpool > 0)
-		t = s->rpool[--s->nrpool];
+		*t = s->rpool[--s->nrpool];
 	pthread_mutex_unlock(&s->lock);
-	if (t != NULL) {
-		if (mdb_txn_renew(t) == 0)
-			return t;
-		mdb_txn_abort(t);
-		t = NULL;
+	if (*t != NULL) {
+		if (mdb_txn_renew(*t) == 0)
+			return *t;
+		mdb_txn_abort(*t);
+		*t = NULL;
 	}
-	if (txn_begin(s, MDB_RDONLY, &t) != 0)
-		return NULL;
-	return t;
+	if (txn_begin(s, MDB_RDONLY, t) != 0)
+		*t = NULL;
+	return *t;
 }
 
 static void
@@ -871,11 +1049,30 @@ rtxn_put(struct cache_store *s, MDB_txn *t)
 
 /* ---- the queue ------------------------------------------------------------------- */
 
-/* Append op; unless force, refuse (-1) when the queue is over its byte budget. */
+static void finish_batch(struct cache_store *s, struct op *ops, int committed);
+
+/*
+ * Append op; unless force, refuse (-1) when the queue is over its byte budget. When a
+ * broken store's writer has ended, refuse, or (force) drop op at once, in this thread.
+ */
 static int
 enqueue(struct cache_store *s, struct op *op, int force)
 {
 	pthread_mutex_lock(&s->lock);
+	if (s->writer_gone) {
+		if (!force) {
+			pthread_mutex_unlock(&s->lock);
+			return -1;
+		}
+		op->next = NULL;
+		s->queued += op->cost;
+		s->enqueued++;
+		pthread_mutex_unlock(&s->lock);
+		if (op->put != NULL)
+			op->put->w_dead = 1;
+		finish_batch(s, op, 0);
+		return 0;
+	}
 	if (!force && s->queued + op->cost > s->queue_max) {
 		pthread_mutex_unlock(&s->lock);
 		return -1;
@@ -941,7 +1138,7 @@ cache_put_begin(struct cache_store *s, const struct cache_key *key, const struct
 	char vary[1024];
 	long vlen;
 
-	if (s == NULL || (s->flags & CACHE_F_RDONLY) ||
+	if (s == NULL || (s->flags & CACHE_F_RDONLY) || store_broken(s) ||
 	    (obj->expected_len >= 0 && (uint64_t)obj->expected_len > s->max_object_size))
 		goto drop;
 	vlen = cache_vary_names(obj->headers, obj->nheaders, vary, sizeof(vary));
@@ -1080,7 +1277,7 @@ cache_update(struct cache_store *s, const struct cache_meta *m, const struct cac
 	size_t len;
 	struct op *op;
 
-	if (s == NULL || (s->flags & CACHE_F_RDONLY))
+	if (s == NULL || (s->flags & CACHE_F_RDONLY) || store_broken(s))
 		return -1;
 	rec = rec_build(&len, REC_OBJECT, m->status, h, n, m->url, m->url_len, m->vary, m->vary_len,
 	                request_time, response_time, fresh, m->chunk_size);
@@ -1105,7 +1302,7 @@ cache_invalidate_url(struct cache_store *s, const char *url, size_t len)
 {
 	struct op *op;
 
-	if (s == NULL || (s->flags & CACHE_F_RDONLY) ||
+	if (s == NULL || (s->flags & CACHE_F_RDONLY) || store_broken(s) ||
 	    (op = op_new(OP_INVALIDATE, NULL, len)) == NULL)
 		return -1;
 	memcpy(op->data, url, len);
@@ -1609,20 +1806,88 @@ run_save(struct cache_store *s, int force)
 	s->run_saved_at = now;
 }
 
+/* The writer's transactions, each under a guard: RC_BROKEN when the store is broken. */
+#define RC_BROKEN (-1) /* no LMDB code */
+
+enum wjob { W_BATCH, W_EVICT, W_CLEAN, W_SAVE };
+
+struct writer_call {
+	struct gcall g;
+	enum wjob job;
+	struct op *ops;
+	int arg, rc;
+	uint64_t n;
+};
+
+static void
+writer_in(struct cache_store *s, struct gcall *g)
+{
+	struct writer_call *c = (struct writer_call *)g;
+
+	c->rc = 0;
+	switch (c->job) {
+	case W_BATCH:
+		c->rc = run_batch(s, c->ops, c->arg);
+		break;
+	case W_EVICT:
+		c->rc = evict_for_space(s, &c->n);
+		break;
+	case W_CLEAN:
+		clean_pending(s);
+		break;
+	case W_SAVE:
+		run_save(s, c->arg);
+		break;
+	}
+}
+
+static int
+writer_do(struct cache_store *s, enum wjob job, struct op *ops, int arg, uint64_t *n)
+{
+	struct writer_call c = {.job = job, .ops = ops, .arg = arg};
+
+	if (guard_run(s, writer_in, &c.g) == -1)
+		return RC_BROKEN;
+	if (n != NULL)
+		*n = c.n;
+	return c.rc;
+}
+
+/*
+ * The store is broken: drop ops and everything queued, and end the thread (which lets
+ * go of LMDB's write lock if a fault left it taken). enqueue() drops what comes later.
+ */
+static void
+writer_end(struct cache_store *s, struct op *ops)
+{
+	for (int round = 0; round < 2; round++) {
+		for (struct op *op = ops; op != NULL; op = op->next)
+			if (op->put != NULL)
+				op->put->w_dead = 1;
+		finish_batch(s, ops, 0);
+		pthread_mutex_lock(&s->lock);
+		ops = s->head;
+		s->head = NULL;
+		s->tail = &s->head;
+		s->writer_gone = 1;
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct cache_store *s = arg;
 
 	s->run_started = (int64_t)time(NULL);
-	run_save(s, 1);
-	clean_pending(s);
+	writer_do(s, W_SAVE, NULL, 1, NULL);
+	writer_do(s, W_CLEAN, NULL, 0, NULL);
 	for (;;) {
 		struct op *ops;
 		int rc;
 
 		pthread_mutex_lock(&s->lock);
-		while (s->head == NULL && !s->stop) {
+		while (s->head == NULL && !s->stop && !store_broken(s)) {
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -1630,13 +1895,13 @@ writer_main(void *arg)
 			if (pthread_cond_timedwait(&s->wake, &s->lock, &until) == ETIMEDOUT &&
 			    s->head == NULL && !s->stop) {
 				pthread_mutex_unlock(&s->lock);
-				run_save(s, 0);
+				writer_do(s, W_SAVE, NULL, 0, NULL);
 				pthread_mutex_lock(&s->lock);
 			}
 		}
-		if (s->head == NULL) {
+		if (s->head == NULL && !store_broken(s)) {
 			pthread_mutex_unlock(&s->lock);
-			run_save(s, 0);
+			writer_do(s, W_SAVE, NULL, 0, NULL);
 			break;
 		}
 		ops = s->head;
@@ -1644,33 +1909,39 @@ writer_main(void *arg)
 		s->tail = &s->head;
 		pthread_mutex_unlock(&s->lock);
 
-		rc = run_batch(s, ops, 0);
+		rc = writer_do(s, W_BATCH, ops, 0, NULL);
 		if (is_full(rc)) {
-			uint64_t n;
-			int erc = evict_for_space(s, &n);
+			uint64_t n = 0;
+			int erc = writer_do(s, W_EVICT, NULL, 0, &n);
 
-			if (erc != 0)
+			if (erc != 0 && erc != RC_BROKEN)
 				wlog(s, WLOG_FULL, "%s: full (%s); cannot evict: %s", s->path,
 				     mdb_strerror(rc), mdb_strerror(erc));
-			else
+			else if (erc == 0)
 				wlog(s, WLOG_FULL, "%s: full (%s); evicted %llu entries", s->path,
 				     mdb_strerror(rc), (unsigned long long)n);
-			rc = run_batch(s, ops, 0);
+			rc = writer_do(s, W_BATCH, ops, 0, NULL);
 		}
-		if (rc != 0) {
+		if (rc != 0 && rc != RC_BROKEN) {
 			wlog(s, WLOG_FAIL, "%s: cannot store: %s; objects dropped", s->path,
 			     mdb_strerror(rc));
 			s->failing = 1;
 			for (struct op *op = ops; op != NULL; op = op->next)
 				if (op->put != NULL)
 					op->put->w_dead = 1;
-			run_batch(s, ops, 1);
-		} else if (s->failing) {
+			writer_do(s, W_BATCH, ops, 1, NULL);
+		} else if (rc == 0 && s->failing) {
 			s->failing = 0;
 			wlog(s, WLOG_AGAIN, "%s: storing again", s->path);
 		}
+		if (store_broken(s)) { /* a batch committed before the fault counts as stored */
+			if (rc == 0)
+				finish_batch(s, ops, 1);
+			writer_end(s, rc == 0 ? NULL : ops);
+			break;
+		}
 		finish_batch(s, ops, rc == 0);
-		run_save(s, 0);
+		writer_do(s, W_SAVE, NULL, 0, NULL);
 	}
 	return NULL;
 }
@@ -1775,6 +2046,7 @@ cache_store_open(const struct cache_store_params *p, char **err)
 		seterr(err, "%s: out of memory", p->path);
 		return NULL;
 	}
+	guard_install();
 	s->flags = p->flags;
 	s->max_size = p->max_size ? p->max_size : (uint64_t)256 << 20;
 	s->max_object_size = p->max_object_size ? p->max_object_size : s->max_size / 8;
@@ -1951,6 +2223,14 @@ cache_store_close(struct cache_store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->writer, NULL);
 	}
+	if (store_broken(s)) {
+		/* never touched again, kept reachable (see "a file cut under the map") */
+		pthread_mutex_lock(&abandoned_lock);
+		s->next_abandoned = abandoned;
+		abandoned = s;
+		pthread_mutex_unlock(&abandoned_lock);
+		return;
+	}
 	for (int i = 0; i < s->nrpool; i++)
 		mdb_txn_abort(s->rpool[i]);
 	mdb_env_close(s->env);
@@ -1964,88 +2244,84 @@ cache_store_close(struct cache_store *s)
 
 /* ---- reads ------------------------------------------------------------------------ */
 
+struct get_call {
+	struct gcall g;
+	const struct cache_key *key;
+	const struct cache_header *req;
+	size_t nreq;
+	struct cache_meta *out;
+	struct cache_key vkey;
+	int rc;
+};
+
+static void
+get_in(struct cache_store *s, struct gcall *g)
+{
+	struct get_call *c = (struct get_call *)g;
+	MDB_val k = {CACHE_KEY_LEN, (void *)(uintptr_t)c->key->b}, v;
+	struct cache_meta m;
+	int rc, kind = -1;
+
+	if (rtxn_get(s, &g->txn) == NULL) {
+		c->rc = EIO;
+		return;
+	}
+	rc = mdb_get(g->txn, s->meta, &k, &v);
+	/* a vary record (told by its kind byte) names the fields of the variant's key */
+	if (rc == 0 && v.mv_size > 5 && ((const unsigned char *)v.mv_data)[5] == REC_VARY &&
+	    rec_decode(v.mv_data, v.mv_size, &m) == REC_VARY) {
+		hit_mark(s, c->key);
+		if (variant_key(&c->vkey, c->key, m.vary, m.vary_len, c->req, c->nreq) == -1)
+			rc = ENOMEM;
+		else {
+			k.mv_data = c->vkey.b;
+			rc = mdb_get(g->txn, s->meta, &k, &v);
+		}
+	}
+	/* one copy and one decode; unreadable, or a vary record where an object belongs */
+	if (rc == 0 && (c->out = meta_copy(&v, &c->vkey, &kind, &g->held)) == NULL)
+		rc = MDB_CORRUPTED;
+	if (rc == 0 && kind != REC_OBJECT) {
+		cache_meta_free(c->out);
+		c->out = NULL;
+		rc = MDB_NOTFOUND;
+	}
+	rtxn_put(s, g->txn);
+	g->txn = NULL;
+	c->rc = rc;
+}
+
 int
 cache_get(struct cache_store *s, const struct cache_key *key, const struct cache_header *req,
           size_t nreq, struct cache_meta **out)
 {
-	MDB_txn *txn;
-	MDB_val k = {CACHE_KEY_LEN, (void *)(uintptr_t)key->b}, v;
-	struct cache_meta m;
-	struct cache_key vkey = *key;
-	int rc, kind = -1;
+	struct get_call c = {.key = key, .req = req, .nreq = nreq, .vkey = *key};
 
 	*out = NULL;
-	if (s == NULL || (txn = rtxn_get(s)) == NULL)
+	if (s == NULL)
 		return -1;
-	rc = mdb_get(txn, s->meta, &k, &v);
-	/* a vary record (told by its kind byte) names the fields of the variant's key */
-	if (rc == 0 && v.mv_size > 5 && ((const unsigned char *)v.mv_data)[5] == REC_VARY &&
-	    rec_decode(v.mv_data, v.mv_size, &m) == REC_VARY) {
-		hit_mark(s, key);
-		if (variant_key(&vkey, key, m.vary, m.vary_len, req, nreq) == -1)
-			rc = ENOMEM;
-		else {
-			k.mv_data = vkey.b;
-			rc = mdb_get(txn, s->meta, &k, &v);
-		}
+	if (guard_run(s, get_in, &c.g) == -1) {
+		/* a fault between the copy and the return loses the copy: no matter */
+		atomic_fetch_add_explicit(&s->n_misses, 1, memory_order_relaxed);
+		return -1;
 	}
-	/* one copy and one decode; unreadable, or a vary record where an object belongs */
-	if (rc == 0 && (*out = meta_copy(&v, &vkey, &kind)) == NULL)
-		rc = MDB_CORRUPTED;
-	if (rc == 0 && kind != REC_OBJECT) {
-		cache_meta_free(*out);
-		*out = NULL;
-		rc = MDB_NOTFOUND;
-	}
-	rtxn_put(s, txn);
-	if (rc == 0) {
-		hit_mark(s, &vkey);
+	if (c.rc == 0) {
+		*out = c.out;
+		hit_mark(s, &c.vkey);
 		atomic_fetch_add_explicit(&s->n_hits, 1, memory_order_relaxed);
 		return 1;
 	}
 	atomic_fetch_add_explicit(&s->n_misses, 1, memory_order_relaxed);
-	return rc == MDB_NOTFOUND ? 0 : -1;
+	return c.rc == MDB_NOTFOUND ? 0 : -1;
 }
 
-ssize_t
-cache_read(struct cache_store *s, const struct cache_meta *m, uint64_t off, void *buf, size_t len)
-{
-	struct cache_view v;
-	unsigned char *out = buf;
-	size_t done = 0;
-
-	if (off >= m->body_len || len == 0)
-		return 0;
-	if (len > m->body_len - off)
-		len = (size_t)(m->body_len - off);
-	if (cache_view_begin(s, &v) == -1)
-		return -1;
-	while (done < len) { /* chunk by chunk, copied out of the one read transaction */
-		const void *p;
-		ssize_t n = cache_view(&v, m, off + done, len - done, &p);
-
-		if (n <= 0) {
-			cache_view_end(&v);
-			return -1;
-		}
-		memcpy(out + done, p, (size_t)n);
-		done += (size_t)n;
-	}
-	cache_view_end(&v);
-	return (ssize_t)done;
-}
-
-int
-cache_view_begin(struct cache_store *s, struct cache_view *v)
-{
-	v->s = s;
-	v->txn = s != NULL ? rtxn_get(s) : NULL;
-	return v->txn != NULL ? 0 : -1;
-}
-
-ssize_t
-cache_view(struct cache_view *v, const struct cache_meta *m, uint64_t off, size_t len,
-           const void **p)
+/*
+ * The body chunk holding off, in txn: the bytes from off to the end of the chunk (at most
+ * len), 0 at the end of the body, -1 when the entry is gone. Reads the map.
+ */
+static ssize_t
+view_in(struct cache_store *s, MDB_txn *txn, const struct cache_meta *m, uint64_t off, size_t len,
+        const void **p)
 {
 	unsigned char kb[12];
 	MDB_val k = {12, kb}, d;
@@ -2057,16 +2333,147 @@ cache_view(struct cache_view *v, const struct cache_meta *m, uint64_t off, size_
 		len = (size_t)(m->body_len - off);
 	in = (size_t)(off % m->chunk_size);
 	chunk_key(kb, m->id, (uint32_t)(off / m->chunk_size));
-	if (v->txn == NULL || mdb_get(v->txn, v->s->chunk, &k, &d) != 0 || d.mv_size <= in)
+	if (txn == NULL || mdb_get(txn, s->chunk, &k, &d) != 0 || d.mv_size <= in)
 		return -1;
 	n = d.mv_size - in < len ? d.mv_size - in : len;
 	*p = (const unsigned char *)d.mv_data + in;
 	return (ssize_t)n;
 }
 
+struct read_call {
+	struct gcall g;
+	const struct cache_meta *m;
+	uint64_t off;
+	unsigned char *buf;
+	size_t len;
+	ssize_t n;
+};
+
+/* cache_read() in one read transaction, chunk by chunk, copied out of the map */
+static void
+read_in(struct cache_store *s, struct gcall *g)
+{
+	struct read_call *c = (struct read_call *)g;
+	size_t done = 0;
+
+	c->n = -1;
+	if (rtxn_get(s, &g->txn) == NULL)
+		return;
+	while (done < c->len) {
+		const void *p;
+		ssize_t n = view_in(s, g->txn, c->m, c->off + done, c->len - done, &p);
+
+		if (n <= 0)
+			break;
+		memcpy(c->buf + done, p, (size_t)n);
+		done += (size_t)n;
+	}
+	rtxn_put(s, g->txn);
+	g->txn = NULL;
+	if (done == c->len)
+		c->n = (ssize_t)done;
+}
+
+ssize_t
+cache_read(struct cache_store *s, const struct cache_meta *m, uint64_t off, void *buf, size_t len)
+{
+	struct read_call c = {.m = m, .off = off, .buf = buf, .len = len};
+
+	if (off >= m->body_len || len == 0)
+		return 0;
+	if (len > m->body_len - off)
+		c.len = (size_t)(m->body_len - off);
+	if (s == NULL || guard_run(s, read_in, &c.g) == -1)
+		return -1;
+	return c.n;
+}
+
+static void
+view_begin_in(struct cache_store *s, struct gcall *g)
+{
+	rtxn_get(s, &g->txn);
+}
+
+int
+cache_view_begin(struct cache_store *s, struct cache_view *v)
+{
+	struct gcall g = {NULL};
+
+	v->s = s;
+	v->txn = NULL;
+	if (s == NULL || guard_run(s, view_begin_in, &g) == -1)
+		return -1;
+	v->txn = g.txn;
+	return v->txn != NULL ? 0 : -1;
+}
+
+struct view_call {
+	struct gcall g;
+	MDB_txn *txn;
+	const struct cache_meta *m;
+	uint64_t off;
+	size_t len;
+	const void *p;
+	ssize_t n;
+};
+
+static void
+view_call_in(struct cache_store *s, struct gcall *g)
+{
+	struct view_call *c = (struct view_call *)g;
+
+	c->n = view_in(s, c->txn, c->m, c->off, c->len, &c->p);
+}
+
+ssize_t
+cache_view(struct cache_view *v, const struct cache_meta *m, uint64_t off, size_t len,
+           const void **p)
+{
+	struct view_call c = {.g.txn = v->txn, .txn = v->txn, .m = m, .off = off, .len = len};
+
+	if (v->txn == NULL)
+		return -1;
+	if (guard_run(v->s, view_call_in, &c.g) == -1) {
+		v->txn = NULL; /* back in the pool, or abandoned with the store */
+		return -1;
+	}
+	if (c.n > 0)
+		*p = c.p;
+	return c.n;
+}
+
+struct copy_call {
+	struct gcall g;
+	void *dst;
+	const void *src;
+	size_t len;
+};
+
+static void
+copy_in(struct cache_store *s, struct gcall *g)
+{
+	struct copy_call *c = (struct copy_call *)g;
+
+	(void)s;
+	memcpy(c->dst, c->src, c->len);
+}
+
+int
+cache_view_copy(struct cache_view *v, void *dst, const void *src, size_t len)
+{
+	struct copy_call c = {.g.txn = v->txn, .dst = dst, .src = src, .len = len};
+
+	if (v->txn == NULL || guard_run(v->s, copy_in, &c.g) == -1) {
+		v->txn = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 void
 cache_view_end(struct cache_view *v)
 {
+	/* mdb_txn_reset() writes the reader slot (lock.mdb), never the map */
 	if (v->txn != NULL)
 		rtxn_put(v->s, v->txn);
 	v->txn = NULL;
@@ -2074,34 +2481,55 @@ cache_view_end(struct cache_view *v)
 
 /* ---- purges, stats, walk, verify --------------------------------------------------- */
 
+struct purge_call {
+	struct gcall g;
+	const char *url;
+	size_t len;
+	int exact, rc;
+	size_t n;
+};
+
+/* One write transaction of at most 256 deletions. */
+static void
+purge_in(struct cache_store *s, struct gcall *g)
+{
+	struct purge_call *c = (struct purge_call *)g;
+	MDB_txn *txn;
+	struct acct a;
+	int rc = txn_begin(s, 0, &txn);
+
+	c->n = 0;
+	if (rc == 0)
+		rc = acct_load(s, txn, &a);
+	if (rc == 0)
+		rc = purge_in_txn(s, txn, c->url, c->len, c->exact, 256, &a, &c->n);
+	if (rc == 0)
+		rc = acct_store(s, txn, &a);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else if (txn != NULL)
+		mdb_txn_abort(txn);
+	c->rc = rc;
+}
+
 /* Repeated short write transactions of at most 256 deletions each. */
 static long
 purge(struct cache_store *s, const char *url, size_t len, int exact, char **err)
 {
+	struct purge_call c = {.url = url, .len = len, .exact = exact};
 	long total = 0;
 
 	for (;;) {
-		MDB_txn *txn;
-		struct acct a;
-		size_t n = 0;
-		int rc = txn_begin(s, 0, &txn);
-
-		if (rc == 0)
-			rc = acct_load(s, txn, &a);
-		if (rc == 0)
-			rc = purge_in_txn(s, txn, url, len, exact, 256, &a, &n);
-		if (rc == 0)
-			rc = acct_store(s, txn, &a);
-		if (rc == 0)
-			rc = mdb_txn_commit(txn);
-		else if (txn != NULL)
-			mdb_txn_abort(txn);
-		if (rc != 0) {
-			seterr(err, "purge: %s", mdb_strerror(rc));
+		if (guard_run(s, purge_in, &c.g) == -1) {
+			seterr(err, "purge: %s: the cache file is cut short (bus error)", s->path);
 			return -1;
 		}
-		total += (long)n;
-		if (n < 256)
+		if (c.rc != 0) {
+			seterr(err, "purge: %s", mdb_strerror(c.rc));
+			return -1;
+		}
+		total += (long)c.n;
+		if (c.n < 256)
 			return total;
 	}
 }
@@ -2124,9 +2552,16 @@ cache_purge_all(struct cache_store *s, char **err)
 	return purge(s, "", 0, 0, err);
 }
 
-int
-cache_stats(struct cache_store *s, struct cache_stats *st)
+struct stats_call {
+	struct gcall g;
+	struct cache_stats *st;
+	int rc;
+};
+
+static void
+stats_in(struct cache_store *s, struct gcall *g)
 {
+	struct cache_stats *st = ((struct stats_call *)g)->st;
 	MDB_txn *txn;
 	MDB_envinfo ei;
 	MDB_stat ms;
@@ -2134,9 +2569,9 @@ cache_stats(struct cache_store *s, struct cache_stats *st)
 	MDB_dbi dbis[6] = {s->meta, s->chunk, s->lru, s->url, s->pending, s->info};
 	int rc;
 
-	memset(st, 0, sizeof(*st));
-	if ((txn = rtxn_get(s)) == NULL)
-		return -1;
+	((struct stats_call *)g)->rc = -1;
+	if ((txn = rtxn_get(s, &g->txn)) == NULL)
+		return;
 	rc = acct_load(s, txn, &a);
 	if (rc == 0) {
 		MDB_val k = {3, (void *)(uintptr_t) "run"}, d;
@@ -2159,8 +2594,9 @@ cache_stats(struct cache_store *s, struct cache_stats *st)
 			        ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
 	}
 	rtxn_put(s, txn);
-	if (rc != 0 || mdb_env_info(s->env, &ei) != 0)
-		return -1;
+	g->txn = NULL;
+	if (rc != 0 || mdb_env_info(s->env, &ei) != 0) /* reads the meta pages */
+		return;
 	st->entries = a.entries;
 	st->bytes = a.bytes;
 	st->max_size = s->max_size;
@@ -2174,72 +2610,116 @@ cache_stats(struct cache_store *s, struct cache_stats *st)
 	st->stored = atomic_load(&s->n_stored);
 	st->dropped = atomic_load(&s->n_dropped);
 	st->evicted = atomic_load(&s->n_evicted);
-	return 0;
+	((struct stats_call *)g)->rc = 0;
+}
+
+int
+cache_stats(struct cache_store *s, struct cache_stats *st)
+{
+	struct stats_call c = {.st = st};
+
+	memset(st, 0, sizeof(*st));
+	if (guard_run(s, stats_in, &c.g) == -1)
+		return -1;
+	return c.rc;
+}
+
+struct walk_call {
+	struct gcall g;
+	const char *prefix;
+	size_t len, plen;
+	int (*fn)(void *arg, const char *kind, const struct cache_meta *m);
+	void *arg;
+	unsigned char last[URL_KEY_MAX + 1 + CACHE_KEY_LEN];
+	size_t last_len;
+	int started;
+	int done; /* 0: go on, 1: stop with 0, -1: stop with -1 */
+};
+
+/* Up to 128 URL records in one read transaction (fn runs in it: it reads the map). */
+static void
+walk_in(struct cache_store *s, struct gcall *g)
+{
+	struct walk_call *w = (struct walk_call *)g;
+	MDB_txn *txn = rtxn_get(s, &g->txn);
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, n = 0, stop = 0;
+
+	if (txn == NULL || mdb_cursor_open(txn, s->url, &c) != 0) {
+		if (txn != NULL)
+			rtxn_put(s, txn);
+		g->txn = NULL;
+		w->done = -1;
+		return;
+	}
+	if (w->started) {
+		k.mv_size = w->last_len;
+		k.mv_data = w->last;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == w->last_len &&
+		    memcmp(k.mv_data, w->last, w->last_len) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	} else if (w->plen > 0) {
+		k.mv_size = w->plen;
+		k.mv_data = (void *)(uintptr_t)w->prefix;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	} else
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	w->started = 1;
+	for (; rc == 0 && n < 128 && !stop; n++, rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const unsigned char *kb = k.mv_data;
+		MDB_val mk, mv;
+		struct cache_meta m;
+		int kind;
+
+		if (k.mv_size < 1 + CACHE_KEY_LEN || k.mv_size > sizeof(w->last))
+			continue;
+		if (k.mv_size - 1 - CACHE_KEY_LEN < w->plen ||
+		    memcmp(kb, w->prefix, w->plen) != 0) {
+			stop = 2;
+			break;
+		}
+		memcpy(w->last, kb, k.mv_size);
+		w->last_len = k.mv_size;
+		mk.mv_size = CACHE_KEY_LEN;
+		mk.mv_data = (void *)(uintptr_t)(kb + k.mv_size - CACHE_KEY_LEN);
+		if (mdb_get(txn, s->meta, &mk, &mv) != 0 ||
+		    (kind = rec_decode(mv.mv_data, mv.mv_size, &m)) == -1)
+			continue;
+		if (m.url_len < w->len || memcmp(m.url, w->prefix, w->len) != 0)
+			continue;
+		memcpy(m.key.b, mk.mv_data, CACHE_KEY_LEN);
+		if (w->fn(w->arg, kind == REC_VARY ? "vary" : "object", &m) != 0)
+			stop = 1;
+	}
+	mdb_cursor_close(c);
+	rtxn_put(s, txn);
+	g->txn = NULL;
+	if (stop || rc != 0)
+		w->done = rc == 0 || rc == MDB_NOTFOUND ? 1 : -1;
 }
 
 int
 cache_walk(struct cache_store *s, const char *prefix, size_t len,
            int (*fn)(void *arg, const char *kind, const struct cache_meta *m), void *arg)
 {
-	unsigned char last[URL_KEY_MAX + 1 + CACHE_KEY_LEN];
-	size_t last_len = 0, plen = len < URL_KEY_MAX ? len : URL_KEY_MAX;
-	int started = 0;
+	struct walk_call *w = calloc(1, sizeof(*w));
+	int rc;
 
-	for (;;) {
-		MDB_txn *txn = rtxn_get(s);
-		MDB_cursor *c;
-		MDB_val k, v;
-		int rc, n = 0, stop = 0;
-
-		if (txn == NULL || mdb_cursor_open(txn, s->url, &c) != 0) {
-			if (txn != NULL)
-				rtxn_put(s, txn);
-			return -1;
-		}
-		if (started) {
-			k.mv_size = last_len;
-			k.mv_data = last;
-			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-			if (rc == 0 && k.mv_size == last_len &&
-			    memcmp(k.mv_data, last, last_len) == 0)
-				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-		} else if (plen > 0) {
-			k.mv_size = plen;
-			k.mv_data = (void *)(uintptr_t)prefix;
-			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		} else
-			rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-		started = 1;
-		for (; rc == 0 && n < 128 && !stop; n++, rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			const unsigned char *kb = k.mv_data;
-			MDB_val mk, mv;
-			struct cache_meta m;
-			int kind;
-
-			if (k.mv_size < 1 + CACHE_KEY_LEN || k.mv_size > sizeof(last))
-				continue;
-			if (k.mv_size - 1 - CACHE_KEY_LEN < plen || memcmp(kb, prefix, plen) != 0) {
-				stop = 2;
-				break;
-			}
-			memcpy(last, kb, k.mv_size);
-			last_len = k.mv_size;
-			mk.mv_size = CACHE_KEY_LEN;
-			mk.mv_data = (void *)(uintptr_t)(kb + k.mv_size - CACHE_KEY_LEN);
-			if (mdb_get(txn, s->meta, &mk, &mv) != 0 ||
-			    (kind = rec_decode(mv.mv_data, mv.mv_size, &m)) == -1)
-				continue;
-			if (m.url_len < len || memcmp(m.url, prefix, len) != 0)
-				continue;
-			memcpy(m.key.b, mk.mv_data, CACHE_KEY_LEN);
-			if (fn(arg, kind == REC_VARY ? "vary" : "object", &m) != 0)
-				stop = 1;
-		}
-		mdb_cursor_close(c);
-		rtxn_put(s, txn);
-		if (stop || rc != 0)
-			return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
-	}
+	if (w == NULL)
+		return -1;
+	w->prefix = prefix;
+	w->len = len;
+	w->plen = len < URL_KEY_MAX ? len : URL_KEY_MAX;
+	w->fn = fn;
+	w->arg = arg;
+	while (w->done == 0)
+		if (guard_run(s, walk_in, &w->g) == -1)
+			w->done = -1;
+	rc = w->done == 1 ? 0 : -1;
+	free(w);
+	return rc;
 }
 
 static int
@@ -2278,9 +2758,10 @@ hex(char out[17], const unsigned char *k)
 	out[16] = 0;
 }
 
-/* One read transaction: a consistent snapshot (the tool only). */
-long
-cache_verify(struct cache_store *s, void (*report)(void *arg, const char *msg), void *arg)
+/* One read transaction (in *tp while it is open): a consistent snapshot. */
+static long
+verify_in_txn(struct cache_store *s, void (*report)(void *arg, const char *msg), void *arg,
+              MDB_txn **tp)
 {
 	MDB_txn *txn;
 	MDB_cursor *c;
@@ -2290,8 +2771,11 @@ cache_verify(struct cache_store *s, void (*report)(void *arg, const char *msg), 
 	long n = 0;
 	int rc;
 
-	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+	if (txn_begin(s, MDB_RDONLY, tp) != 0) {
+		*tp = NULL;
 		return -1;
+	}
+	txn = *tp;
 	if (mdb_cursor_open(txn, s->meta, &c) != 0)
 		goto fail;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
@@ -2394,11 +2878,41 @@ cache_verify(struct cache_store *s, void (*report)(void *arg, const char *msg), 
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
 		goto fail;
+	*tp = NULL;
 	mdb_txn_abort(txn);
 	free(ids);
 	return n;
 fail:
+	*tp = NULL;
 	mdb_txn_abort(txn);
 	free(ids);
 	return -1;
+}
+
+struct verify_call {
+	struct gcall g;
+	void (*report)(void *arg, const char *msg);
+	void *arg;
+	long n;
+};
+
+static void
+verify_in(struct cache_store *s, struct gcall *g)
+{
+	struct verify_call *c = (struct verify_call *)g;
+
+	c->n = verify_in_txn(s, c->report, c->arg, &g->txn);
+}
+
+/* The tool only. */
+long
+cache_verify(struct cache_store *s, void (*report)(void *arg, const char *msg), void *arg)
+{
+	struct verify_call c = {.report = report, .arg = arg};
+
+	if (guard_run(s, verify_in, &c.g) == -1) {
+		report(arg, "the cache file is cut short: reading it is a bus error");
+		return -1;
+	}
+	return c.n;
 }

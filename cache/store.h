@@ -23,8 +23,16 @@
  *   not LMDB or whose main table does not name the store's tables (garbage past the meta
  *   pages): the open creates tables only in a new environment. A file shorter than its
  *   meta page says is extended with zero pages (no SIGBUS at start). LMDB has no page
- *   checksums: garbage deeper in the B-trees, or a file truncated while the daemon runs
- *   (SIGBUS), is not detected.
+ *   checksums: garbage deeper in the B-trees is not detected.
+ * - A file truncated (or a disk gone) while the store is open makes reads of the map fault
+ *   (SIGBUS). cache_store_open() installs a process-wide SIGBUS handler, and
+ *   every read of the map in this module is guarded: a fault there marks the store broken
+ *   (logged once through the log callback, from whichever thread saw it) instead of
+ *   killing the process. A broken store is never read again: lookups miss (-1), puts,
+ *   updates and invalidations are dropped, purges, stats, walks fail; cache_store_close()
+ *   leaks the environment (see store.c). A SIGBUS anywhere else still kills the process
+ *   (or goes to the handler that was there before: a sanitizer's). Only the bytes lent by
+ *   cache_view() may be read outside this module, and only with cache_view_copy().
  * - Purges (cache_purge_*) run their own short write transaction in the calling thread:
  *   for the admin tool and admin endpoints, not for request paths.
  * - Everything is thread-safe except the handles: a cache_put belongs to one thread, a
@@ -211,7 +219,11 @@ ssize_t cache_read(struct cache_store *s, const struct cache_meta *m, uint64_t o
  * takes a read transaction into v: 0, or -1 on error (then use cache_read). cache_view()
  * points *p at up to len body bytes from offset off inside the map (at most to the end of
  * the stored chunk holding off): the count, 0 at the end, or -1 when the entry is gone (as
- * cache_read). The bytes stay valid and unchanged until cache_view_end(v).
+ * cache_read) or the store broke. The bytes stay valid and unchanged until
+ * cache_view_end(v), but are in the map: read them only with cache_view_copy(), or hand
+ * them to the kernel (write(2) of a cut-off page fails with EFAULT, it does not fault).
+ * cache_view_copy() copies len bytes lent by v from src to dst: 0, or -1 when reading
+ * them faulted (the store is broken: end the view, what dst holds is garbage).
  */
 struct cache_view {
 	struct cache_store *s; /* private */
@@ -220,7 +232,11 @@ struct cache_view {
 int cache_view_begin(struct cache_store *s, struct cache_view *v);
 ssize_t cache_view(struct cache_view *v, const struct cache_meta *m, uint64_t off, size_t len,
                    const void **p);
+int cache_view_copy(struct cache_view *v, void *dst, const void *src, size_t len);
 void cache_view_end(struct cache_view *v);
+
+/* 1 when a fault on the map has broken s (see the contract above), else 0; NULL: 0. */
+int cache_store_broken(struct cache_store *s);
 
 /*
  * After a 304: replace m's stored headers and freshness (queued; a no-op if the entry

@@ -3241,10 +3241,11 @@ static pthread_mutex_t cfg_stores_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * The store of directory path, opened once per process and shared by the generations that
- * name it (a reload reuses it; max_size is that of the first opening). NULL when it cannot
- * be opened: logged, and the server runs uncached.
+ * name it (a reload reuses it; max_size is that of the first opening), unless a fault on
+ * its map broke it: then the path is opened again. NULL when it cannot be opened: logged,
+ * and the server runs uncached.
  */
-/* What a store's writer thread has to say (a full disk, failing writes). */
+/* What a store has to say (a full disk, failing writes; a fault on its map, from any thread). */
 static void
 cfg_store_log(void *arg, const char *msg)
 {
@@ -3261,7 +3262,8 @@ cfg_store_get(const struct cfg_cache *c)
 
 	pthread_mutex_lock(&cfg_stores_lock);
 	for (r = cfg_stores; r != NULL; r = r->next) {
-		if (strcmp(r->path, c->path) == 0) {
+		/* a store broken by a fault (a file cut short) is not shared: reopen the path */
+		if (strcmp(r->path, c->path) == 0 && !cache_store_broken(r->store)) {
 			r->refs++;
 			pthread_mutex_unlock(&cfg_stores_lock);
 			return r->store;

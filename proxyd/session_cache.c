@@ -242,13 +242,15 @@ session_cache_done(struct session *s)
 }
 
 /*
- * After a write of out that may have left bytes lent by a cache view (the last refs bytes
- * added, by reference): move whatever is left into memory of out's own, so that the view
- * can end. The bytes before them are moved without copying. -1 when out of memory: then
- * out is emptied (nothing lent may stay) and the session must close.
+ * After a write of out that may have left bytes lent by cache view cv (the last refs
+ * bytes added, by reference): move whatever is left into memory of out's own, so that the
+ * view can end. The bytes before them are moved without copying; lent bytes are copied by
+ * cache_view_copy() (the map may have been cut short under them). -1 when out of memory
+ * or the copy faulted: then out is emptied (nothing lent may stay) and the session must
+ * close.
  */
 static int
-session_cache_unview(struct evbuffer *out, size_t refs)
+session_cache_unview(struct evbuffer *out, size_t refs, struct cache_view *cv)
 {
 	size_t left = evbuffer_get_length(out), keep = left > refs ? left - refs : 0;
 	struct evbuffer *own;
@@ -261,13 +263,19 @@ session_cache_unview(struct evbuffer *out, size_t refs)
 	    (keep > 0 && evbuffer_remove_buffer(out, own, keep) != (int)keep))
 		rc = -1;
 	while (rc == 0 && evbuffer_get_length(out) > 0) {
-		struct evbuffer_iovec v;
+		struct evbuffer_iovec v, w;
 
 		if (evbuffer_peek(out, -1, NULL, &v, 1) < 1 || v.iov_len == 0 ||
-		    evbuffer_add(own, v.iov_base, v.iov_len) == -1)
+		    evbuffer_reserve_space(own, (ev_ssize_t)v.iov_len, &w, 1) < 1)
 			rc = -1;
-		else
+		else if (cache_view_copy(cv, w.iov_base, v.iov_base, v.iov_len) == -1) {
+			evbuffer_commit_space(own, &w, 0);
+			rc = -1;
+		} else {
+			w.iov_len = v.iov_len;
+			evbuffer_commit_space(own, &w, 1);
 			evbuffer_drain(out, v.iov_len);
+		}
 	}
 	if (rc == -1)
 		evbuffer_drain(out, evbuffer_get_length(out));
@@ -327,8 +335,8 @@ session_cache_pump(struct session *s)
 	if (gone != -1)
 		session_bev_flush(s->cbev);
 	if (viewing) {
-		if (lent > 0 && session_cache_unview(out, lent) == -1)
-			gone = -1;
+		if (lent > 0 && session_cache_unview(out, lent, &view) == -1)
+			gone = cache_store_broken(s->srv->cache->store) ? 1 : -1;
 		cache_view_end(&view);
 	}
 	if (gone == -1) {

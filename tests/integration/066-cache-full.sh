@@ -8,8 +8,8 @@
 # the cache is full, evicts and keeps storing new objects, and the environment verifies
 # clean. (b) A missing directory and (c) a corrupt environment (random bytes over the
 # whole file, over the meta pages only, over every page but the meta pages) at start:
-# logged, and the servers serve uncached. (d) A data file truncated while the daemon runs
-# is not tested: LMDB reads through a map, and pages cut off are SIGBUS (doc/HACKING.md).
+# logged, and the servers serve uncached. A data file truncated while the daemon runs
+# (SIGBUS) is 085-cache-sigbus.sh.
 . "$TESTLIB"
 plan 21
 

@@ -14,10 +14,12 @@
  */
 
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1486,6 +1488,188 @@ START_TEST(test_store_probe_handler)
 }
 END_TEST
 
+static _Atomic int cut_logged;
+
+static void
+cut_log(void *arg, const char *msg)
+{
+	(void)arg;
+	if (strstr(msg, "bus error reading data.mdb") != NULL)
+		atomic_fetch_add(&cut_logged, 1);
+}
+
+static void
+cut_notified(void *arg)
+{
+	atomic_store((_Atomic int *)arg, 1);
+}
+
+static int
+cut_walk(void *arg, const char *kind, const struct cache_meta *m)
+{
+	(void)arg, (void)kind, (void)m;
+	return 0;
+}
+
+/*
+ * A data file truncated under an open store (the daemon's case: someone cuts the file, or
+ * its disk goes away): reading the cut pages through the map is SIGBUS. The store catches
+ * it: bytes lent by a view fail to copy, lookups miss, puts and the rest are dropped or
+ * fail, the fault is logged once, and close returns. The process lives.
+ */
+START_TEST(test_store_cut_short)
+{
+	struct cache_store_params p;
+	struct cache_store *s;
+	struct cache_stats st;
+	struct cache_view v;
+	struct cache_meta *m, *m2;
+	struct cache_key k;
+	const void *lent;
+	unsigned char buf[4096];
+	char url[64], *err = NULL;
+	_Atomic int notified = 0;
+	ssize_t n;
+
+	memset(&p, 0, sizeof(p));
+	p.path = unit_tmpdir;
+	p.max_size = 64 << 20;
+	p.flags = CACHE_F_NOSYNC;
+	p.log = cut_log;
+	s = cache_store_open(&p, &err);
+	ck_assert_msg(s != NULL, "%s", err != NULL ? err : "?");
+	for (int i = 0; i < 8; i++) {
+		snprintf(url, sizeof(url), "http://a/cut/%d", i);
+		ck_assert_int_eq(store_put(s, url, "", "", 300000), 0);
+	}
+	cache_store_flush(s);
+	ck_assert_int_eq(store_check(s, "http://a/cut/7", "", 300000), 1);
+	cache_key_make(&k, "GET", 3, "http://a/cut/7", 14);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m), 1);
+	ck_assert_int_eq(cache_view_begin(s, &v), 0);
+	n = cache_view(&v, m, 100000, sizeof(buf), &lent);
+	ck_assert_int_eq((int)n, (int)sizeof(buf));
+	ck_assert_int_eq(cache_view_copy(&v, buf, lent, (size_t)n), 0);
+	ck_assert_int_eq(cache_store_broken(s), 0);
+
+	ck_assert_int_eq(truncate(unit_path("data.mdb"), 3 * 4096), 0);
+	/* lent bytes of a page cut off: the copy faults, the store breaks */
+	ck_assert_int_eq(cache_view_copy(&v, buf, lent, (size_t)n), -1);
+	cache_view_end(&v);
+	ck_assert_int_eq(cache_store_broken(s), 1);
+	ck_assert_int_eq(atomic_load(&cut_logged), 1);
+	/* from then on nothing reads the map: misses, drops, failures */
+	cache_key_make(&k, "GET", 3, "http://a/cut/3", 14);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m2), -1);
+	ck_assert_ptr_null(m2);
+	ck_assert_int_eq((int)cache_read(s, m, 0, buf, sizeof(buf)), -1);
+	ck_assert_int_eq(cache_view_begin(s, &v), -1);
+	ck_assert_int_eq(store_put(s, "http://a/cut/new", "", "", 1000), -1);
+	ck_assert_int_eq(cache_invalidate_url(s, "http://a/cut/1", 14), -1);
+	cache_store_notify(s, cut_notified, &notified);
+	cache_store_flush(s);
+	for (int i = 0; i < 100 && !atomic_load(&notified); i++)
+		usleep(20000); /* bounded: the writer sees the broken store within a second */
+	ck_assert_int_eq(atomic_load(&notified), 1);
+	ck_assert_int_eq(cache_stats(s, &st), -1);
+	ck_assert_int_eq(cache_walk(s, "", 0, cut_walk, NULL), -1);
+	ck_assert_int_eq(cache_purge_all(s, &err), -1);
+	free(err);
+	ck_assert_int_eq(atomic_load(&cut_logged), 1);
+	cache_meta_free(m);
+	cache_store_close(s);
+}
+END_TEST
+
+/*
+ * The writer thread meets the cut first (a batch after the truncation, with no read in
+ * between): the store breaks the same way, the flush returns, and the writer has let go
+ * of LMDB's write lock: another process can begin a write transaction (it would wait
+ * forever on the lock of a live thread; a thread that ended leaves it to be taken over).
+ */
+START_TEST(test_store_cut_writer)
+{
+	struct cache_store_params p;
+	struct cache_store *s;
+	char url[64], *err = NULL;
+	pid_t pid;
+	int status;
+
+	memset(&p, 0, sizeof(p));
+	p.path = unit_tmpdir;
+	p.max_size = 64 << 20;
+	p.flags = CACHE_F_NOSYNC;
+	p.log = cut_log;
+	s = cache_store_open(&p, &err);
+	ck_assert_msg(s != NULL, "%s", err != NULL ? err : "?");
+	for (int i = 0; i < 8; i++) {
+		snprintf(url, sizeof(url), "http://a/cutw/%d", i);
+		ck_assert_int_eq(store_put(s, url, "", "", 300000), 0);
+	}
+	cache_store_flush(s);
+	ck_assert_int_eq(truncate(unit_path("data.mdb"), 3 * 4096), 0);
+	/* the put faults in the batch, or, if the writer saved its counters first, is refused */
+	store_put(s, "http://a/cutw/new", "", "", 300000);
+	cache_store_flush(s);
+	ck_assert_int_eq(cache_store_broken(s), 1);
+	ck_assert_int_eq(atomic_load(&cut_logged), 1);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		MDB_env *e;
+		MDB_txn *t;
+
+		alarm(10);
+		if (mdb_env_create(&e) != 0 || mdb_env_set_maxdbs(e, 8) != 0 ||
+		    mdb_env_open(e, unit_tmpdir, MDB_NOSYNC, 0640) != 0)
+			_exit(10);
+		if (mdb_txn_begin(e, NULL, 0, &t) == 0)
+			mdb_txn_abort(t);
+		_exit(0); /* any answer: the lock was not held */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	cache_store_close(s);
+}
+END_TEST
+
+/*
+ * A SIGBUS outside the store's guarded reads still ends the process (of SIGBUS, or
+ * through the handler that was there before the store's: a sanitizer's exits non-zero).
+ * In a child: a store is opened (the handler installed), then a mapped file is cut and read.
+ */
+START_TEST(test_store_sigbus_elsewhere)
+{
+	pid_t pid;
+	int status;
+
+	store_make_some();
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		struct rlimit nocore = {0, 0};
+		struct cache_store *s = store_open(64 << 20, 0, 4096);
+		volatile const unsigned char *map;
+		int fd = open(unit_path("other"), O_RDWR | O_CREAT, 0600);
+
+		setrlimit(RLIMIT_CORE, &nocore);
+		if (s == NULL || fd == -1 || ftruncate(fd, 8192) == -1)
+			_exit(10);
+		map = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED || ftruncate(fd, 0) == -1)
+			_exit(11);
+		if (map[4096] == 0x55) /* SIGBUS */
+			_exit(12);
+		_exit(13);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(
+	        (WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS) ||
+	                (WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) < 10),
+	        "child status %d", status);
+}
+END_TEST
+
 static _Atomic int full_logged;
 
 static void
@@ -1699,6 +1883,9 @@ cache_suite(void)
 	tcase_add_test(ts, test_store_open_corrupt);
 	tcase_add_test(ts, test_store_probe_handler);
 	tcase_add_test(ts, test_store_full_fs);
+	tcase_add_test(ts, test_store_cut_short);
+	tcase_add_test(ts, test_store_cut_writer);
+	tcase_add_test(ts, test_store_sigbus_elsewhere);
 	tcase_add_test(ts, test_tool);
 	suite_add_tcase(s, ts);
 	return s;
