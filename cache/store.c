@@ -2291,9 +2291,19 @@ get_in(struct cache_store *s, struct gcall *g)
 	c->rc = rc;
 }
 
+static void
+get_count(struct cache_store *s, enum cache_get_count count, int hit)
+{
+	if (count == CACHE_GET_QUIET || (count == CACHE_GET_AGAIN && !hit))
+		return;
+	if (count == CACHE_GET_AGAIN) /* the first lookup's miss becomes this hit */
+		atomic_fetch_sub_explicit(&s->n_misses, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(hit ? &s->n_hits : &s->n_misses, 1, memory_order_relaxed);
+}
+
 int
 cache_get(struct cache_store *s, const struct cache_key *key, const struct cache_header *req,
-          size_t nreq, struct cache_meta **out)
+          size_t nreq, enum cache_get_count count, struct cache_meta **out)
 {
 	struct get_call c = {.key = key, .req = req, .nreq = nreq, .vkey = *key};
 
@@ -2302,16 +2312,16 @@ cache_get(struct cache_store *s, const struct cache_key *key, const struct cache
 		return -1;
 	if (guard_run(s, get_in, &c.g) == -1) {
 		/* a fault between the copy and the return loses the copy: no matter */
-		atomic_fetch_add_explicit(&s->n_misses, 1, memory_order_relaxed);
+		get_count(s, count, 0);
 		return -1;
 	}
 	if (c.rc == 0) {
 		*out = c.out;
 		hit_mark(s, &c.vkey);
-		atomic_fetch_add_explicit(&s->n_hits, 1, memory_order_relaxed);
+		get_count(s, count, 1);
 		return 1;
 	}
-	atomic_fetch_add_explicit(&s->n_misses, 1, memory_order_relaxed);
+	get_count(s, count, 0);
 	return c.rc == MDB_NOTFOUND ? 0 : -1;
 }
 

@@ -202,9 +202,15 @@ long cache_meta_headers(const struct cache_meta *m, struct cache_header *out, si
 /*
  * Look up key for a request with headers req (for Vary). Returns 1 and *out (owned by
  * the caller) on a hit, 0 on a miss, -1 on an error (treat as a miss).
+ * The store's hits and misses count requests, so how a lookup counts is the caller's:
+ * CACHE_GET_COUNT, a request's first lookup (a hit or a miss); CACHE_GET_AGAIN, the same
+ * request again after it waited for another's fetch (its first lookup was a miss: a hit
+ * now turns that miss into a hit, a miss counts nothing more); CACHE_GET_QUIET, a lookup
+ * that is no request's answer (a PURGE, a stale entry looked up after a failed fetch).
  */
+enum cache_get_count { CACHE_GET_COUNT, CACHE_GET_AGAIN, CACHE_GET_QUIET };
 int cache_get(struct cache_store *s, const struct cache_key *key, const struct cache_header *req,
-              size_t nreq, struct cache_meta **out);
+              size_t nreq, enum cache_get_count count, struct cache_meta **out);
 /*
  * Copy up to len body bytes from offset off into buf: bytes copied (0 at the end), or -1
  * when the entry is gone (evicted, replaced or purged since cache_get): end the response.

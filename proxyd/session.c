@@ -926,7 +926,7 @@ session_enter_head(struct session *s)
 	s->perr_hop[0] = '\0';
 	s->retry_after = 0;
 	session_cache_unlock(s); /* (a lead ends with its response; this is a safety net) */
-	s->cnolock = s->cnostore = s->cstale_cond = 0;
+	s->cnolock = s->cfound = s->cnostore = s->cstale_cond = 0;
 	s->cmode = CMODE_NONE; /* an early refusal must not count (log) the last request's */
 	s->req_head_len = 0;
 	s->resp_head_len = s->resp_head_held = 0;

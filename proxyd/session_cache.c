@@ -645,7 +645,7 @@ session_cache_stale_error(struct session *s, int cond, int status)
 				rh[k++] = rh[i];
 		reqm.nheaders = k;
 	}
-	if (cache_get(st, &s->ckey, rh, reqm.nheaders, &m) != 1)
+	if (cache_get(st, &s->ckey, rh, reqm.nheaders, CACHE_GET_QUIET, &m) != 1)
 		return 0;
 	if (!session_cache_stale_allowed(s, m, &reqm, cond, now)) {
 		cache_meta_free(m);
@@ -733,7 +733,8 @@ session_purge(struct session *s, const struct http_msg *msg)
 		session_error(s, 405, "PURGE needs a cache and an access-list line allowing it");
 		return;
 	}
-	found = session_cache_key(s, msg, "GET", 3, &k) == 0 && cache_get(st, &k, NULL, 0, &m) == 1;
+	found = session_cache_key(s, msg, "GET", 3, &k) == 0 &&
+	        cache_get(st, &k, NULL, 0, CACHE_GET_QUIET, &m) == 1;
 	cache_meta_free(m);
 	cache_invalidate_url(st, s->curl, s->curl_len);
 	log_notice("*%" PRIu64 " client %s: PURGE %.*s: %s", s->id, s->client, (int)s->curl_len,
@@ -938,6 +939,7 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 	struct cache_msg reqm;
 	struct cache_meta *m = NULL;
 	int stale_cond = s->cstale_cond; /* for this lookup only */
+	enum cache_get_count count;
 
 	s->cstale_cond = 0;
 	s->cmode = CMODE_NONE;
@@ -954,7 +956,14 @@ session_cache_lookup(struct session *s, const struct http_msg *msg)
 	}
 	session_cache_msg(msg, hdrs, &reqm);
 	s->cmode = CMODE_MISS;
-	if (cache_get(st, &s->ckey, hdrs, reqm.nheaders, &m) == 1) {
+	/* a woken waiter looks up again: it counts once, as what it is answered with; a
+	 * background refresh is no client's request */
+	count = s->bg         ? CACHE_GET_QUIET
+	        : !s->cnolock ? CACHE_GET_COUNT
+	        : s->cfound   ? CACHE_GET_QUIET
+	                      : CACHE_GET_AGAIN;
+	if (cache_get(st, &s->ckey, hdrs, reqm.nheaders, count, &m) == 1) {
+		s->cfound |= !s->cnolock;
 		int64_t age = 0;
 		enum cache_use use = cache_policy_use(&m->fresh, &reqm, s->creq_time, &age);
 

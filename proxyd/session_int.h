@@ -180,6 +180,7 @@ struct session {
 	struct collapse_lock *clock; /* this request fetches the key for others (collapse.h) */
 	struct collapse_waiter *cwait; /* this request waits for another's fetch */
 	int cnolock;                   /* woken from a wait: no second wait, no lead */
+	int cfound;                    /* the request's first lookup found an entry (a hit) */
 	int cnostore;                  /* the lock timed out: not stored (nginx) */
 	int cstale_cond; /* woken by a leader that served stale on this failure (CFG_NEXT_*) */
 	int bg;          /* a background refresh: no client, see session_cache_bg() */

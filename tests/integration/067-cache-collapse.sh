@@ -10,7 +10,8 @@
 # fails (stale-if-error) hands the stale entry to its waiters instead of sending them all
 # to the failing origin, except waiters whose own request refuses it (no-cache, max-stale).
 . "$TESTLIB"
-plan 26
+plan 28
+PC="$(dirname "$(dirname "$PROXYD")")/cache/proxyd-cache"
 
 start_origin o1
 start_origin o3 -D 5000
@@ -81,6 +82,10 @@ done
 is "$good" 100 "all 100 bodies are the origin's, whole"
 is "$(xcache_count "$T/a" MISS)" 1 "one MISS (the leader)"
 is "$(xcache_count "$T/a" HIT)" 99 "99 HITs (the waiters, served from the entry)"
+sleep 1.5 # the daemon saves its counters at most once a second
+st=$("$PC" -d "$T/cache" stats)
+like "$st" "^hits 99$" "proxyd-cache stats: the 99 waiters are hits"
+like "$st" "^misses 1$" "... and only the leader a miss (a waiter's first lookup is not one)"
 
 # uncacheable: the waiters of the one fetch go upstream together, later ones do not wait
 P="$B/bytes/1000?cc=private&delay=1000"

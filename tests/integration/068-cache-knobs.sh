@@ -68,8 +68,8 @@ H="/bytes/100?cc=max-age%3D60"
 for _ in 1 2 3 4; do curl -s -o /dev/null "http://127.0.0.1:$p2$H"; done
 sleep 1.5
 st=$("$PC" -d "$T/c2" stats)
-like "$st" "hits 4" "proxyd-cache stats: the daemon's hits (3 of the 4, and the stale one)"
-like "$st" "misses 2" "... its misses"
+like "$st" "^hits 4$" "proxyd-cache stats: the daemon's hits (3 of the 4, and the stale one)"
+like "$st" "^misses 2$" "... its misses"
 like "$st" "hit_ratio 0\\.667" "... the hit ratio"
 like "$st" "max_size 16777216" "... the daemon's max_size"
 like "$st" "since [0-9]{4}-[0-9]{2}-[0-9]{2}T" "... since the daemon opened the cache"

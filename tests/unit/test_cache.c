@@ -666,7 +666,7 @@ store_check(struct cache_store *s, const char *url, const char *req, uint64_t bo
 
 	hl_parse(&rq, req);
 	cache_key_make(&k, "HEAD", 4, url, strlen(url)); /* a GET entry answers HEAD */
-	rc = cache_get(s, &k, rq.h, rq.n, &m);
+	rc = cache_get(s, &k, rq.h, rq.n, CACHE_GET_COUNT, &m);
 	if (rc != 1)
 		return rc;
 	ck_assert_uint_eq(m->body_len, body_len);
@@ -699,6 +699,45 @@ report_stderr(void *arg, const char *msg)
 	fprintf(stderr, "verify: %s\n", msg);
 }
 
+/* How lookups count: a request once, as what it was answered with (store.h). */
+START_TEST(test_store_get_counts)
+{
+	struct cache_store *s = store_open(64 << 20, 0, 1000);
+	struct cache_stats st;
+	struct cache_meta *m;
+	struct cache_key k, none;
+
+	ck_assert_int_eq(store_put(s, "http://a/x", "", "", 100), 0);
+	cache_store_flush(s);
+	cache_key_make(&k, "GET", 3, "http://a/x", 10);
+	cache_key_make(&none, "GET", 3, "http://a/none", 13);
+#define COUNTS(h, mi)                                                                              \
+	do {                                                                                       \
+		ck_assert_int_eq(cache_stats(s, &st), 0);                                          \
+		ck_assert_uint_eq(st.hits, (h));                                                   \
+		ck_assert_uint_eq(st.misses, (mi));                                                \
+	} while (0)
+	COUNTS(0, 0);
+	ck_assert_int_eq(cache_get(s, &none, NULL, 0, CACHE_GET_COUNT, &m), 0);
+	COUNTS(0, 1); /* a request missed and waits for another's fetch */
+	ck_assert_int_eq(cache_get(s, &none, NULL, 0, CACHE_GET_AGAIN, &m), 0);
+	COUNTS(0, 1); /* woken, it misses again (goes upstream): still one miss */
+	ck_assert_int_eq(cache_get(s, &none, NULL, 0, CACHE_GET_COUNT, &m), 0);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_AGAIN, &m), 1);
+	cache_meta_free(m);
+	COUNTS(1, 1); /* another waiter finds the object: its miss became a hit */
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_COUNT, &m), 1);
+	cache_meta_free(m);
+	COUNTS(2, 1);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_QUIET, &m), 1);
+	cache_meta_free(m);
+	ck_assert_int_eq(cache_get(s, &none, NULL, 0, CACHE_GET_QUIET, &m), 0);
+	COUNTS(2, 1); /* a PURGE's or a stale fallback's lookup: not a request's answer */
+#undef COUNTS
+	cache_store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_roundtrip)
 {
 	struct cache_store *s = store_open(64 << 20, 0, 1000);
@@ -722,7 +761,7 @@ START_TEST(test_store_roundtrip)
 	ck_assert_int_eq(store_check(s, "http://a/none", "", 0), 0);
 
 	cache_key_make(&k, "GET", 3, "http://a/x", 10);
-	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m), 1);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_COUNT, &m), 1);
 	ck_assert_int_eq(strncmp(m->etag, "\"v1\"", m->etag_len), 0);
 	ck_assert_int_eq(m->last_modified, T0);
 	n = cache_meta_headers(m, h, 16);
@@ -753,7 +792,7 @@ START_TEST(test_store_roundtrip)
 		cache_store_flush(s);
 	}
 	cache_meta_free(m);
-	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m), 1);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_COUNT, &m), 1);
 	ck_assert_int_eq(strncmp(m->etag, "\"v2\"", m->etag_len), 0);
 	ck_assert_int_eq(m->fresh.lifetime, 77);
 	ck_assert_int_eq(m->response_time, T0 + 6);
@@ -818,7 +857,7 @@ START_TEST(test_store_view)
 	ck_assert_int_eq(store_put(s, "http://a/v", "", "", 10123), 0);
 	cache_store_flush(s);
 	cache_key_make(&k, "GET", 3, "http://a/v", 10);
-	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m), 1);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_COUNT, &m), 1);
 	ck_assert_int_eq(cache_view_begin(s, &v), 0);
 	/* from the middle of a chunk: to its end at most */
 	ck_assert_int_eq(cache_view(&v, m, 999, 2500, &p), 1);
@@ -1292,7 +1331,7 @@ START_TEST(test_store_verify)
 	ck_assert_int_eq(store_put(s, "http://a/2", "", "", 10), 0);
 	cache_store_flush(s);
 	cache_key_make(&k, "GET", 3, "http://a/1", 10);
-	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m), 1);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_COUNT, &m), 1);
 	id = m->id;
 	cache_meta_free(m);
 	cache_store_close(s);
@@ -1545,7 +1584,7 @@ START_TEST(test_store_cut_short)
 	cache_store_flush(s);
 	ck_assert_int_eq(store_check(s, "http://a/cut/7", "", 300000), 1);
 	cache_key_make(&k, "GET", 3, "http://a/cut/7", 14);
-	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m), 1);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_COUNT, &m), 1);
 	ck_assert_int_eq(cache_view_begin(s, &v), 0);
 	n = cache_view(&v, m, 100000, sizeof(buf), &lent);
 	ck_assert_int_eq((int)n, (int)sizeof(buf));
@@ -1560,7 +1599,7 @@ START_TEST(test_store_cut_short)
 	ck_assert_int_eq(atomic_load(&cut_logged), 1);
 	/* from then on nothing reads the map: misses, drops, failures */
 	cache_key_make(&k, "GET", 3, "http://a/cut/3", 14);
-	ck_assert_int_eq(cache_get(s, &k, NULL, 0, &m2), -1);
+	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_COUNT, &m2), -1);
 	ck_assert_ptr_null(m2);
 	ck_assert_int_eq((int)cache_read(s, m, 0, buf, sizeof(buf)), -1);
 	ck_assert_int_eq(cache_view_begin(s, &v), -1);
@@ -1869,6 +1908,7 @@ cache_suite(void)
 	tcase_add_checked_fixture(ts, unit_tmpdir_setup, unit_tmpdir_teardown);
 	tcase_set_timeout(ts, 120);
 	tcase_add_test(ts, test_store_roundtrip);
+	tcase_add_test(ts, test_store_get_counts);
 	tcase_add_test(ts, test_store_view);
 	tcase_add_test(ts, test_store_abort);
 	tcase_add_test(ts, test_store_queue_full);

@@ -382,7 +382,7 @@ START_TEST(test_release_after_commit)
 	/* the writer ran the notification after the commit: the key is free and stored */
 	ck_assert_int_eq(collapse_acquire(st, &k, NULL, 0, 0, NULL, NULL, &l, &w), COLLAPSE_LEADER);
 	collapse_release(l, 0);
-	ck_assert_int_eq(cache_get(st, &k, NULL, 0, &m), 1);
+	ck_assert_int_eq(cache_get(st, &k, NULL, 0, CACHE_GET_COUNT, &m), 1);
 	cache_meta_free(m);
 	cache_store_close(st);
 
