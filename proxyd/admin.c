@@ -20,6 +20,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "store.h"
 #include "upstream.h"
 
 /* After an accept error such as EMFILE, the listener rests this long instead of spinning. */
@@ -132,6 +133,13 @@ peer_up(const struct cfg_peer *p, int64_t now_ms)
 	const char *state = peer_state(p, now_ms);
 
 	return strcmp(state, "up") == 0 || strcmp(state, "slow_start") == 0;
+}
+
+/* proxyd_cache_up: open, and no fault on its file since (store.h). */
+static int
+cache_up(const struct cfg_cache *c)
+{
+	return c->store != NULL && !cache_store_broken(c->store);
 }
 
 static int
@@ -345,7 +353,7 @@ admin_readcb(struct bufferevent *bev, void *arg)
 		struct evbuffer *body = evbuffer_new();
 
 		if (body == NULL ||
-		    (metrics ? metrics_render(body, c->a->cfg, up_now_ms(), peer_up)
+		    (metrics ? metrics_render(body, c->a->cfg, up_now_ms(), peer_up, cache_up)
 		     : acl   ? admin_acl_json(body, c->a->cfg)
 		             : admin_upstreams_json(body, c->a->cfg, up_now_ms())) == -1)
 			admin_error(c, 500, NULL);

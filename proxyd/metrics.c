@@ -480,9 +480,30 @@ render_zones(struct evbuffer *b, const struct cfg *cfg)
 	return 0;
 }
 
+static int
+render_caches(struct evbuffer *b, const struct cfg *cfg, int (*cache_up)(const struct cfg_cache *c))
+{
+	static const char name[] = "proxyd_cache_up";
+
+	if (cfg->ncaches == 0)
+		return 0;
+	if (metrics_family(b, name, "gauge",
+	                   "1 when the cache serves, 0 when its servers run uncached (it did not "
+	                   "open, or a fault on its file disabled it).") == -1)
+		return -1;
+	for (size_t i = 0; i < cfg->ncaches; i++) {
+		const char *l[2] = {"cache", cfg->caches[i].name};
+
+		if (metrics_sample(b, name, l, 1, cache_up(&cfg->caches[i]) ? 1 : 0) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 metrics_render(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms,
-               int (*peer_up)(const struct cfg_peer *p, int64_t now_ms))
+               int (*peer_up)(const struct cfg_peer *p, int64_t now_ms),
+               int (*cache_up)(const struct cfg_cache *c))
 {
 	uint64_t(*sums)[MS_COUNT] = calloc(cfg->nservers + 1, sizeof(*sums));
 	int rc = -1;
@@ -496,7 +517,7 @@ metrics_render(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms,
 	            0 &&
 	    metrics_sample(b, "proxyd_config_generation", NULL, 0, cfg->generation) == 0 &&
 	    render_servers(b, cfg, sums) == 0 && render_peers(b, cfg, now_ms, peer_up) == 0 &&
-	    render_zones(b, cfg) == 0)
+	    render_zones(b, cfg) == 0 && render_caches(b, cfg, cache_up) == 0)
 		rc = 0;
 	free(sums);
 	return rc;

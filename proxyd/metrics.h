@@ -221,10 +221,13 @@ int metrics_family(struct evbuffer *b, const char *name, const char *type, const
  * The whole exposition for generation cfg into b: families in a fixed order, each with
  * its samples per server (config order), per peer (upstreams, then peers, in config
  * order) or per limit zone (config order; its entries and held counts read from the
- * zone, a lock per stripe). peer_up says whether a peer counts as up at now_ms (admin.c's state).
+ * zone, a lock per stripe) or per cache (config order). peer_up says whether a peer counts
+ * as up at now_ms (admin.c's state); cache_up whether a cache serves (1) or the servers
+ * using it run uncached (0: it did not open, or a fault on its file disabled it).
  * Returns 0 or -1 (out of memory).
  */
 int metrics_render(struct evbuffer *b, const struct cfg *cfg, int64_t now_ms,
-                   int (*peer_up)(const struct cfg_peer *p, int64_t now_ms));
+                   int (*peer_up)(const struct cfg_peer *p, int64_t now_ms),
+                   int (*cache_up)(const struct cfg_cache *c));
 
 #endif /* PROXYD_METRICS_H */

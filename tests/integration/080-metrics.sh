@@ -9,7 +9,7 @@
 # block per family, label values escaped); a reload keeps the counters, drops a removed
 # server's series and brings them back with their counts when the server returns.
 . "$TESTLIB"
-plan 66
+plan 67
 
 start_origin o1
 start_origin bh -N # accepts nothing: connects to it time out once its queue is full
@@ -167,6 +167,7 @@ is "$(m proxyd_cache_store_failures_total "$C")" 0 "cache store failures: 0"
 heads=$(awk '{ s += $1 } END { print s }' "$T/cheads")
 is "$(m proxyd_sent_head_bytes_total "$C")" "$heads" "sent head bytes of a miss and a hit ($heads)"
 is "$(m proxyd_cache_requests_total "$R,result=\"hit\"")" "" "no cache series for a server without cache"
+is "$(m proxyd_cache_up 'cache="main"')" 1 "the cache serves: proxyd_cache_up 1"
 
 # the forward server: a tunnel, an ACL denial, an unknown name
 tail='GET /bytes/1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'

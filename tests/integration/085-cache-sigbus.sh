@@ -5,20 +5,22 @@
 # truncated to 12 KiB (the two meta pages and a little more) with truncate(1). Every
 # later request, for the stored URLs and for new ones, is a 200 with the origin's body
 # (the origin counts them: none comes from the cache), the daemon keeps its PID, the
-# error log names the cache and the fault exactly once, and nothing is stored any more.
+# error log names the cache and the fault exactly once, nothing is stored any more, and
+# /metrics says the cache is down (proxyd_cache_up 0).
 # A reload with the cut file in place reopens it (extended at open): no crash, every
 # answer right. Then the operator's way back: the cache's files are removed and a reload
 # (SIGHUP) reopens the path, and objects are stored and hit again. The daemon exits
 # cleanly.
 . "$TESTLIB"
-plan 15
+plan 18
 
 start_origin o1
 mkdir -p "$T/cache"
-port=$(free_ports 1)
+read -r port adm <<<"$(free_ports 2)"
 cat >"$T/proxyd.conf" <<CONF
 workers 2;
 error_log stderr info;
+admin { listen 127.0.0.1:$adm; }
 cache c { path $T/cache; max_size 64m; max_object_size 4m; }
 upstream app { server 127.0.0.1:$o1_port; keepalive 8; }
 server { listen 127.0.0.1:$port; proxy_pass app; cache c; }
@@ -54,6 +56,11 @@ stored() {
 	echo "$r"
 }
 
+# cache_up: the proxyd_cache_up sample of cache c on the admin endpoint
+cache_up() {
+	curl -s -m 5 "http://127.0.0.1:$adm/metrics" | sed -n 's/^proxyd_cache_up{cache="c"} //p'
+}
+
 start_proxyd "$T/proxyd.conf" "$port"
 pid=$PROXYD_PID
 started() { cut -d' ' -f22 "/proc/$pid/stat" 2>/dev/null; } # its start time, in ticks
@@ -71,6 +78,7 @@ done
 is "$hits" " HIT HIT HIT HIT" "all four are stored"
 before=$(stat -c %s "$T/cache/data.mdb")
 ok "$([ "$before" -gt $((4 * N)) ]; echo $?)" "data.mdb holds them ($before bytes)"
+is "$(cache_up)" 1 "/metrics: proxyd_cache_up 1"
 
 truncate -s 12288 "$T/cache/data.mdb"
 r0=$(origin_stat "$o1_port" requests)
@@ -91,6 +99,7 @@ like "$(grep 'bus error reading data.mdb' "$T/proxyd.log")" "cache $T/cache: .*c
 	"the log line names the cache directory"
 is "$(get 5 -H 'Cache-Control: only-if-cached' | cut -c1-7)" "bad 504" \
 	"nothing is stored after the fault"
+is "$(cache_up)" 0 "/metrics: proxyd_cache_up 0 (running uncached)"
 
 # a reload with the cut file still there reopens it: the file is extended with zero pages
 # at open, so whether the open refuses it (corrupt) or not, nothing faults or crashes
@@ -116,6 +125,7 @@ done
 r=$(get 7)
 r="$r $(stored 7)"
 is "$r" "MISS HIT" "after removing the files and a reload, objects are stored and hit again"
+is "$(cache_up)" 1 "/metrics: proxyd_cache_up 1 again"
 is "$(grep -c 'bus error reading data.mdb' "$T/proxyd.log")" 1 "no other fault"
 kill -0 "$pid" 2>/dev/null
 ok $? "the daemon still lives"
