@@ -1537,6 +1537,29 @@ cut_log(void *arg, const char *msg)
 		atomic_fetch_add(&cut_logged, 1);
 }
 
+/* A store (logging to cut_log) with eight 300000-byte objects under http://a/DIR/, flushed. */
+static struct cache_store *
+cut_store(const char *dir)
+{
+	struct cache_store_params p;
+	struct cache_store *s;
+	char url[64], *err = NULL;
+
+	memset(&p, 0, sizeof(p));
+	p.path = unit_tmpdir;
+	p.max_size = 64 << 20;
+	p.flags = CACHE_F_NOSYNC;
+	p.log = cut_log;
+	s = cache_store_open(&p, &err);
+	ck_assert_msg(s != NULL, "%s", err != NULL ? err : "?");
+	for (int i = 0; i < 8; i++) {
+		snprintf(url, sizeof(url), "http://a/%s/%d", dir, i);
+		ck_assert_int_eq(store_put(s, url, "", "", 300000), 0);
+	}
+	cache_store_flush(s);
+	return s;
+}
+
 static void
 cut_notified(void *arg)
 {
@@ -1558,7 +1581,6 @@ cut_walk(void *arg, const char *kind, const struct cache_meta *m)
  */
 START_TEST(test_store_cut_short)
 {
-	struct cache_store_params p;
 	struct cache_store *s;
 	struct cache_stats st;
 	struct cache_view v;
@@ -1566,22 +1588,11 @@ START_TEST(test_store_cut_short)
 	struct cache_key k;
 	const void *lent;
 	unsigned char buf[4096];
-	char url[64], *err = NULL;
+	char *err = NULL;
 	_Atomic int notified = 0;
 	ssize_t n;
 
-	memset(&p, 0, sizeof(p));
-	p.path = unit_tmpdir;
-	p.max_size = 64 << 20;
-	p.flags = CACHE_F_NOSYNC;
-	p.log = cut_log;
-	s = cache_store_open(&p, &err);
-	ck_assert_msg(s != NULL, "%s", err != NULL ? err : "?");
-	for (int i = 0; i < 8; i++) {
-		snprintf(url, sizeof(url), "http://a/cut/%d", i);
-		ck_assert_int_eq(store_put(s, url, "", "", 300000), 0);
-	}
-	cache_store_flush(s);
+	s = cut_store("cut");
 	ck_assert_int_eq(store_check(s, "http://a/cut/7", "", 300000), 1);
 	cache_key_make(&k, "GET", 3, "http://a/cut/7", 14);
 	ck_assert_int_eq(cache_get(s, &k, NULL, 0, CACHE_GET_COUNT, &m), 1);
@@ -1628,24 +1639,11 @@ END_TEST
  */
 START_TEST(test_store_cut_writer)
 {
-	struct cache_store_params p;
 	struct cache_store *s;
-	char url[64], *err = NULL;
 	pid_t pid;
 	int status;
 
-	memset(&p, 0, sizeof(p));
-	p.path = unit_tmpdir;
-	p.max_size = 64 << 20;
-	p.flags = CACHE_F_NOSYNC;
-	p.log = cut_log;
-	s = cache_store_open(&p, &err);
-	ck_assert_msg(s != NULL, "%s", err != NULL ? err : "?");
-	for (int i = 0; i < 8; i++) {
-		snprintf(url, sizeof(url), "http://a/cutw/%d", i);
-		ck_assert_int_eq(store_put(s, url, "", "", 300000), 0);
-	}
-	cache_store_flush(s);
+	s = cut_store("cutw");
 	ck_assert_int_eq(truncate(unit_path("data.mdb"), 3 * 4096), 0);
 	/* the put faults in the batch, or, if the writer saved its counters first, is refused */
 	store_put(s, "http://a/cutw/new", "", "", 300000);
