@@ -407,7 +407,12 @@ struct cfg {
 	size_t nfiles;
 };
 
-/* Load and validate a configuration. Returns a generation with one reference, or NULL. */
+/*
+ * Load and validate a configuration. Returns a generation with one reference, or NULL.
+ * Loaded as root, `user` is looked up (unknown: an error at its file:line) and the files the
+ * load creates (access logs, a new cache's data.mdb and lock.mdb) are given to that user;
+ * existing ones keep their owner, with a warning when the user could not write them.
+ */
 struct cfg *cfg_load(const char *path, char **err);
 /*
  * The same with CFG_LOAD_* flags (below), for `proxyd -t` and `--explain`: CFG_LOAD_CHECK
