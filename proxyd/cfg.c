@@ -3322,6 +3322,22 @@ cfg_give(const struct cfg *cfg, int fd, const char *what, const char *path)
 }
 
 /*
+ * The access logs this load created, given once the whole file is read (`user` may come
+ * after them); also when the load fails, if `user` came before the error, so that a start
+ * that failed leaves no root-owned log behind.
+ */
+static void
+cfg_give_logs(const struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		const struct cfg_log *log = &cfg->servers[i].access_log;
+
+		if (log->created && log->fd >= 0)
+			cfg_give(cfg, log->fd, "access log", log->path);
+	}
+}
+
+/*
  * Before LMDB opens a store as root: its data.mdb and lock.mdb, created here (O_EXCL: never
  * through a link) when missing and given to the user; LMDB takes an empty file for a new
  * environment. Errors are left to cache_store_open(), which reports them.
@@ -4338,13 +4354,10 @@ cfg_validate(struct cfg_parser *p)
 	for (i = 0; i < cfg->nservers && !(p->flags & CFG_LOAD_DRY); i++) {
 		const struct cfg_log *log = &cfg->servers[i].access_log;
 
-		if (log->path == NULL)
-			continue;
-		if (log->created)
-			cfg_give(cfg, log->fd, "access log", log->path);
-		else
+		if (log->path != NULL && !log->created)
 			cfg_owner_check(cfg, log->file, log->line, "access log", log->path);
 	}
+	cfg_give_logs(cfg);
 	if (!(p->flags & CFG_LOAD_DRY) && cfg->error_log != NULL &&
 	    strcmp(cfg->error_log, "stderr") != 0)
 		cfg_owner_check(cfg, NULL, 0, "error log", cfg->error_log);
@@ -4496,6 +4509,7 @@ fail:
 	else
 		free(p.err);
 	if (cfg != NULL) {
+		cfg_give_logs(cfg);
 		for (i = 0; i < cfg->nservers; i++)
 			free(p.pass[i].arg);
 		cfg_free(cfg, 0);

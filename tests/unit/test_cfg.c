@@ -749,6 +749,15 @@ START_TEST(test_user_files)
 	ck_assert_uint_eq(st.st_uid, 0);
 	cfg_unref(cfg);
 
+	/* a load that fails after the log was made still gives it away, if `user` came first */
+	snprintf(text, sizeof(text),
+	         "user nobody;\n" UP "server { listen 8080; proxy_pass u; access_log %s; }\n"
+	         "no_such_directive;\n",
+	         unit_path("failed.log"));
+	check_error(text, 4, "unknown directive");
+	ck_assert_int_eq(stat(unit_path("failed.log"), &st), 0);
+	ck_assert_uint_eq(st.st_uid, uid);
+
 	/* without a user, nothing is given away */
 	snprintf(text, sizeof(text), UP "server { listen 8080; proxy_pass u; access_log %s; }\n",
 	         unit_path("root.log"));
