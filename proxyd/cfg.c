@@ -31,6 +31,7 @@
 #include <glob.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -647,6 +648,8 @@ static int cfg_set_admin_listen(struct cfg_parser *, const struct cfg_directive 
                                 void *, char **);
 static int cfg_set_access_log(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                               void *, char **);
+static int cfg_set_user(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
+                        char **);
 static int cfg_set_mode(struct cfg_parser *, const struct cfg_directive *, char **, size_t, void *,
                         char **);
 static int cfg_set_connect_ports(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
@@ -702,7 +705,7 @@ static const struct cfg_directive cfg_core_directives[] = {
 };
 
 static const struct cfg_directive cfg_main_directives[] = {
-        {"user", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_string, offsetof(struct cfg, user), NULL},
+        {"user", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_user, offsetof(struct cfg, user), NULL},
         {"workers", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_workers, offsetof(struct cfg, workers),
          &cfg_range_workers},
         {"worker_connections", CFG_CTX_MAIN, CFG_TAKE(1), cfg_set_number,
@@ -1508,6 +1511,29 @@ cfg_set_string(struct cfg_parser *p, const struct cfg_directive *d, char **args,
 
 /* ---- main context ---- */
 
+/*
+ * user NAME: looked up where it matters, when loading as root (start-up, `proxyd -t` run as
+ * root), so that an unknown user is an error with its file:line there; ignored otherwise,
+ * as the switch is. The dry run (fuzzer) looks nothing up.
+ */
+static int
+cfg_set_user(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
+             void *conf, char **err)
+{
+	struct cfg *cfg = conf;
+	struct passwd *pw;
+
+	if (cfg_set_string(p, d, args, nargs, conf, err) == -1)
+		return -1;
+	if ((p->flags & CFG_LOAD_DRY) || geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(args[0])) == NULL)
+		return cfg_invalid(err, d, args[0], "unknown user");
+	cfg->user_uid = pw->pw_uid;
+	cfg->user_gid = pw->pw_gid;
+	return 0;
+}
+
 static int
 cfg_set_workers(struct cfg_parser *p, const struct cfg_directive *d, char **args, size_t nargs,
                 void *conf, char **err)
@@ -1568,6 +1594,8 @@ cfg_main_init(struct cfg *cfg)
 {
 	cfg->workers = CFG_UNSET;
 	cfg->worker_connections = CFG_UNSET;
+	cfg->user_uid = (uid_t)-1;
+	cfg->user_gid = (gid_t)-1;
 	cfg->error_log_level = CFG_UNSET;
 	cfg->shutdown_timeout_ms = CFG_UNSET_MS;
 	cfg->resolver.valid_ms = CFG_UNSET_MS;
@@ -3240,6 +3268,104 @@ static struct cfg_store_ref *cfg_stores;
 static pthread_mutex_t cfg_stores_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
+ * Files and `user`. Loaded as root with a user to switch to, a load gives the files it
+ * creates (access logs, a cache's data.mdb and lock.mdb; main.c does the error log) to the
+ * user, so that the daemon can reopen them after the switch. Only files it creates: one
+ * that existed may be a link that whoever may write the directory planted to a file of
+ * root's, which a chown would hand over. An existing file the user could not write is
+ * warned about instead (also by `proxyd -t`).
+ */
+static int
+cfg_gives_files(const struct cfg *cfg)
+{
+	return cfg->user != NULL && cfg->user_uid != (uid_t)-1 && geteuid() == 0;
+}
+
+/* Whether the user, after the switch (its group its only group), may write a file like sb. */
+static int
+cfg_user_may_write(const struct cfg *cfg, const struct stat *sb)
+{
+	if (sb->st_uid == cfg->user_uid)
+		return (sb->st_mode & S_IWUSR) != 0;
+	if (sb->st_gid == cfg->user_gid)
+		return (sb->st_mode & S_IWGRP) != 0;
+	return (sb->st_mode & S_IWOTH) != 0;
+}
+
+/* The warning for an existing file the user could not write (file NULL: no line). */
+static void
+cfg_owner_check(const struct cfg *cfg, const char *file, int line, const char *what,
+                const char *path)
+{
+	struct stat sb;
+
+	if (!cfg_gives_files(cfg) || stat(path, &sb) == -1 || cfg_user_may_write(cfg, &sb))
+		return;
+	if (file != NULL)
+		log_warnx("%s:%d: %s %s (uid %lu, mode %03o) is not writable by user \"%s\": it "
+		          "cannot be reopened after the switch",
+		          file, line, what, path, (unsigned long)sb.st_uid,
+		          (unsigned)(sb.st_mode & 0777), cfg->user);
+	else
+		log_warnx("%s %s (uid %lu, mode %03o) is not writable by user \"%s\": it cannot "
+		          "be reopened after the switch",
+		          what, path, (unsigned long)sb.st_uid, (unsigned)(sb.st_mode & 0777),
+		          cfg->user);
+}
+
+/* Give a file this load created to the user (a failure is a warning: the reopen may fail). */
+static void
+cfg_give(const struct cfg *cfg, int fd, const char *what, const char *path)
+{
+	if (cfg_gives_files(cfg) && fchown(fd, cfg->user_uid, cfg->user_gid) == -1)
+		log_warn("cannot give %s %s to user \"%s\"", what, path, cfg->user);
+}
+
+/*
+ * The access logs this load created, given once the whole file is read (`user` may come
+ * after them); also when the load fails, if `user` came before the error, so that a start
+ * that failed leaves no root-owned log behind.
+ */
+static void
+cfg_give_logs(const struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		const struct cfg_log *log = &cfg->servers[i].access_log;
+
+		if (log->created && log->fd >= 0)
+			cfg_give(cfg, log->fd, "access log", log->path);
+	}
+}
+
+/*
+ * Before LMDB opens a store as root: its data.mdb and lock.mdb, created here (O_EXCL: never
+ * through a link) when missing and given to the user; LMDB takes an empty file for a new
+ * environment. Errors are left to cache_store_open(), which reports them.
+ */
+static void
+cfg_store_give(const struct cfg *cfg, const struct cfg_cache *c)
+{
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	char f[PATH_MAX];
+	int fd;
+
+	if (!cfg_gives_files(cfg))
+		return;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (snprintf(f, sizeof(f), "%s/%s", c->path, files[i]) >= (int)sizeof(f))
+			return;
+		fd = open(f, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0640);
+		if (fd == -1) {
+			if (errno == EEXIST)
+				cfg_owner_check(cfg, c->file, c->line, "cache file", f);
+			continue;
+		}
+		cfg_give(cfg, fd, "cache file", f);
+		close(fd);
+	}
+}
+
+/*
  * The store of directory path, opened once per process and shared by the generations that
  * name it (a reload reuses it; max_size is that of the first opening), unless a fault on
  * its map broke it: then the path is opened again. NULL when it cannot be opened: logged,
@@ -3254,7 +3380,7 @@ cfg_store_log(void *arg, const char *msg)
 }
 
 static struct cache_store *
-cfg_store_get(const struct cfg_cache *c)
+cfg_store_get(const struct cfg *cfg, const struct cfg_cache *c)
 {
 	struct cfg_store_ref *r;
 	struct cache_store_params sp;
@@ -3269,6 +3395,7 @@ cfg_store_get(const struct cfg_cache *c)
 			return r->store;
 		}
 	}
+	cfg_store_give(cfg, c);
 	memset(&sp, 0, sizeof(sp));
 	sp.path = c->path;
 	sp.max_size = c->max_size;
@@ -3309,7 +3436,7 @@ cfg_store_get(const struct cfg_cache *c)
  * store it cannot open: a warning, since the daemon then serves uncached.
  */
 static void
-cfg_store_check(const struct cfg_cache *c)
+cfg_store_check(const struct cfg *cfg, const struct cfg_cache *c)
 {
 	static const char *const files[] = {"data.mdb", "lock.mdb"};
 	char f[PATH_MAX];
@@ -3332,9 +3459,15 @@ cfg_store_check(const struct cfg_cache *c)
 			bad = f;
 		}
 	}
-	if (e != 0)
+	if (e != 0) {
 		log_warnx("%s:%d: cache \"%s\": %s: %s; serving uncached", c->file, c->line,
 		          c->name, bad, strerror(e));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(f, sizeof(f), "%s/%s", c->path, files[i]);
+		cfg_owner_check(cfg, c->file, c->line, "cache file", f);
+	}
 }
 
 static void
@@ -3772,6 +3905,8 @@ cfg_set_access_log(struct cfg_parser *p, const struct cfg_directive *d, char **a
 	}
 	if (p->flags & CFG_LOAD_CHECK) {
 		log->fd = -1; /* checked, not created: see cfg_check_creatable() */
+		log->file = p->file;
+		log->line = p->line;
 		if (cfg_check_creatable(args[0]) == -1) {
 			*err = cfg_sprintf("cannot open access log \"%s\": %s", args[0],
 			                   strerror(errno));
@@ -3779,8 +3914,9 @@ cfg_set_access_log(struct cfg_parser *p, const struct cfg_directive *d, char **a
 		}
 		return 0;
 	}
-	fd = open(args[0], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd == -1) {
+	log->file = p->file;
+	log->line = p->line;
+	if ((fd = log_file_open(args[0], &log->created)) == -1) {
 		*err = cfg_sprintf("cannot open access log \"%s\": %s", args[0], strerror(errno));
 		return -1;
 	}
@@ -4215,11 +4351,21 @@ cfg_validate(struct cfg_parser *p)
 	}
 	if (cfg_limits_resolve(p) == -1)
 		return -1;
+	for (i = 0; i < cfg->nservers && !(p->flags & CFG_LOAD_DRY); i++) {
+		const struct cfg_log *log = &cfg->servers[i].access_log;
+
+		if (log->path != NULL && !log->created)
+			cfg_owner_check(cfg, log->file, log->line, "access log", log->path);
+	}
+	cfg_give_logs(cfg);
+	if (!(p->flags & CFG_LOAD_DRY) && cfg->error_log != NULL &&
+	    strcmp(cfg->error_log, "stderr") != 0)
+		cfg_owner_check(cfg, NULL, 0, "error log", cfg->error_log);
 	for (i = 0; i < cfg->ncaches && !(p->flags & CFG_LOAD_DRY); i++) {
 		if (p->flags & CFG_LOAD_CHECK)
-			cfg_store_check(&cfg->caches[i]);
+			cfg_store_check(cfg, &cfg->caches[i]);
 		else
-			cfg->caches[i].store = cfg_store_get(&cfg->caches[i]);
+			cfg->caches[i].store = cfg_store_get(cfg, &cfg->caches[i]);
 	}
 	for (i = 0; i < cfg->nservers; i++) {
 		struct cfg_pass *pass = &p->pass[i];
@@ -4363,6 +4509,7 @@ fail:
 	else
 		free(p.err);
 	if (cfg != NULL) {
+		cfg_give_logs(cfg);
 		for (i = 0; i < cfg->nservers; i++)
 			free(p.pass[i].arg);
 		cfg_free(cfg, 0);

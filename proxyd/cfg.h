@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "cfg_value.h"
 #include "limit.h"
@@ -207,7 +208,10 @@ struct cfg_admin {
 
 struct cfg_log {
 	char *path;
-	int fd; /* opened O_APPEND at load; -1 for "off" */
+	int fd;           /* opened O_APPEND at load; -1 for "off" */
+	int created;      /* this load created the file (given to `user` when root) */
+	const char *file; /* where the directive is */
+	int line;
 };
 
 /* struct cfg_server.next_upstream: when a request goes on to the next peer */
@@ -379,6 +383,8 @@ struct cfg {
 	int workers;                  /* workers N|auto (auto = online CPUs) */
 	int worker_connections;       /* per worker, default 10000 */
 	char *user;                   /* NULL: do not switch user */
+	uid_t user_uid;               /* user's, looked up at load when root; else -1 */
+	gid_t user_gid;               /* its group; -1 likewise */
 	char *pid_file;               /* NULL: none */
 	char *error_log;              /* NULL or "stderr": stderr; else a file path */
 	int error_log_level;          /* syslog level, default LOG_NOTICE */
@@ -401,7 +407,12 @@ struct cfg {
 	size_t nfiles;
 };
 
-/* Load and validate a configuration. Returns a generation with one reference, or NULL. */
+/*
+ * Load and validate a configuration. Returns a generation with one reference, or NULL.
+ * Loaded as root, `user` is looked up (unknown: an error at its file:line) and the files the
+ * load creates (access logs, a new cache's data.mdb and lock.mdb) are given to that user;
+ * existing ones keep their owner, with a warning when the user could not write them.
+ */
 struct cfg *cfg_load(const char *path, char **err);
 /*
  * The same with CFG_LOAD_* flags (below), for `proxyd -t` and `--explain`: CFG_LOAD_CHECK

@@ -18,6 +18,8 @@ int log_level = LOG_NOTICE;
 
 static atomic_int log_fd = 2;
 static char *log_path;
+static uid_t log_uid = (uid_t)-1;
+static gid_t log_gid = (gid_t)-1;
 
 static const char *const log_names[] = {
         [LOG_EMERG] = "emerg",  [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "error",
@@ -37,12 +39,48 @@ log_level_parse(const char *name)
 	return -1;
 }
 
+void
+log_set_owner(uid_t uid, gid_t gid)
+{
+	log_uid = uid;
+	log_gid = gid;
+}
+
+int
+log_file_open(const char *path, int *created)
+{
+	const int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY;
+	int fd;
+
+	*created = 0;
+	/* bounded: a file removed or created between the two opens is tried again */
+	for (int i = 0; i < 3; i++) {
+		if ((fd = open(path, flags | O_CREAT | O_EXCL, 0640)) != -1) {
+			*created = 1;
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -1;
+		if ((fd = open(path, flags)) != -1 || errno != ENOENT)
+			return fd;
+	}
+	/* a dangling symbolic link: created through it, as open(O_CREAT) does */
+	return open(path, flags | O_CREAT, 0640);
+}
+
 static int
 log_open_path(const char *path)
 {
+	int fd, created;
+
 	if (path == NULL || strcmp(path, "stderr") == 0)
 		return 2;
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if ((fd = log_file_open(path, &created)) == -1)
+		return -1;
+	/* after the switch to the user, its files are its own already */
+	if (created && log_uid != (uid_t)-1 && geteuid() == 0 && fchown(fd, log_uid, log_gid) == -1)
+		log_warn("cannot give the error log %s to uid %lu", path, (unsigned long)log_uid);
+	return fd;
 }
 
 int

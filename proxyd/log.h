@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <syslog.h>
+#include <sys/types.h>
 
 extern int log_level; /* messages above this syslog level are dropped */
 
@@ -19,6 +20,21 @@ extern int log_level; /* messages above this syslog level are dropped */
 int log_open(const char *path, int level);
 /* Reopen the current log file (after logrotate). */
 void log_reopen(void);
+/*
+ * The owner that log_open() and log_reopen() give an error log file they create while the
+ * process is root: the `user` proxyd switches to, so that it can reopen the file after the
+ * switch. (uid_t)-1: none (the default).
+ */
+void log_set_owner(uid_t uid, gid_t gid);
+/*
+ * Open path for appending (write-only, close-on-exec), creating it 0640 if missing: the
+ * error log's and the access logs' open. *created says whether this call created the file.
+ * The creation is tried first with O_EXCL, which never follows a symbolic link, so a file
+ * reported as created is a new regular file that nobody else had: safe to give away with
+ * fchown() (a file that existed is never given away: it may be a link planted by whoever
+ * may write the directory). Returns the fd, or -1 (errno).
+ */
+int log_file_open(const char *path, int *created);
 
 void log_msg(int level, int with_errno, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -14,7 +14,6 @@
 #include <getopt.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,30 +115,49 @@ signalcb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* The user was looked up by the load (as root); not root: nothing to switch. */
 static void
-drop_privileges(const char *user)
+drop_privileges(const struct cfg *cfg)
 {
-	struct passwd *pw;
-
-	if (user == NULL || geteuid() != 0)
+	if (cfg->user == NULL || geteuid() != 0)
 		return;
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx("unknown user \"%s\"", user);
-	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)
-		fatal("cannot switch to user %s", user);
+	if (cfg->user_uid == (uid_t)-1)
+		fatalx("unknown user \"%s\"", cfg->user);
+	if (setgroups(1, &cfg->user_gid) == -1 || setgid(cfg->user_gid) == -1 ||
+	    setuid(cfg->user_uid) == -1)
+		fatal("cannot switch to user %s", cfg->user);
+	log_set_owner((uid_t)-1, (gid_t)-1);
+}
+
+/*
+ * The pid file, root's, in a directory that is usually root's: the fd is kept so that, when
+ * the user cannot remove it at exit, it can at least be emptied (no stale pid for scripts).
+ */
+static int
+write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	if (path == NULL)
+		return -1;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644)) == -1)
+		fatal("cannot write pid file %s", path);
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n)
+		fatal("cannot write pid file %s", path);
+	return fd;
 }
 
 static void
-write_pid_file(const char *path)
+remove_pid_file(const char *path, int fd)
 {
-	FILE *f;
-
 	if (path == NULL)
 		return;
-	if ((f = fopen(path, "w")) == NULL)
-		fatal("cannot write pid file %s", path);
-	fprintf(f, "%ld\n", (long)getpid());
-	fclose(f);
+	if (unlink(path) == -1 && errno != ENOENT && fd != -1 && ftruncate(fd, 0) == -1)
+		log_warn("cannot remove or empty the pid file %s", path);
+	if (fd != -1)
+		close(fd);
 }
 
 /*
@@ -176,7 +194,7 @@ daemonize(void)
 int
 main(int argc, char **argv)
 {
-	int test = 0, foreground = 0, debug = 0, ch, nworkers;
+	int test = 0, foreground = 0, debug = 0, ch, nworkers, pid_fd = -1;
 	char *err = NULL;
 	struct event *sigs[4];
 	const int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
@@ -254,6 +272,9 @@ main(int argc, char **argv)
 		if ((current = cfg_load(conf_path, &err)) == NULL)
 			fatalx("%s", err ? err : "out of memory");
 	}
+	/* a log created as root goes to the user, who must reopen it after the switch */
+	if (current->user != NULL && geteuid() == 0)
+		log_set_owner(current->user_uid, current->user_gid);
 	if (log_open(debug ? NULL : current->error_log,
 	             debug ? LOG_DEBUG : current->error_log_level) == -1)
 		fatal("cannot open error log %s", current->error_log);
@@ -281,8 +302,10 @@ main(int argc, char **argv)
 		free(err);
 		return 1;
 	}
-	write_pid_file(current->pid_file);
-	drop_privileges(current->user);
+	/* the path written, not a reloaded one: pid_file changes need a restart */
+	char *pid_path = current->pid_file ? strdup(current->pid_file) : NULL;
+	pid_fd = write_pid_file(current->pid_file);
+	drop_privileges(current);
 	if (ready_fd != -1) {
 		(void)!write(ready_fd, "1", 1);
 		close(ready_fd);
@@ -297,8 +320,8 @@ main(int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_base_free(main_base);
-	if (current->pid_file)
-		unlink(current->pid_file);
+	remove_pid_file(pid_path, pid_fd);
+	free(pid_path);
 	cfg_unref(current);
 	log_notice("proxyd stopped");
 	return 0;

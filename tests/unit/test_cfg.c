@@ -19,6 +19,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,7 +271,7 @@ START_TEST(test_full)
 
 	snprintf(text, sizeof(text),
 	         "# proxyd.conf\n"
-	         "user proxyd;\n"
+	         "user root;\n"
 	         "workers 4;\n"
 	         "worker_connections 2048;\n"
 	         "pid_file /run/proxyd.pid;\n"
@@ -332,7 +333,10 @@ START_TEST(test_full)
 	ck_assert_uint_gt(cfg->generation, 0);
 	ck_assert_int_eq(atomic_load(&cfg->refs), 1);
 
-	ck_assert_str_eq(cfg->user, "proxyd");
+	ck_assert_str_eq(cfg->user, "root");
+	/* looked up when loading as root only: elsewhere the directive is ignored */
+	ck_assert_uint_eq(cfg->user_uid, geteuid() == 0 ? 0 : (uid_t)-1);
+	ck_assert_uint_eq(cfg->user_gid, geteuid() == 0 ? 0 : (gid_t)-1);
 	ck_assert_int_eq(cfg->workers, 4);
 	ck_assert_int_eq(cfg->worker_connections, 2048);
 	ck_assert_str_eq(cfg->pid_file, "/run/proxyd.pid");
@@ -583,29 +587,30 @@ START_TEST(test_syntax)
 {
 	struct cfg *cfg;
 
-	cfg = load_ok("user \"pro xy\\\"d\";  # a comment; with \"quotes\" {\n"
-	              "pid_file '/run/a#b;{}.pid';\n"
+	cfg = load_ok("pid_file \"pro xy\\\"d\";  # a comment; with \"quotes\" {\n"
+	              "user 'root';\n"
 	              "error_log \"/tmp/x\\\\y\\n\\t\\'\\d\";\n"
 	              "upstream u{server 127.0.0.1:3001;}server{listen 8080;proxy_pass u;}\n");
-	ck_assert_str_eq(cfg->user, "pro xy\"d");
-	ck_assert_str_eq(cfg->pid_file, "/run/a#b;{}.pid");
+	ck_assert_str_eq(cfg->pid_file, "pro xy\"d");
+	ck_assert_str_eq(cfg->user, "root");
 	ck_assert_str_eq(cfg->error_log, "/tmp/x\\y\n\t'\\d");
 	cfg_unref(cfg);
 
 	cfg = load_ok("# only a comment\r\n"
-	              "user\r\n  proxyd\r\n;\r\n"
+	              "user\r\n  root\r\n;\r\npid_file '/run/a#b;{}.pid';\r\n"
 	              "\t\tupstream\t'u'\r\n{\r\n server\r\n127.0.0.1:3001\r\n;\r\n}\r\n"
 	              "server {\r\n listen 8080;\r\n proxy_pass \"u\";\r\n}\r\n"
 	              "# trailing comment without newline");
-	ck_assert_str_eq(cfg->user, "proxyd");
-	ck_assert_int_eq(cfg->upstreams[0].line, 5);
-	ck_assert_int_eq(cfg->servers[0].line, 11);
-	ck_assert_int_eq(cfg->servers[0].listens[0].line, 12);
+	ck_assert_str_eq(cfg->user, "root");
+	ck_assert_str_eq(cfg->pid_file, "/run/a#b;{}.pid");
+	ck_assert_int_eq(cfg->upstreams[0].line, 6);
+	ck_assert_int_eq(cfg->servers[0].line, 12);
+	ck_assert_int_eq(cfg->servers[0].listens[0].line, 13);
 	cfg_unref(cfg);
 
 	/* a multi-line string counts its lines */
-	cfg = load_ok("user \"a\nb\";\n" UP SRV);
-	ck_assert_str_eq(cfg->user, "a\nb");
+	cfg = load_ok("pid_file \"a\nb\";\n" UP SRV);
+	ck_assert_str_eq(cfg->pid_file, "a\nb");
 	ck_assert_int_eq(cfg->upstreams[0].line, 3);
 	cfg_unref(cfg);
 }
@@ -677,6 +682,92 @@ START_TEST(test_values_edge)
 END_TEST
 
 /* The access log is opened at load: append mode, close-on-exec, 0640, closed on free. */
+/* An unknown user is an error with its file:line when loading as root, -t included. */
+START_TEST(test_user_unknown)
+{
+	static const char text[] = "workers 1;\nuser no-such-user-for-proxyd;\n" UP SRV;
+	char *err = NULL;
+	struct cfg *cfg;
+
+	write_t("proxyd.conf", text);
+	if (geteuid() != 0) {
+		cfg = load_ok(text); /* not root: ignored, as the switch is */
+		ck_assert_uint_eq(cfg->user_uid, (uid_t)-1);
+		cfg_unref(cfg);
+		return;
+	}
+	check_error_file("proxyd.conf", "proxyd.conf", 2,
+	                 "invalid value \"no-such-user-for-proxyd\" in \"user\" directive: "
+	                 "unknown user");
+	cfg = cfg_load_flags(unit_path("proxyd.conf"), CFG_LOAD_CHECK, &err);
+	ck_assert_ptr_null(cfg);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_ptr_nonnull(strstr(err, "proxyd.conf:2: invalid value"));
+	free(err);
+	/* the dry run (fuzzer) looks nothing up */
+	cfg = cfg_load_buffer("x.conf", text, sizeof(text) - 1, CFG_LOAD_DRY, &err);
+	ck_assert_ptr_nonnull(cfg);
+	cfg_unref(cfg);
+}
+END_TEST
+
+/*
+ * As root with a user, an access log the load creates is given to the user; one that existed
+ * (here root's, and a link to a file of root's) keeps its owner.
+ */
+START_TEST(test_user_files)
+{
+	char text[2048];
+	struct passwd *pw;
+	struct cfg *cfg;
+	struct stat st;
+	uid_t uid;
+
+	if (geteuid() != 0 || (pw = getpwnam("nobody")) == NULL)
+		return; /* needs root and a user to give files to */
+	uid = pw->pw_uid;
+	write_t("old.log", "");
+	write_t("target", "");
+	ck_assert_int_eq(symlink(unit_path("target"), unit_path("link.log")), 0);
+	snprintf(text, sizeof(text),
+	         "user nobody;\n" UP "server { listen 8080; proxy_pass u; access_log %s; }\n"
+	         "server { listen 8081; proxy_pass u; access_log %s; }\n"
+	         "server { listen 8082; proxy_pass u; access_log %s; }\n"
+	         "server { listen 8083; proxy_pass u; access_log %s; }\n",
+	         unit_path("new.log"), unit_path("new.log"), unit_path("old.log"),
+	         unit_path("link.log"));
+	cfg = load_ok(text);
+	ck_assert_int_eq(cfg->servers[0].access_log.created, 1);
+	ck_assert_int_eq(cfg->servers[1].access_log.created, 0);
+	ck_assert_int_eq(stat(unit_path("new.log"), &st), 0);
+	ck_assert_uint_eq(st.st_uid, uid);
+	ck_assert_uint_eq(st.st_gid, pw->pw_gid);
+	ck_assert_uint_eq(st.st_mode & 0777, 0640);
+	ck_assert_int_eq(stat(unit_path("old.log"), &st), 0);
+	ck_assert_uint_eq(st.st_uid, 0);
+	ck_assert_int_eq(stat(unit_path("target"), &st), 0);
+	ck_assert_uint_eq(st.st_uid, 0);
+	cfg_unref(cfg);
+
+	/* a load that fails after the log was made still gives it away, if `user` came first */
+	snprintf(text, sizeof(text),
+	         "user nobody;\n" UP "server { listen 8080; proxy_pass u; access_log %s; }\n"
+	         "no_such_directive;\n",
+	         unit_path("failed.log"));
+	check_error(text, 4, "unknown directive");
+	ck_assert_int_eq(stat(unit_path("failed.log"), &st), 0);
+	ck_assert_uint_eq(st.st_uid, uid);
+
+	/* without a user, nothing is given away */
+	snprintf(text, sizeof(text), UP "server { listen 8080; proxy_pass u; access_log %s; }\n",
+	         unit_path("root.log"));
+	cfg = load_ok(text);
+	ck_assert_int_eq(stat(unit_path("root.log"), &st), 0);
+	ck_assert_uint_eq(st.st_uid, 0);
+	cfg_unref(cfg);
+}
+END_TEST
+
 START_TEST(test_access_log)
 {
 	char text[1024];
@@ -788,7 +879,7 @@ START_TEST(test_include_glob)
 	write_t("conf.d/c.conf", "server { listen 8080; proxy_pass a; }\n");
 	write_t("conf.d/B.conf", "upstream B { server 127.0.0.1:3; }\n");
 	write_t("conf.d/ignored.txt", "this is not a config\n");
-	cfg = load_ok("user x;\ninclude conf.d/*.conf;\ninclude nothing/*.conf;\n"
+	cfg = load_ok("user root;\ninclude conf.d/*.conf;\ninclude nothing/*.conf;\n"
 	              "include conf.d/*.none;\nworkers 2;\n");
 	/* strcmp order: "B" < "a" < "b" < "c" */
 	ck_assert_uint_eq(cfg->nupstreams, 3);
@@ -907,7 +998,7 @@ START_TEST(test_include_cycle)
 	check_error_file("proxyd.conf", "b.conf", 2, "include cycle: \"");
 
 	/* a file including itself */
-	write_t("self.conf", "user x;\ninclude self.conf;\n");
+	write_t("self.conf", "user root;\ninclude self.conf;\n");
 	check_error_file("self.conf", "self.conf", 2, "include cycle");
 }
 END_TEST
@@ -922,11 +1013,11 @@ START_TEST(test_include_depth)
 	for (i = 1; i <= 17; i++) {
 		snprintf(name, sizeof(name), "d%02d.conf", i);
 		snprintf(text, sizeof(text), "include d%02d.conf;\n", i + 1);
-		write_t(name, i == 17 ? "user x;\n" : text);
+		write_t(name, i == 17 ? "user root;\n" : text);
 	}
-	write_t("d16.conf", "user x;\n");
+	write_t("d16.conf", "user root;\n");
 	cfg = load_ok(UP SRV "include d01.conf;\n");
-	ck_assert_str_eq(cfg->user, "x");
+	ck_assert_str_eq(cfg->user, "root");
 	ck_assert_uint_eq(cfg->nfiles, 17);
 	cfg_unref(cfg);
 
@@ -1219,7 +1310,7 @@ static const struct {
         {UP "server {\n access_log /x combined y;\n}\n", 3,
          "invalid number of arguments in \"access_log\" directive"},
         /* duplicates */
-        {"user a;\nuser b;\n" UP SRV, 2, "\"user\" directive is duplicate"},
+        {"user root;\nuser b;\n" UP SRV, 2, "\"user\" directive is duplicate"},
         {"workers 1;\nworkers 2;\n" UP SRV, 2, "\"workers\" directive is duplicate"},
         {"workers auto;\nworkers auto;\n" UP SRV, 2, "\"workers\" directive is duplicate"},
         {"workers 3;\nworkers auto;\n" UP SRV, 2, "\"workers\" directive is duplicate"},
@@ -1858,6 +1949,8 @@ cfg_suite(void)
 	tcase_add_test(tc, test_syntax);
 	tcase_add_test(tc, test_values_edge);
 	tcase_add_test(tc, test_access_log);
+	tcase_add_test(tc, test_user_unknown);
+	tcase_add_test(tc, test_user_files);
 	tcase_add_test(tc, test_refs);
 	tcase_add_test(tc, test_generation);
 	tcase_add_test(tc, test_main_file_missing);
