@@ -222,6 +222,20 @@ main(int argc, char **argv)
 		return 2;
 	}
 
+	/*
+	 * The daemon blocks SIGHUP and SIGUSR1 until their events exist: loading the
+	 * configuration can take a while (names, the cache), and either signal then, such as
+	 * `systemctl reload` or logrotate right after a Type=simple start, would kill it. A
+	 * blocked signal stays pending and reaches its event once unblocked. SIGTERM and
+	 * SIGINT stay deliverable: before the events exist they stop proxyd at once.
+	 */
+	sigset_t blocked;
+	sigemptyset(&blocked);
+	sigaddset(&blocked, SIGHUP);
+	sigaddset(&blocked, SIGUSR1);
+	if (!test && explain == NULL && sigprocmask(SIG_BLOCK, &blocked, NULL) == -1)
+		fatal("sigprocmask");
+
 	/* -t and --explain never serve: they check what the daemon would create, creating nothing
 	 */
 	current = test || explain != NULL ? cfg_load_flags(conf_path, CFG_LOAD_CHECK, &err)
@@ -275,6 +289,8 @@ main(int argc, char **argv)
 		sigs[i] = evsignal_new(main_base, signums[i], signalcb, NULL);
 		event_add(sigs[i], NULL);
 	}
+	if (sigprocmask(SIG_UNBLOCK, &blocked, NULL) == -1)
+		fatal("sigprocmask");
 	nworkers = current->workers > 0 ? current->workers : online_cpus();
 	if (workers_start(current, nworkers, &err) == -1) {
 		log_crit("%s", err ? err : "cannot start workers");
