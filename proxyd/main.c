@@ -4,7 +4,8 @@
  * The main thread owns the configuration generations and the signal events; worker
  * threads (worker.c) own connections. SIGHUP loads the file into a new generation and
  * hands it to the workers only if it is valid; SIGTERM/SIGINT stop gracefully; SIGUSR1
- * reopens the log file.
+ * reopens the log file. Under a Type=notify systemd unit ($NOTIFY_SOCKET set), proxyd
+ * reports READY=1 once its sockets are bound and STOPPING=1 when it begins to stop.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -19,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -53,6 +57,36 @@ usage(FILE *f)
 	           "  -d       debug: foreground, log to stderr at debug level\n"
 	           "  -v       print the version and exit\n"
 	           "  -h       print this help and exit\n");
+}
+
+/*
+ * sd_notify(3) without libsystemd: STATE as one datagram to $NOTIFY_SOCKET, a path or an
+ * abstract name written with a leading '@'. Does nothing without the variable (not started
+ * by a Type=notify unit); a failed send is ignored, as systemd then times the start out.
+ */
+static void
+notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	size_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@'))
+		return;
+	len = strlen(path);
+	if (len >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, len);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	(void)!sendto(fd, state, strlen(state), MSG_NOSIGNAL, (const struct sockaddr *)&sun,
+	              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
 }
 
 static int
@@ -306,8 +340,11 @@ main(int argc, char **argv)
 	}
 	log_notice("proxyd %s started: %d worker(s), configuration %s", PACKAGE_VERSION, nworkers,
 	           conf_path);
+	notify_systemd("READY=1");
 
 	event_base_dispatch(main_base);
+
+	notify_systemd("STOPPING=1");
 
 	workers_stop(current->shutdown_timeout_ms);
 	for (int i = 0; i < 4; i++)

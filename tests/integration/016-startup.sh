@@ -3,9 +3,10 @@
 # a second proxyd on the same address is refused instead of sharing it through
 # SO_REUSEPORT; a zero-length POST keeps its Content-Length; a SIGHUP or SIGUSR1 sent
 # during start-up (`systemctl reload` or logrotate right after a Type=simple start) waits
-# for the signal events instead of killing proxyd.
+# for the signal events instead of killing proxyd; with $NOTIFY_SOCKET (a Type=notify
+# unit) proxyd sends READY=1 once it listens and STOPPING=1 when it stops.
 . "$TESTLIB"
-plan 12
+plan 15
 
 start_origin o
 port=$(free_port)
@@ -76,3 +77,42 @@ like "$(cat "$T/early.log" 2>&1)" 'SIGUSR1: log file reopened' "the early SIGUSR
 like "$(cat "$T/early.log" 2>&1)" 'configuration generation 2 loaded' "the early SIGHUP reloaded it"
 kill -TERM "$early" 2>/dev/null
 wait "$early" 2>/dev/null
+
+# sd_notify: a datagram socket in NOTIFY_SOCKET's place (python3) receives what proxyd
+# sends. READY=1 only after the listening socket exists, since systemd then reports the
+# unit started; STOPPING=1 on SIGTERM.
+if command -v python3 >/dev/null 2>&1; then
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+print("bound", flush=True)
+for _ in range(2):
+    m = s.recv(4096).decode()
+    print(m, flush=True)
+    if m == "READY=1":
+        # the listening socket must exist now
+        try:
+            socket.create_connection(("127.0.0.1", int(sys.argv[2])), 5).close()
+            print("listening", flush=True)
+        except OSError as e:
+            print("not listening:", e, flush=True)
+' "$T/notify" "$port2" >"$T/notify.out" 2>&1 &
+	PIDS="$PIDS $!"
+	for _ in $(seq 1 100); do grep -q bound "$T/notify.out" && break; sleep 0.05; done
+	NOTIFY_SOCKET=$T/notify "$PROXYD" -f -c "$T/early.conf" 2>>"$T/notify.err" &
+	np=$!
+	PIDS="$PIDS $np"
+	for _ in $(seq 1 200); do grep -q '^READY=1' "$T/notify.out" && break; sleep 0.05; done
+	is "$(sed -n 2,3p "$T/notify.out" | tr '\n' ' ')" "READY=1 listening " "NOTIFY_SOCKET: READY=1, sent once proxyd listens"
+	kill -TERM "$np"
+	wait "$np"
+	is "$?" 0 "SIGTERM: proxyd exits 0"
+	for _ in $(seq 1 100); do grep -q '^STOPPING=1' "$T/notify.out" && break; sleep 0.05; done
+	is "$(sed -n 4p "$T/notify.out")" "STOPPING=1" "NOTIFY_SOCKET: STOPPING=1 when it stops"
+else
+	pass "NOTIFY_SOCKET: READY=1 # SKIP no python3"
+	pass "SIGTERM # SKIP no python3"
+	pass "NOTIFY_SOCKET: STOPPING=1 # SKIP no python3"
+fi
