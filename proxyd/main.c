@@ -4,7 +4,8 @@
  * The main thread owns the configuration generations and the signal events; worker
  * threads (worker.c) own connections. SIGHUP loads the file into a new generation and
  * hands it to the workers only if it is valid; SIGTERM/SIGINT stop gracefully; SIGUSR1
- * reopens the log file.
+ * reopens the log file. Under a Type=notify systemd unit ($NOTIFY_SOCKET set), proxyd
+ * reports READY=1 once its sockets are bound and STOPPING=1 when it begins to stop.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -18,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -52,6 +56,36 @@ usage(FILE *f)
 	           "  -d       debug: foreground, log to stderr at debug level\n"
 	           "  -v       print the version and exit\n"
 	           "  -h       print this help and exit\n");
+}
+
+/*
+ * sd_notify(3) without libsystemd: STATE as one datagram to $NOTIFY_SOCKET, a path or an
+ * abstract name written with a leading '@'. Does nothing without the variable (not started
+ * by a Type=notify unit); a failed send is ignored, as systemd then times the start out.
+ */
+static void
+notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	size_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@'))
+		return;
+	len = strlen(path);
+	if (len >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, len);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	(void)!sendto(fd, state, strlen(state), MSG_NOSIGNAL, (const struct sockaddr *)&sun,
+	              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
 }
 
 static int
@@ -240,6 +274,20 @@ main(int argc, char **argv)
 		return 2;
 	}
 
+	/*
+	 * The daemon blocks SIGHUP and SIGUSR1 until their events exist: loading the
+	 * configuration can take a while (names, the cache), and either signal then, such as
+	 * `systemctl reload` or logrotate right after a Type=simple start, would kill it. A
+	 * blocked signal stays pending and reaches its event once unblocked. SIGTERM and
+	 * SIGINT stay deliverable: before the events exist they stop proxyd at once.
+	 */
+	sigset_t blocked;
+	sigemptyset(&blocked);
+	sigaddset(&blocked, SIGHUP);
+	sigaddset(&blocked, SIGUSR1);
+	if (!test && explain == NULL && sigprocmask(SIG_BLOCK, &blocked, NULL) == -1)
+		fatal("sigprocmask");
+
 	/* -t and --explain never serve: they check what the daemon would create, creating nothing
 	 */
 	current = test || explain != NULL ? cfg_load_flags(conf_path, CFG_LOAD_CHECK, &err)
@@ -296,6 +344,8 @@ main(int argc, char **argv)
 		sigs[i] = evsignal_new(main_base, signums[i], signalcb, NULL);
 		event_add(sigs[i], NULL);
 	}
+	if (sigprocmask(SIG_UNBLOCK, &blocked, NULL) == -1)
+		fatal("sigprocmask");
 	nworkers = current->workers > 0 ? current->workers : online_cpus();
 	if (workers_start(current, nworkers, &err) == -1) {
 		log_crit("%s", err ? err : "cannot start workers");
@@ -313,8 +363,11 @@ main(int argc, char **argv)
 	}
 	log_notice("proxyd %s started: %d worker(s), configuration %s", PACKAGE_VERSION, nworkers,
 	           conf_path);
+	notify_systemd("READY=1");
 
 	event_base_dispatch(main_base);
+
+	notify_systemd("STOPPING=1");
 
 	workers_stop(current->shutdown_timeout_ms);
 	for (int i = 0; i < 4; i++)
