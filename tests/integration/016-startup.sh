@@ -104,7 +104,11 @@ for _ in range(2):
 	NOTIFY_SOCKET=$T/notify "$PROXYD" -f -c "$T/early.conf" 2>>"$T/notify.err" &
 	np=$!
 	PIDS="$PIDS $np"
-	for _ in $(seq 1 200); do grep -q '^READY=1' "$T/notify.out" && break; sleep 0.05; done
+	# READY=1, then the receiver's own connect result on the next line
+	for _ in $(seq 1 200); do
+		grep -q '^READY=1' "$T/notify.out" && grep -q 'listening' "$T/notify.out" && break
+		sleep 0.05
+	done
 	is "$(sed -n 2,3p "$T/notify.out" | tr '\n' ' ')" "READY=1 listening " "NOTIFY_SOCKET: READY=1, sent once proxyd listens"
 	kill -TERM "$np"
 	wait "$np"
