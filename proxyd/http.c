@@ -1104,6 +1104,18 @@ http_connection_lists(const struct http_msg *msg, const char *name, size_t name_
 	return 0;
 }
 
+int
+http_request_drops_listed(const struct http_msg *msg, const char *name, size_t name_len)
+{
+	struct http_slice n = {name, name_len};
+
+	/* Policy: "Connection: host" is a client's error (9110 7.6.1: a connection option
+	 * must not name a field meant for all recipients); the field stays. */
+	if (HTTP_NAME_IS(n, "host"))
+		return 0;
+	return http_connection_lists(msg, name, name_len);
+}
+
 void
 http_chunked_init(struct http_chunked *c)
 {

@@ -152,6 +152,15 @@ const struct http_header *http_header_find(const struct http_msg *msg, const cha
  */
 int http_connection_lists(const struct http_msg *msg, const char *name, size_t name_len);
 
+/*
+ * Whether a proxy forwarding the request msg removes its header named name as a connection
+ * option: the Connection header(s) list it (RFC 9110 7.6.1) and it is not Host. Host is
+ * end-to-end: every HTTP/1.1 request carries one (RFC 9112 3.2) and a proxy generates it
+ * from an absolute-form target (3.2.2), so "Connection: host" must not strip it and leave
+ * the upstream to pick a default virtual host for a request routed by another name.
+ */
+int http_request_drops_listed(const struct http_msg *msg, const char *name, size_t name_len);
+
 /* Case-insensitive comparison of a slice with a NUL-terminated string. */
 int http_slice_eq(struct http_slice s, const char *str);
 

@@ -1149,7 +1149,7 @@ session_build_request(struct session *s, const struct http_msg *msg)
 		h = &msg->headers[i];
 		if (hdr_hop(h))
 			continue;
-		if (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len))
+		if (conn_tokens && http_request_drops_listed(msg, h->name.p, h->name.len))
 			continue;
 		if (anon != NULL) {
 			enum anon_action act = anon_header(anon, h->name.p, h->name.len, h->value.p,

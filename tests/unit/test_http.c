@@ -907,6 +907,34 @@ START_TEST(test_connection_lists)
 }
 END_TEST
 
+/*
+ * RFC 9110 7.6.1 / RFC 9112 3.2: "Connection: host" must not make a proxy forward an
+ * HTTP/1.1 request without Host (the upstream would route it to a default virtual host);
+ * other listed fields are still dropped, whatever the case of the token.
+ */
+START_TEST(test_request_drops_listed_keeps_host)
+{
+	static const char raw[] = GET11 HOST "Connection: HOST, x-foo, close\r\n"
+	                                     "X-Foo: 1\r\n\r\n";
+	static const char abs[] = "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n"
+	                          "Connection: host\r\n\r\n";
+	struct http_msg m;
+
+	ck_assert_int_gt(http_parse_request(raw, sizeof(raw) - 1, &test_lim, &m), 0);
+	ck_assert_int_eq(http_connection_lists(&m, "host", 4), 1);
+	ck_assert_int_eq(http_request_drops_listed(&m, "host", 4), 0);
+	ck_assert_int_eq(http_request_drops_listed(&m, "Host", 4), 0);
+	ck_assert_int_eq(http_request_drops_listed(&m, "x-foo", 5), 1);
+	ck_assert_int_eq(http_request_drops_listed(&m, "X-FOO", 5), 1);
+	ck_assert_int_eq(http_request_drops_listed(&m, "x-bar", 5), 0);
+	/* name_len bounds the name: "hostname" is not Host, and it is not listed */
+	ck_assert_int_eq(http_request_drops_listed(&m, "hostname", 8), 0);
+
+	ck_assert_int_gt(http_parse_request(abs, sizeof(abs) - 1, &test_lim, &m), 0);
+	ck_assert_int_eq(http_request_drops_listed(&m, "host", 4), 0);
+}
+END_TEST
+
 START_TEST(test_slice_eq_and_reason)
 {
 	struct http_slice s = {"Content-Length", 14};
@@ -1520,6 +1548,7 @@ http_suite(void)
 	tcase_add_test(tc, test_req_pipelined);
 	tcase_add_test(tc, test_req_body_and_keepalive);
 	tcase_add_test(tc, test_connection_lists);
+	tcase_add_test(tc, test_request_drops_listed_keeps_host);
 	tcase_add_test(tc, test_slice_eq_and_reason);
 	suite_add_tcase(s, tc);
 
