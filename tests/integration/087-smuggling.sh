@@ -226,6 +226,48 @@ catalog() { # catalog MODE PORT PREFIX
 	is "$(status_of "$OUT")" 404 "$M: 6.1 'Transfer-Encoding:\\tChunked' is accepted"
 	is "$(seen "^DONE POST .*/sm/$M$N HTTP/1.1 body=5$")" 1 "$M: 6.1 the origin got the 5 bytes"
 	N=$((N + 1))
+
+	# --- RFC 9110 7.6.1: connection options naming end-to-end or framing fields -----------
+	# "Connection: host" must not strip Host: the origin would pick a default virtual host
+	# for a request proxyd routed by another name (forward mode: 9112 3.2.2 wants the
+	# target's authority as Host).
+	send "$P" < <(printf "GET $PFX/headers?sm=$M$N HTTP/1.1\r\nHost: 127.0.0.1:$o_port\r\nConnection: Host, close\r\n\r\n")
+	is "$(status_of "$OUT")" 200 "$M: 9110 7.6.1 'Connection: Host' is accepted"
+	is "$(grep -ci "^Host: 127\\.0\\.0\\.1:$o_port\$" <<<"$OUT")" 1 \
+		"$M: 9110 7.6.1 'Connection: Host' does not strip Host (9112 3.2: every HTTP/1.1 request has one)"
+	N=$((N + 1))
+	# Framing fields listed as connection options: proxyd writes the framing itself, so
+	# the body stays a body and the request in it never reaches the origin as a request.
+	body=$(printf 'GET /sm/%s-smuggled HTTP/1.1\r\nHost: t\r\n\r\n' "$M$N")
+	send "$P" < <(printf "POST $(tgt) HTTP/1.1\r\n${H}Connection: Content-Length\r\nContent-Length: ${#body}\r\n\r\n%s" "$body"
+		printf "POST $(tgt -te) HTTP/1.1\r\n${H}Connection: Transfer-Encoding, close\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" "${#body}" "$body")
+	is "$(grep -c '^HTTP/1.1 404 ' <<<"$OUT")" 2 "$M: 9110 7.6.1 'Connection: Content-Length' / 'Transfer-Encoding': both answered"
+	is "$(seen "^DONE POST .*/sm/$M$N(-te)? HTTP/1.1 body=${#body}$")" 2 \
+		"$M: 9110 7.6.1 framing fields as connection options: the bodies arrive as bodies"
+	is "$(seen "/sm/$M$N-smuggled")" 0 "$M: 9110 7.6.1 the request in the body never reached the origin"
+	N=$((N + 1))
+
+	# An Upgrade the origin does not take (RFC 9110 7.8: no 101) leaves the connection in
+	# HTTP: the next request is parsed by proxyd (its Via), not tunnelled raw. h2c is not
+	# passed on at all.
+	send "$P" < <(printf "GET $PFX/headers?sm=$M$N-ws HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+		printf "GET $PFX/headers?sm=$M$N-h2c HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+		printf "GET $PFX/headers?sm=$M$N-after HTTP/1.1\r\n${H}Connection: close\r\n\r\n")
+	is "$(grep -c '^HTTP/1.1 200 ' <<<"$OUT")" 3 "$M: 9110 7.8 Upgrade without 101: three answers"
+	is "$(grep -c '^Via: 1.1 proxyd' <<<"$OUT")" 3 "$M: 9110 7.8 each of them went through proxyd's parser (Via)"
+	unlike "$OUT" '^Upgrade: h2c|^HTTP2-Settings' "$M: 9110 7.8 an h2c upgrade is not passed on"
+	N=$((N + 1))
+
+	# Responses without a body on a kept-alive connection (RFC 9112 6.3: HEAD, 304, 204):
+	# the Content-Length of the HEAD answer is not read as a body, so each answer is whole.
+	send "$P" < <(printf "HEAD $PFX/bytes/100?sm=$M$N HTTP/1.1\r\n$H\r\n"
+		printf "GET $PFX/?notmod=1&sm=$M$N HTTP/1.1\r\n${H}If-None-Match: \"x\"\r\n\r\n"
+		printf "GET $PFX/status/204?sm=$M$N HTTP/1.1\r\n$H\r\n"
+		printf "GET $PFX/?sm=$M$N HTTP/1.1\r\n${H}Connection: close\r\n\r\n")
+	is "$(grep -o '^HTTP/1.1 [0-9]*' <<<"$OUT" | tr '\n' ,)" "HTTP/1.1 200,HTTP/1.1 304,HTTP/1.1 204,HTTP/1.1 200," \
+		"$M: 9112 6.3 HEAD, 304, 204 then GET on one connection: four whole answers"
+	is "$(tail -n 1 <<<"${OUT%$'\n'}")" "$o_uuid" "$M: 9112 6.3 the last answer's body is the origin's, unmixed"
+	N=$((N + 1))
 }
 
 catalog r "$port" ""
