@@ -1179,6 +1179,10 @@ http_chunk_size_line(struct http_chunked *c, const char *buf, size_t len)
 		return http_chunk_fail(c, "invalid chunk size");
 	if (size >> 63 != 0 || size > (UINT64_MAX >> 1) - c->total)
 		return http_chunk_fail(c, "chunk size too large");
+	if (c->max_body > 0 && (c->total > c->max_body || size > c->max_body - c->total)) {
+		c->too_large = 1;
+		return http_chunk_fail(c, "chunked body larger than the limit");
+	}
 
 	for (;;) {
 		ws = p;

@@ -197,6 +197,13 @@ struct http_chunked {
 	uint64_t total;       /* data bytes seen so far */
 	size_t trailer_bytes; /* bytes of trailer section so far (bounded by max_trailer) */
 	size_t max_trailer;   /* 0: default 8192 */
+	/*
+	 * > 0: a chunk-size line that would take total past max_body is an error (too_large
+	 * set), found before any byte of that chunk is data: a caller that relays the body
+	 * never passes on a complete body over its limit.
+	 */
+	uint64_t max_body;
+	int too_large;
 	const char *error;
 };
 

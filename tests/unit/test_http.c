@@ -1437,6 +1437,51 @@ START_TEST(test_chunked_trailer_limit)
 }
 END_TEST
 
+/*
+ * max_body (client_max_body_size): the chunk-size line that would take the body past the
+ * limit fails, before its data, so a relaying caller never completes an over-size body
+ * upstream (RFC 9110 15.5.14: 413 means the request was not processed).
+ */
+START_TEST(test_chunked_body_limit)
+{
+	struct http_chunked c;
+
+	http_chunked_init(&c);
+	c.max_body = 10;
+	ck_assert_int_eq(http_chunked_step(&c, R("5\r\n")), 3);
+	http_chunked_consume(&c, 5);
+	ck_assert_int_eq(http_chunked_step(&c, R("\r\n")), 2);
+	ck_assert_int_eq(http_chunked_step(&c, R("5\r\n")), 3); /* exactly 10 */
+	http_chunked_consume(&c, 5);
+	ck_assert_int_eq(http_chunked_step(&c, R("\r\n")), 2);
+	ck_assert_int_eq(http_chunked_step(&c, R("0\r\n")), 3);
+	ck_assert_int_eq(c.too_large, 0);
+
+	http_chunked_init(&c);
+	c.max_body = 10;
+	ck_assert_int_eq(http_chunked_step(&c, R("5\r\n")), 3);
+	http_chunked_consume(&c, 5);
+	ck_assert_int_eq(http_chunked_step(&c, R("\r\n")), 2);
+	ck_assert_int_eq(http_chunked_step(&c, R("6\r\n")), HTTP_ERROR); /* 11 */
+	ck_assert_int_eq(c.too_large, 1);
+	ck_assert_ptr_nonnull(c.error);
+
+	/* one huge chunk, and no limit at all */
+	http_chunked_init(&c);
+	c.max_body = 10;
+	ck_assert_int_eq(http_chunked_step(&c, R("7fffffffffffffff\r\n")), HTTP_ERROR);
+	ck_assert_int_eq(c.too_large, 1);
+	http_chunked_init(&c);
+	ck_assert_int_eq(http_chunked_step(&c, R("100000\r\n")), 8);
+	ck_assert_int_eq(c.too_large, 0);
+	/* other errors do not claim too_large */
+	http_chunked_init(&c);
+	c.max_body = 10;
+	ck_assert_int_eq(http_chunked_step(&c, R("zz\r\n")), HTTP_ERROR);
+	ck_assert_int_eq(c.too_large, 0);
+}
+END_TEST
+
 struct chunk_case {
 	const char *name;
 	const char *raw;
@@ -1575,6 +1620,7 @@ http_suite(void)
 	tcase_add_test(tc, test_chunked_sizes);
 	tcase_add_test(tc, test_chunked_line_limit);
 	tcase_add_test(tc, test_chunked_trailer_limit);
+	tcase_add_test(tc, test_chunked_body_limit);
 	tcase_add_loop_test(tc, test_chunked_cases, 0, (int)NELEMS(chunk_cases));
 	suite_add_tcase(s, tc);
 
