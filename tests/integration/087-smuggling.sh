@@ -12,9 +12,7 @@
 
 start_origin o -l
 OLOG="$T/origin-o.err"
-port=$(free_port_static)
-fport=$(free_port_static)
-while [ "$fport" = "$port" ]; do fport=$(free_port_static); done
+read -r port fport sport sfport <<<"$(free_ports 4)"
 cat >"$T/proxyd.conf" <<CONF
 workers 1;
 error_log stderr info;
@@ -34,9 +32,11 @@ server {
 	client_max_target 1k;
 	client_max_body_size 1m;
 }
+server { listen 127.0.0.1:$sport; proxy_pass o; client_max_body_size 10; }
+server { listen 127.0.0.1:$sfport; mode forward; client_max_body_size 10; }
 CONF
 start_proxyd "$T/proxyd.conf" "$port"
-wait_port 127.0.0.1 "$fport" || bail "forward listener did not start"
+for p in $fport $sport $sfport; do wait_port 127.0.0.1 "$p" || bail "listener $p did not start"; done
 
 # send PORT: the raw request on stdin; sets OUT (what came back) and RC (raw_close's
 # status: 0 when proxyd closed the connection within 5 seconds).
@@ -75,11 +75,12 @@ reject() {
 # forwarded the head before the body arrived (its own chunked framing), so the origin may
 # log the HEAD; it must never complete the request (no DONE: the body was not passed on as
 # complete), never see the smuggled request tagged -smuggled, and the client gets 400 and
-# a closed connection.
-reject_body() {
+# a closed connection (or WANT).
+reject_body() { # reject_body NAME [WANT, default 400]
+	local want=${2:-400}
 	send "$P"
-	is "$(status_of "$OUT")" 400 "$M: $1: 400"
-	is "$RC" 0 "$M: $1: connection closed after the 400"
+	is "$(status_of "$OUT")" "$want" "$M: $1: $want"
+	is "$RC" 0 "$M: $1: connection closed after the $want"
 	is "$(seen "^DONE .*/sm/$M$N |/sm/$M$N-smuggled")" 0 \
 		"$M: $1: the origin never completed it nor saw a smuggled request"
 	N=$((N + 1))
@@ -272,6 +273,18 @@ catalog() { # catalog MODE PORT PREFIX
 
 catalog r "$port" ""
 catalog f "$fport" "http://127.0.0.1:$o_port"
+
+# --- client_max_body_size 10 and a chunked body of 11 bytes, all sent at once -------------
+# The chunk that crosses the limit is refused at its chunk-size line, so the origin never
+# gets the body complete: a 413 says the request was not processed (RFC 9110 15.5.14).
+for m in r f; do
+	[ $m = r ] && P=$sport PFX="" || P=$sfport PFX="http://127.0.0.1:$o_port"
+	M=$m-limit N=0
+	reject_body "9110 15.5.14 chunked body of 11 bytes over client_max_body_size 10" 413 < <(printf "POST $(tgt) HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n"'5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\nGET /sm/%s-smuggled HTTP/1.1\r\nHost: t\r\n\r\n' "$M$N")
+	reject_body "9110 15.5.14 one chunk of 11 bytes over client_max_body_size 10" 413 < <(printf "POST $(tgt) HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n"'b\r\nhello world\r\n0\r\n\r\n')
+	send "$P" < <(printf "POST $(tgt) HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"'5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n')
+	is "$(seen "^DONE POST .*/sm/$M$N HTTP/1.1 body=10$")" 1 "$m: a chunked body of exactly client_max_body_size passes"
+done
 
 # --- RFC 9112 3.2.2: absolute-form with a Host that differs: the target's authority wins --
 for m in r f; do
