@@ -941,6 +941,13 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim, s
 		return http_fail(msg, 400, "missing Host header");
 	if (http_framing_check(msg, &st) == HTTP_ERROR)
 		return HTTP_ERROR;
+	/*
+	 * Policy: a CONNECT request has no content (RFC 9110 9.3.6). With a body, the bytes
+	 * after the head are body to one reader and tunnel data to another: refused.
+	 * "Content-Length: 0", which some clients send, states no content and passes.
+	 */
+	if (msg->method == HTTP_M_CONNECT && http_request_body(msg) != HTTP_BODY_NONE)
+		return http_fail(msg, 400, "CONNECT with content");
 	msg->head_len = (size_t)(p - buf);
 	return (int)msg->head_len;
 }

@@ -114,9 +114,10 @@ struct http_msg {
  * Transfer-Encoding other than exactly one final "chunked" (501 for unknown codings, 400
  * for "chunked" not last or repeated), Transfer-Encoding together with Content-Length,
  * Transfer-Encoding on HTTP/1.0, missing Host on HTTP/1.1, more than one Host, invalid Host,
- * CONNECT without authority-form, authority-form without CONNECT, asterisk-form without
- * OPTIONS. Absolute-form with a differing Host is accepted with HTTP_F_HOST_MISMATCH set
- * (the URI wins; the caller rewrites Host).
+ * CONNECT with content (Content-Length > 0 or Transfer-Encoding), CONNECT without
+ * authority-form, authority-form without CONNECT, asterisk-form without OPTIONS.
+ * Absolute-form with a differing Host is accepted with HTTP_F_HOST_MISMATCH set (the URI
+ * wins; the caller rewrites Host).
  */
 int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
                        struct http_msg *msg);
