@@ -28,6 +28,7 @@ server {
 	listen 127.0.0.1:$fport;
 	mode forward;
 	anonymize off;
+	connect_ports $o_port;
 	client_max_header_size 4k;
 	client_max_target 1k;
 	client_max_body_size 1m;
@@ -273,6 +274,19 @@ catalog() { # catalog MODE PORT PREFIX
 
 catalog r "$port" ""
 catalog f "$fport" "http://127.0.0.1:$o_port"
+
+# --- RFC 9110 9.3.6: CONNECT has no content --------------------------------------------
+# To a port connect_ports allows: with a body, the bytes after the head would be body to
+# one reader and tunnel data to another (here a request straight to the origin).
+M=f-connect N=0 P=$fport
+body=$(printf 'GET /sm/%s-smuggled HTTP/1.1\r\nHost: t\r\n\r\n' "$M$N")
+reject_body "9110 9.3.6 CONNECT with Content-Length and a request as its body" 400 < <(printf "CONNECT 127.0.0.1:$o_port HTTP/1.1\r\nHost: 127.0.0.1:$o_port\r\nContent-Length: ${#body}\r\n\r\n%s" "$body")
+body=$(printf 'GET /sm/%s-smuggled HTTP/1.1\r\nHost: t\r\n\r\n' "$M$N")
+reject_body "9110 9.3.6 CONNECT with Transfer-Encoding: chunked" 400 < <(printf "CONNECT 127.0.0.1:$o_port HTTP/1.1\r\nHost: 127.0.0.1:$o_port\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" "${#body}" "$body")
+# Content-Length: 0 states no content: the tunnel opens, and what follows is tunnel data.
+send "$P" < <(printf "CONNECT 127.0.0.1:$o_port HTTP/1.1\r\nHost: 127.0.0.1:$o_port\r\nContent-Length: 0\r\n\r\nGET /sm/$M$N-tunnel HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+is "$(grep -o '^HTTP/1.1 [0-9]*' <<<"$OUT" | tr '\n' ,)" "HTTP/1.1 200,HTTP/1.1 404," "f: 9110 9.3.6 CONNECT with Content-Length: 0 opens the tunnel"
+is "$(seen "^DONE GET /sm/$M$N-tunnel ")" 1 "f: 9110 9.3.6 the bytes after it are tunnel data"
 
 # --- client_max_body_size 10 and a chunked body of 11 bytes, all sent at once -------------
 # The chunk that crosses the limit is refused at its chunk-size line, so the origin never
