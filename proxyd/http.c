@@ -941,6 +941,13 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim, s
 		return http_fail(msg, 400, "missing Host header");
 	if (http_framing_check(msg, &st) == HTTP_ERROR)
 		return HTTP_ERROR;
+	/*
+	 * Policy: a CONNECT request has no content (RFC 9110 9.3.6). With a body, the bytes
+	 * after the head are body to one reader and tunnel data to another: refused.
+	 * "Content-Length: 0", which some clients send, states no content and passes.
+	 */
+	if (msg->method == HTTP_M_CONNECT && http_request_body(msg) != HTTP_BODY_NONE)
+		return http_fail(msg, 400, "CONNECT with content");
 	msg->head_len = (size_t)(p - buf);
 	return (int)msg->head_len;
 }
@@ -1104,6 +1111,18 @@ http_connection_lists(const struct http_msg *msg, const char *name, size_t name_
 	return 0;
 }
 
+int
+http_request_drops_listed(const struct http_msg *msg, const char *name, size_t name_len)
+{
+	struct http_slice n = {name, name_len};
+
+	/* Policy: "Connection: host" is a client's error (9110 7.6.1: a connection option
+	 * must not name a field meant for all recipients); the field stays. */
+	if (HTTP_NAME_IS(n, "host"))
+		return 0;
+	return http_connection_lists(msg, name, name_len);
+}
+
 void
 http_chunked_init(struct http_chunked *c)
 {
@@ -1167,6 +1186,10 @@ http_chunk_size_line(struct http_chunked *c, const char *buf, size_t len)
 		return http_chunk_fail(c, "invalid chunk size");
 	if (size >> 63 != 0 || size > (UINT64_MAX >> 1) - c->total)
 		return http_chunk_fail(c, "chunk size too large");
+	if (c->max_body > 0 && (c->total > c->max_body || size > c->max_body - c->total)) {
+		c->too_large = 1;
+		return http_chunk_fail(c, "chunked body larger than the limit");
+	}
 
 	for (;;) {
 		ws = p;

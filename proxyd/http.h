@@ -114,9 +114,10 @@ struct http_msg {
  * Transfer-Encoding other than exactly one final "chunked" (501 for unknown codings, 400
  * for "chunked" not last or repeated), Transfer-Encoding together with Content-Length,
  * Transfer-Encoding on HTTP/1.0, missing Host on HTTP/1.1, more than one Host, invalid Host,
- * CONNECT without authority-form, authority-form without CONNECT, asterisk-form without
- * OPTIONS. Absolute-form with a differing Host is accepted with HTTP_F_HOST_MISMATCH set
- * (the URI wins; the caller rewrites Host).
+ * CONNECT with content (Content-Length > 0 or Transfer-Encoding), CONNECT without
+ * authority-form, authority-form without CONNECT, asterisk-form without OPTIONS.
+ * Absolute-form with a differing Host is accepted with HTTP_F_HOST_MISMATCH set (the URI
+ * wins; the caller rewrites Host).
  */
 int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
                        struct http_msg *msg);
@@ -151,6 +152,15 @@ const struct http_header *http_header_find(const struct http_msg *msg, const cha
  * whether a header of that name is hop-by-hop for this message.
  */
 int http_connection_lists(const struct http_msg *msg, const char *name, size_t name_len);
+
+/*
+ * Whether a proxy forwarding the request msg removes its header named name as a connection
+ * option: the Connection header(s) list it (RFC 9110 7.6.1) and it is not Host. Host is
+ * end-to-end: every HTTP/1.1 request carries one (RFC 9112 3.2) and a proxy generates it
+ * from an absolute-form target (3.2.2), so "Connection: host" must not strip it and leave
+ * the upstream to pick a default virtual host for a request routed by another name.
+ */
+int http_request_drops_listed(const struct http_msg *msg, const char *name, size_t name_len);
 
 /* Case-insensitive comparison of a slice with a NUL-terminated string. */
 int http_slice_eq(struct http_slice s, const char *str);
@@ -188,6 +198,13 @@ struct http_chunked {
 	uint64_t total;       /* data bytes seen so far */
 	size_t trailer_bytes; /* bytes of trailer section so far (bounded by max_trailer) */
 	size_t max_trailer;   /* 0: default 8192 */
+	/*
+	 * > 0: a chunk-size line that would take total past max_body is an error (too_large
+	 * set), found before any byte of that chunk is data: a caller that relays the body
+	 * never passes on a complete body over its limit.
+	 */
+	uint64_t max_body;
+	int too_large;
 	const char *error;
 };
 

@@ -1149,7 +1149,7 @@ session_build_request(struct session *s, const struct http_msg *msg)
 		h = &msg->headers[i];
 		if (hdr_hop(h))
 			continue;
-		if (conn_tokens && http_connection_lists(msg, h->name.p, h->name.len))
+		if (conn_tokens && http_request_drops_listed(msg, h->name.p, h->name.len))
 			continue;
 		if (anon != NULL) {
 			enum anon_action act = anon_header(anon, h->name.p, h->name.len, h->value.p,
@@ -1453,6 +1453,8 @@ session_start_request(struct session *s, const struct http_msg *msg, const char 
 	session_keep_log_fields(s, msg, head);
 	s->req_head_len = msg->head_len;
 	pump_init(&s->req, kind, msg->content_length, kind == HTTP_BODY_CHUNKED);
+	/* a chunked body over the limit fails at its chunk-size line, before it goes out */
+	s->req.ch.max_body = srv->client_max_body_size;
 
 	if (srv->mode == CFG_MODE_FORWARD) {
 		if (session_fwd_request(s, msg) != 0)
@@ -2233,15 +2235,14 @@ session_pump_request(struct session *s)
 			if (r != 0 || evbuffer_get_length(in) != more)
 				s->req_sent = 1;
 		}
+		if (r == -1 && s->req.ch.too_large) {
+			session_error(s, 413, "request body larger than client_max_body_size");
+			return;
+		}
 		if (r == -1) {
 			metrics_srv_inc(s->srv, MS_REJECTED);
 			session_error(s, 400,
 			              s->req.ch.error ? s->req.ch.error : "bad chunked body");
-			return;
-		}
-		if (s->srv->client_max_body_size > 0 &&
-		    s->req.moved > s->srv->client_max_body_size) {
-			session_error(s, 413, "request body larger than client_max_body_size");
 			return;
 		}
 		bev_flush(s->ubev);

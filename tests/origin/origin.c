@@ -183,18 +183,25 @@ static int never_accept;
 static unsigned long default_delay_ms;
 /* -R: read each request but /stats, body included, then reset without answering. */
 static int reset_requests;
+/*
+ * -l: log to stderr "HEAD <request line>" for every request head read and "DONE <request
+ * line> body=N" once its body is complete, so a test can tell exactly which requests (a
+ * smuggled one, say) reached this server and which were answered.
+ */
+static int log_requests;
 static char pattern[PATTERN_LEN + 26];
 
 static void
 usage(void)
 {
 	fprintf(stderr,
-	        "usage: origin [-NR] [-D MS] [-a ADDR] [-p PORT] [-u UUID] [-n NAME]\n"
+	        "usage: origin [-NRl] [-D MS] [-a ADDR] [-p PORT] [-u UUID] [-n NAME]\n"
 	        "  prints 'READY port=PORT uuid=UUID' once listening; SIGTERM/SIGINT exit 0\n"
 	        "  -N  listen with a backlog of 1 and never accept (connect-timeout tests)\n"
 	        "  -D MS  delay every response (but /stats) without ?delay= by MS (a slow server)\n"
 	        "  -R  read every request (but /stats) and its body, then reset the connection\n"
 	        "      without answering (a server that dies after taking a request)\n"
+	        "  -l  log 'HEAD <request line>' and 'DONE <request line> body=N' to stderr\n"
 	        "endpoints (query: delay=MS cc=VALUE h=NAME:VALUE status=CODE close=1 notmod=1):\n"
 	        "  /  /bytes/N  /chunked/N?chunk=K  /eof/N  /echo  /sink  /status/CODE\n"
 	        "  /reset/N  /hang  /bad/KIND  /stats  /headers\n");
@@ -1051,6 +1058,8 @@ conn_reply_stream(struct conn *c, uint64_t n, enum frame frame)
 /*
  * /bad/KIND: each response is malformed in exactly one way. The X-Origin fields go
  * between the status line and the rest, so tests can still tell which origin sent it.
+ * The connection is closed after it, except for the *-keep kinds (a desynced origin that
+ * goes on reading requests on the same connection).
  */
 struct bad_response {
 	const char *br_kind;
@@ -1058,11 +1067,16 @@ struct bad_response {
 	const char *br_eol;    /* terminator for the X-Origin fields */
 	const char *br_rest;   /* remaining fields, blank line and body; may contain NUL */
 	size_t br_rest_len;
+	int br_keep; /* no Connection: close; the connection stays open if the request allows */
 };
 
 #define BAD_RESPONSE(kind, status, eol, rest)                                                      \
 	{                                                                                          \
-		kind, status, eol, rest, sizeof(rest) - 1                                          \
+		kind, status, eol, rest, sizeof(rest) - 1, 0                                       \
+	}
+#define BAD_RESPONSE_KEEP(kind, rest)                                                              \
+	{                                                                                          \
+		kind, BAD_OK, "\r\n", rest, sizeof(rest) - 1, 1                                    \
 	}
 #define BAD_OK     "HTTP/1.1 200 OK\r\n"
 #define BAD_FIELDS "Content-Type: text/plain\r\nConnection: close\r\n"
@@ -1085,6 +1099,12 @@ static const struct bad_response bad_responses[] = {
         BAD_RESPONSE("garbage", NULL, NULL, "hello\r\n\r\n"),
         BAD_RESPONSE("bad-chunk", BAD_OK, "\r\n",
                      BAD_FIELDS "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+        /* Kept alive: whoever reads them by the wrong length finds the rest as a response. */
+        BAD_RESPONSE_KEEP("cl-te-keep", "Content-Type: text/plain\r\nContent-Length: 5\r\n"
+                                        "Transfer-Encoding: chunked\r\n\r\n"
+                                        "5\r\nhello\r\n0\r\n\r\n"),
+        BAD_RESPONSE_KEEP("dup-cl-keep", "Content-Type: text/plain\r\nContent-Length: 5\r\n"
+                                         "Content-Length: 7\r\n\r\nhelloXY"),
 };
 
 /* Sends the /bad/ response for kind, then closes; unknown kinds get 404. */
@@ -1104,7 +1124,8 @@ conn_reply_bad(struct conn *c, const char *kind, size_t klen)
 			conn_origin_fields(c, out, br->br_eol);
 		}
 		evbuffer_add(out, br->br_rest, br->br_rest_len);
-		c->c_req.r_end = END_CLOSE;
+		if (!br->br_keep)
+			c->c_req.r_end = END_CLOSE;
 		return conn_response_end(c);
 	}
 	return conn_reply_str(c, 404, "404 Not Found\n");
@@ -1222,6 +1243,31 @@ origin_route(struct conn *c)
 	return conn_reply_str(c, 404, "404 Not Found\n");
 }
 
+/* -l: one line to stderr, "WHAT <first line of the head>[ body=N]" (bytes < 0x20 as '?'). */
+static void
+request_log(const struct request *r, const char *what, int with_body)
+{
+	const char *nl;
+	size_t len, i;
+	char line[1024];
+
+	if (!log_requests || r->r_head == NULL)
+		return;
+	nl = memchr(r->r_head, '\n', r->r_head_len);
+	len = nl != NULL ? (size_t)(nl - r->r_head) : r->r_head_len;
+	if (len > 0 && r->r_head[len - 1] == '\r')
+		len--;
+	if (len >= sizeof(line))
+		len = sizeof(line) - 1;
+	for (i = 0; i < len; i++)
+		line[i] = (unsigned char)r->r_head[i] < 0x20 ? '?' : r->r_head[i];
+	line[len] = '\0';
+	if (with_body)
+		fprintf(stderr, "%s %s body=%" PRIu64 "\n", what, line, r->r_body_len);
+	else
+		fprintf(stderr, "%s %s\n", what, line);
+}
+
 /* The body is consumed: answer now or after ?delay=. Returns -1 if c was freed. */
 static int
 conn_request_ready(struct conn *c)
@@ -1229,6 +1275,7 @@ conn_request_ready(struct conn *c)
 	struct request *r = &c->c_req;
 	int stats = slice_eq(r->r_path, r->r_path_len, "/stats");
 
+	request_log(r, "DONE", 1);
 	if (reset_requests && !stats)
 		return conn_reset_start(c);
 	if (r->r_delay_ms == 0 && !stats)
@@ -1302,6 +1349,7 @@ conn_read_head(struct conn *c)
 	}
 	r->r_head_len = (size_t)len;
 	evbuffer_remove(in, r->r_head, (size_t)len);
+	request_log(r, "HEAD", 0);
 	if ((status = request_parse(r)) != 0)
 		return conn_error(c, status) == -1 ? -1 : 1;
 
@@ -1761,13 +1809,16 @@ main(int argc, char *argv[])
 	size_t i;
 	int ch, rv = 1;
 
-	while ((ch = getopt(argc, argv, "a:p:u:n:hD:NR")) != -1) {
+	while ((ch = getopt(argc, argv, "a:p:u:n:hD:NRl")) != -1) {
 		switch (ch) {
 		case 'N':
 			never_accept = 1;
 			break;
 		case 'R':
 			reset_requests = 1;
+			break;
+		case 'l':
+			log_requests = 1;
 			break;
 		case 'D':
 			if (parse_u64(optarg, strlen(optarg), DELAY_MAX_MS, &delay) == -1) {

@@ -99,6 +99,9 @@ static const struct req_ok req_ok_cases[] = {
          HTTP_M_CONNECT, HTTP_TARGET_AUTHORITY, "192.0.2.1", 8443, "", 1, 0, -1},
         {"CONNECT Host differs: target wins", R("CONNECT a:443 HTTP/1.1\r\nHost: b\r\n\r\n"),
          HTTP_M_CONNECT, HTTP_TARGET_AUTHORITY, "a", 443, "", 1, 0, -1},
+        {"CONNECT Content-Length: 0 (no content)",
+         R("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nContent-Length: 0\r\n\r\n"), HTTP_M_CONNECT,
+         HTTP_TARGET_AUTHORITY, "a", 443, "", 1, HTTP_F_HAS_LENGTH, 0},
         {"OPTIONS asterisk", R("OPTIONS * HTTP/1.1\r\nHost: a:81\r\n\r\n"), HTTP_M_OPTIONS,
          HTTP_TARGET_ASTERISK, "a", 81, "*", 1, 0, -1},
         {"OPTIONS origin", R("OPTIONS /x HTTP/1.1\r\n" HOST "\r\n"), HTTP_M_OPTIONS,
@@ -295,6 +298,11 @@ static const struct req_bad req_bad_cases[] = {
         {"CONNECT userinfo", R("CONNECT u@a:443 HTTP/1.1\r\n" HOST "\r\n"), 400, NULL},
         {"CONNECT path", R("CONNECT a:443/x HTTP/1.1\r\n" HOST "\r\n"), 400, NULL},
         {"CONNECT IPv6 without port", R("CONNECT [::1] HTTP/1.1\r\n" HOST "\r\n"), 400, NULL},
+        /* RFC 9110 9.3.6: no content; a body would be tunnel data to another reader */
+        {"CONNECT with Content-Length",
+         R("CONNECT a:443 HTTP/1.1\r\n" HOST "Content-Length: 5\r\n\r\n"), 400, NULL},
+        {"CONNECT chunked",
+         R("CONNECT a:443 HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n"), 400, NULL},
         {"authority-form with GET", R("GET a:443 HTTP/1.1\r\n" HOST "\r\n"), 400, NULL},
         {"asterisk with GET", R("GET * HTTP/1.1\r\n" HOST "\r\n"), 400, NULL},
         {"asterisk with unknown method", R("FOO * HTTP/1.1\r\n" HOST "\r\n"), 400, NULL},
@@ -907,6 +915,34 @@ START_TEST(test_connection_lists)
 }
 END_TEST
 
+/*
+ * RFC 9110 7.6.1 / RFC 9112 3.2: "Connection: host" must not make a proxy forward an
+ * HTTP/1.1 request without Host (the upstream would route it to a default virtual host);
+ * other listed fields are still dropped, whatever the case of the token.
+ */
+START_TEST(test_request_drops_listed_keeps_host)
+{
+	static const char raw[] = GET11 HOST "Connection: HOST, x-foo, close\r\n"
+	                                     "X-Foo: 1\r\n\r\n";
+	static const char abs[] = "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n"
+	                          "Connection: host\r\n\r\n";
+	struct http_msg m;
+
+	ck_assert_int_gt(http_parse_request(raw, sizeof(raw) - 1, &test_lim, &m), 0);
+	ck_assert_int_eq(http_connection_lists(&m, "host", 4), 1);
+	ck_assert_int_eq(http_request_drops_listed(&m, "host", 4), 0);
+	ck_assert_int_eq(http_request_drops_listed(&m, "Host", 4), 0);
+	ck_assert_int_eq(http_request_drops_listed(&m, "x-foo", 5), 1);
+	ck_assert_int_eq(http_request_drops_listed(&m, "X-FOO", 5), 1);
+	ck_assert_int_eq(http_request_drops_listed(&m, "x-bar", 5), 0);
+	/* name_len bounds the name: "hostname" is not Host, and it is not listed */
+	ck_assert_int_eq(http_request_drops_listed(&m, "hostname", 8), 0);
+
+	ck_assert_int_gt(http_parse_request(abs, sizeof(abs) - 1, &test_lim, &m), 0);
+	ck_assert_int_eq(http_request_drops_listed(&m, "host", 4), 0);
+}
+END_TEST
+
 START_TEST(test_slice_eq_and_reason)
 {
 	struct http_slice s = {"Content-Length", 14};
@@ -1409,6 +1445,51 @@ START_TEST(test_chunked_trailer_limit)
 }
 END_TEST
 
+/*
+ * max_body (client_max_body_size): the chunk-size line that would take the body past the
+ * limit fails, before its data, so a relaying caller never completes an over-size body
+ * upstream (RFC 9110 15.5.14: 413 means the request was not processed).
+ */
+START_TEST(test_chunked_body_limit)
+{
+	struct http_chunked c;
+
+	http_chunked_init(&c);
+	c.max_body = 10;
+	ck_assert_int_eq(http_chunked_step(&c, R("5\r\n")), 3);
+	http_chunked_consume(&c, 5);
+	ck_assert_int_eq(http_chunked_step(&c, R("\r\n")), 2);
+	ck_assert_int_eq(http_chunked_step(&c, R("5\r\n")), 3); /* exactly 10 */
+	http_chunked_consume(&c, 5);
+	ck_assert_int_eq(http_chunked_step(&c, R("\r\n")), 2);
+	ck_assert_int_eq(http_chunked_step(&c, R("0\r\n")), 3);
+	ck_assert_int_eq(c.too_large, 0);
+
+	http_chunked_init(&c);
+	c.max_body = 10;
+	ck_assert_int_eq(http_chunked_step(&c, R("5\r\n")), 3);
+	http_chunked_consume(&c, 5);
+	ck_assert_int_eq(http_chunked_step(&c, R("\r\n")), 2);
+	ck_assert_int_eq(http_chunked_step(&c, R("6\r\n")), HTTP_ERROR); /* 11 */
+	ck_assert_int_eq(c.too_large, 1);
+	ck_assert_ptr_nonnull(c.error);
+
+	/* one huge chunk, and no limit at all */
+	http_chunked_init(&c);
+	c.max_body = 10;
+	ck_assert_int_eq(http_chunked_step(&c, R("7fffffffffffffff\r\n")), HTTP_ERROR);
+	ck_assert_int_eq(c.too_large, 1);
+	http_chunked_init(&c);
+	ck_assert_int_eq(http_chunked_step(&c, R("100000\r\n")), 8);
+	ck_assert_int_eq(c.too_large, 0);
+	/* other errors do not claim too_large */
+	http_chunked_init(&c);
+	c.max_body = 10;
+	ck_assert_int_eq(http_chunked_step(&c, R("zz\r\n")), HTTP_ERROR);
+	ck_assert_int_eq(c.too_large, 0);
+}
+END_TEST
+
 struct chunk_case {
 	const char *name;
 	const char *raw;
@@ -1520,6 +1601,7 @@ http_suite(void)
 	tcase_add_test(tc, test_req_pipelined);
 	tcase_add_test(tc, test_req_body_and_keepalive);
 	tcase_add_test(tc, test_connection_lists);
+	tcase_add_test(tc, test_request_drops_listed_keeps_host);
 	tcase_add_test(tc, test_slice_eq_and_reason);
 	suite_add_tcase(s, tc);
 
@@ -1546,6 +1628,7 @@ http_suite(void)
 	tcase_add_test(tc, test_chunked_sizes);
 	tcase_add_test(tc, test_chunked_line_limit);
 	tcase_add_test(tc, test_chunked_trailer_limit);
+	tcase_add_test(tc, test_chunked_body_limit);
 	tcase_add_loop_test(tc, test_chunked_cases, 0, (int)NELEMS(chunk_cases));
 	suite_add_tcase(s, tc);
 
