@@ -624,6 +624,7 @@ static int cfg_set_include(struct cfg_parser *, const struct cfg_directive *, ch
                            void *, char **);
 static int cfg_set_workers(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                            void *, char **);
+static int cfg_check_creatable(const char *path);
 static int cfg_set_error_log(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
                              void *, char **);
 static int cfg_block_upstream(struct cfg_parser *, const struct cfg_directive *, char **, size_t,
@@ -1569,7 +1570,6 @@ cfg_set_error_log(struct cfg_parser *p, const struct cfg_directive *d, char **ar
 	int level = CFG_UNSET;
 	size_t i;
 
-	(void)p;
 	if (cfg->error_log != NULL)
 		return cfg_duplicate(err, d);
 	if (*args[0] == '\0')
@@ -1582,6 +1582,12 @@ cfg_set_error_log(struct cfg_parser *p, const struct cfg_directive *d, char **ar
 			return cfg_invalid(err, d, args[1],
 			                   "the level must be debug, info, notice, warn, error or "
 			                   "crit");
+	}
+	/* the daemon opens it at start (fatal if it cannot); -t checks it the same way */
+	if ((p->flags & CFG_LOAD_CHECK) && strcmp(args[0], "stderr") != 0 &&
+	    cfg_check_creatable(args[0]) == -1) {
+		*err = cfg_sprintf("cannot open error log \"%s\": %s", args[0], strerror(errno));
+		return -1;
 	}
 	if ((cfg->error_log = strdup(args[0])) == NULL)
 		return cfg_nomem(err);

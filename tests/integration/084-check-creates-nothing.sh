@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `proxyd -t` (and --explain) check what the daemon would create, without creating it:
-# no access log, no cache files, an existing log left as it was; a missing log directory
-# is still an error, and a directory the checking user cannot write is refused (log) or
+# no access log, no error log, no cache files, an existing log left as it was; a missing
+# log directory is still an error (for the error log too), and a directory the checking user cannot write is refused (log) or
 # reported (cache, "serving uncached"); the daemon started afterwards creates both. Run
 # as root (with setpriv), the packaged case: `proxyd -t` as root on directories that
 # belong to the service's user leaves no root-owned file behind, so proxyd then started
 # as that user opens its access log and its cache (before, -t made a root-owned 0640
 # access log that the user's proxyd could not open, and start-up failed).
 . "$TESTLIB"
-plan 13
+plan 15
 
 # conf LOGDIR CACHEDIR PORT: a forward server with an access log and a cache
 conf() {
@@ -46,6 +46,16 @@ conf "$T/nolog" "$T/cache" "$port" >"$T/nolog.conf"
 out=$(check "$T/nolog.conf")
 like "$?:$out" '^1:.*nolog\.conf:[0-9]+: cannot open access log ".*/nolog/access\.log": No such file or directory' \
 	"an access log in a missing directory is still an error, with its file and line"
+
+# the error log too: the daemon would fail to start without it, so -t says so, and a
+# missing one in an existing directory is not created
+{ echo "error_log $T/nolog/error.log;"; conf "$T/log" "$T/cache" "$port"; } >"$T/noerr.conf"
+out=$(check "$T/noerr.conf")
+like "$?:$out" '^1:.*noerr\.conf:1: cannot open error log ".*/nolog/error\.log": No such file or directory' \
+	"an error log in a missing directory is an error, with its file and line"
+{ echo "error_log $T/log/error.log;"; conf "$T/log" "$T/cache" "$port"; } >"$T/err.conf"
+out=$(check "$T/err.conf")
+is "$?:$(ls -A "$T/log")" "0:" "an error log in an existing directory passes, and -t does not create it"
 
 start_origin o1
 start_proxyd "$T/proxyd.conf" "$port"
