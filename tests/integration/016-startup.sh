@@ -69,10 +69,7 @@ echo denied >&3
 exec 3>&-
 wait_port 127.0.0.1 "$port2" || diag "$(cat "$T/early.err" "$T/early.log" 2>&1)"
 ok $(kill -0 "$early" 2>/dev/null; echo $?) "a SIGHUP and a SIGUSR1 sent then do not kill proxyd"
-for _ in $(seq 1 100); do
-	grep -q 'configuration generation 2 loaded' "$T/early.log" 2>/dev/null && break
-	sleep 0.05
-done
+wait_grep "$T/early.log" 'configuration generation 2 loaded'
 like "$(cat "$T/early.log" 2>&1)" 'SIGUSR1: log file reopened' "the early SIGUSR1 reopened the log once proxyd ran"
 like "$(cat "$T/early.log" 2>&1)" 'configuration generation 2 loaded' "the early SIGHUP reloaded it"
 kill -TERM "$early" 2>/dev/null
@@ -100,20 +97,17 @@ for _ in range(2):
             print("not listening:", e, flush=True)
 ' "$T/notify" "$port2" >"$T/notify.out" 2>&1 &
 	PIDS="$PIDS $!"
-	for _ in $(seq 1 100); do grep -q bound "$T/notify.out" && break; sleep 0.05; done
+	wait_grep "$T/notify.out" bound
 	NOTIFY_SOCKET=$T/notify "$PROXYD" -f -c "$T/early.conf" 2>>"$T/notify.err" &
 	np=$!
 	PIDS="$PIDS $np"
 	# READY=1, then the receiver's own connect result on the next line
-	for _ in $(seq 1 200); do
-		grep -q '^READY=1' "$T/notify.out" && grep -q 'listening' "$T/notify.out" && break
-		sleep 0.05
-	done
+	wait_grep "$T/notify.out" '^READY=1' 200 && wait_grep "$T/notify.out" 'listening'
 	is "$(sed -n 2,3p "$T/notify.out" | tr '\n' ' ')" "READY=1 listening " "NOTIFY_SOCKET: READY=1, sent once proxyd listens"
 	kill -TERM "$np"
 	wait "$np"
 	is "$?" 0 "SIGTERM: proxyd exits 0"
-	for _ in $(seq 1 100); do grep -q '^STOPPING=1' "$T/notify.out" && break; sleep 0.05; done
+	wait_grep "$T/notify.out" '^STOPPING=1'
 	is "$(sed -n 4p "$T/notify.out")" "STOPPING=1" "NOTIFY_SOCKET: STOPPING=1 when it stops"
 else
 	pass "NOTIFY_SOCKET: READY=1 # SKIP no python3"

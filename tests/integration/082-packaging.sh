@@ -59,14 +59,6 @@ like "$(cat "$T/log/access.log")" '"GET http://127.0.0.1:[0-9]+/ HTTP/1.1" 200' 
 like "$(cat "$T/log/error.log")" 'started' "the error log is written"
 
 # --- logrotate ------------------------------------------------------------------------------
-# wait_log FILE REGEX: up to 5 seconds for a line to appear
-wait_log() {
-	for _ in $(seq 1 100); do
-		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
 if command -v logrotate >/dev/null; then
 	# as root, logrotate switches to the files' owner (here the test's user); no systemd
 	sed -e "s|/var/log/proxyd|$T/log|g; s|/run/proxyd|$T/run|g" \
@@ -79,9 +71,9 @@ if command -v logrotate >/dev/null; then
 	[ $rc -eq 0 ] || diag "$(cat "$T/logrotate.out")"
 	grep -q 'GET http' "$T/log/access.log.1" 2>/dev/null
 	ok $? "the access log was moved to access.log.1"
-	wait_log "$T/log/error.log" 'SIGUSR1: log file reopened'
+	wait_grep "$T/log/error.log" 'SIGUSR1: log file reopened'
 	ok $? "postrotate: proxyd reopened the error log (SIGUSR1)"
-	wait_log "$T/log/error.log" 'configuration generation 2 loaded'
+	wait_grep "$T/log/error.log" 'configuration generation 2 loaded'
 	ok $? "postrotate: proxyd reloaded (SIGHUP), which reopens the access logs"
 	curl -s -o /dev/null --max-time 10 -x "http://127.0.0.1:$port" "http://127.0.0.1:$o1_port/bytes/1"
 	grep -q 'GET http://127.0.0.1:[0-9]*/bytes/1 ' "$T/log/access.log" 2>/dev/null
@@ -101,19 +93,7 @@ ok $? "and removes its pid file"
 # same with setpriv (as nobody), and see that it binds a port below 1024 at start and
 # another one on reload, and that `user proxyd` is then a no-op. Ports 1000-1023: below
 # 1024, and outside dead_port's 1-999 that other tests expect nothing to listen on.
-low_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((1000 + RANDOM % 24))
-		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
-		port_open 127.0.0.1 "$p" || {
-			echo "$p" >>"$T/.ports"
-			echo "$p"
-			return 0
-		}
-	done
-	return 1
-}
+low_port() { pick_port 1000 24; }
 as_unit() { # run in a subshell, so exec: $! is then proxyd's pid
 	exec setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs \
 		--inh-caps=-all,+net_bind_service --ambient-caps=-all,+net_bind_service \
@@ -159,7 +139,7 @@ if unit_setup; then
 	is "$(stat -c %U "$u/log/error.log" 2>/dev/null)" nobody "its logs belong to its user"
 	sed -i "s|listen 127.0.0.1:$lp1;|&\n    listen 127.0.0.1:$lp2;|" "$u/proxyd.conf"
 	kill -HUP "$upid"
-	wait_log "$u/log/error.log" 'configuration generation 2 loaded'
+	wait_grep "$u/log/error.log" 'configuration generation 2 loaded'
 	ok $? "a reload that adds port $lp2 is accepted"
 	wait_port 127.0.0.1 "$lp2"
 	ok $? "and binds port $lp2 (as its user)"

@@ -62,8 +62,7 @@ start_proxyd "$T/proxyd.conf" "$port"
 body=$(curl -s --max-time 10 -x "http://127.0.0.1:$port" "http://127.0.0.1:$o1_port/")
 is "$body" "$o1_uuid" "proxyd started after the check serves"
 # the access line is written once the response is sent: wait for it (5 s at most)
-for _ in $(seq 1 100); do [ -s "$T/log/access.log" ] && break; sleep 0.05; done
-[ -s "$T/log/access.log" ] && [ -e "$T/cache/data.mdb" ]
+wait_grep "$T/log/access.log" . && [ -e "$T/cache/data.mdb" ]
 ok $? "and it created its access log and its cache files itself"
 stop_proxyd >/dev/null
 

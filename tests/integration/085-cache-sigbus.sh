@@ -104,10 +104,7 @@ is "$(cache_up)" 0 "/metrics: proxyd_cache_up 0 (running uncached)"
 # a reload with the cut file still there reopens it: the file is extended with zero pages
 # at open, so whether the open refuses it (corrupt) or not, nothing faults or crashes
 kill -HUP "$pid"
-for _ in $(seq 1 50); do
-	grep -q 'generation 2 loaded' "$T/proxyd.log" && break
-	sleep 0.1
-done
+wait_grep "$T/proxyd.log" 'generation 2 loaded' || diag "no generation 2 after 5 s"
 answers=""
 for id in 1 2 3 4 5 6; do
 	answers="$answers $(get "$id" | cut -c1-3)"
@@ -118,10 +115,7 @@ diag "$(grep -E 'cache.*(uncached|corrupt)' "$T/proxyd.log" | tail -n 1)"
 # the way back: new files, a reload
 rm -f "$T/cache/data.mdb" "$T/cache/lock.mdb"
 kill -HUP "$pid"
-for _ in $(seq 1 50); do
-	grep -q 'generation 3 loaded' "$T/proxyd.log" && break
-	sleep 0.1
-done
+wait_grep "$T/proxyd.log" 'generation 3 loaded' || diag "no generation 3 after 5 s"
 r=$(get 7)
 r="$r $(stored 7)"
 is "$r" "MISS HIT" "after removing the files and a reload, objects are stored and hit again"

@@ -43,23 +43,17 @@ server {
 CONF
 }
 # wait_log REGEX: polls the error log up to 10 s
-wait_log() {
-	for _ in $(seq 1 100); do
-		grep -q -E "$1" "$T/log/error.log" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+wait_log() { wait_grep "$T/log/error.log" "$1" 200; }
 # reloaded N: waits up to 10 s for the N-th reload's verdict in the error log; true if it loaded
 reloaded() {
+	local v=""
 	for _ in $(seq 1 100); do
-		[ "$(grep -c -E 'generation [0-9]+ loaded|reload failed' "$T/log/error.log")" -ge "$1" ] &&
-			break
+		v=$(grep -E 'generation [0-9]+ loaded|reload failed' "$T/log/error.log" | sed -n "$1p")
+		[ -n "$v" ] && break
 		sleep 0.1
 	done
-	[ "$(grep -E 'generation [0-9]+ loaded|reload failed' "$T/log/error.log" | sed -n "$1p")" ] &&
-		grep -E 'generation [0-9]+ loaded|reload failed' "$T/log/error.log" | sed -n "$1p" |
-		grep -q loaded
+	case "$v" in *loaded*) return 0 ;; esac
+	return 1
 }
 xc() { curl -s --max-time 10 -D - -o /dev/null "$1" | tr -d '\r' | sed -n 's/^X-Cache: //p'; }
 # hit URL: polls up to 5 s until URL is a HIT (the store commits in its writer thread)

@@ -101,10 +101,17 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 # A port that nothing listens on now: random (so parallel tests rarely collide) and below
 # the kernel's ephemeral range (so no outgoing connection holds it).
 free_port() {
-	local p lo
+	local lo
 	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	pick_port 10000 $((lo - 10000)) || bail "no free port"
+}
+
+# pick_port FIRST COUNT: a port of FIRST .. FIRST+COUNT-1 that nothing listens on and this
+# test has not picked yet (200 random tries); status 1 when none was found
+pick_port() {
+	local p
 	for _ in $(seq 1 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
+		p=$(($1 + RANDOM % $2))
 		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
 		port_open 127.0.0.1 "$p" || {
 			echo "$p" >>"$T/.ports"
@@ -112,7 +119,19 @@ free_port() {
 			return 0
 		}
 	done
-	bail "no free port"
+	return 1
+}
+
+# wait_grep FILE ERE [TRIES of 0.05s, default 100]: until a line of FILE matches ERE;
+# status 1 when none did in time (daemons write logs and notices after the fact)
+wait_grep() {
+	local n=${3:-100}
+	while [ "$n" -gt 0 ]; do
+		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	return 1
 }
 
 wait_port() { # wait_port HOST PORT [TRIES of 0.05s]
